@@ -1,0 +1,41 @@
+# Pylon's entry points. Everything a target needs is installed or built by the target itself,
+# into caches outside the repository (see scripts/deps.sh and conformance/cluster/build-tools.sh).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export PYLON_CACHE ?= $(HOME)/.cache/pylon
+export PYLON_CLUSTER_DIR ?= /var/lib/pylon-cluster
+CARGO ?= cargo
+
+.PHONY: help deps build lint unit test e2e cluster-up cluster-down conformance install demo bench tools
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+deps: ## install the system packages the tests and the local cluster need
+	@bash scripts/deps.sh
+
+build: deps ## build the Rust binaries (release)
+	$(CARGO) build --release --workspace --bins
+
+lint: deps ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: deps ## unit, golden and loopback integration tests (no cluster)
+	$(CARGO) test --workspace
+
+tools: deps ## build the pinned Go tools (Kubernetes, etcd, CoreDNS, echo-basic) into $(PYLON_CACHE)
+	@bash conformance/cluster/build-tools.sh
+
+cluster-up: deps tools build ## start the local cluster; prints a line to eval
+	@bash conformance/cluster/up.sh
+
+cluster-down: ## stop the local cluster and remove everything it made
+	@bash conformance/cluster/down.sh
+
+e2e: cluster-up ## end-to-end tests against the local cluster
+	@bash conformance/cluster/e2e.sh
+
+test: lint unit e2e ## everything CI runs
+	@echo "make test: all checks passed"

@@ -1,0 +1,2 @@
+// Package tools exists so that `go mod tidy` keeps every module the pinned binaries need.
+package tools
