@@ -7,7 +7,7 @@ export PYLON_CACHE ?= $(HOME)/.cache/pylon
 export PYLON_CLUSTER_DIR ?= /var/lib/pylon-cluster
 CARGO ?= cargo
 
-.PHONY: help deps build lint unit test e2e cluster-up cluster-down conformance install demo bench tools
+.PHONY: help deps build lint unit test e2e check-clean cluster-up cluster-down conformance install demo bench tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,8 +34,16 @@ cluster-up: deps tools build ## start the local cluster; prints a line to eval
 cluster-down: ## stop the local cluster and remove everything it made
 	@bash conformance/cluster/down.sh
 
-e2e: cluster-up ## end-to-end tests against the local cluster
+e2e: cluster-up ## end-to-end tests against the local cluster (leaves it up)
 	@bash conformance/cluster/e2e.sh
 
-test: lint unit e2e ## everything CI runs
+check-clean: ## verify that cluster-down left nothing behind
+	@bash conformance/cluster/check-clean.sh
+
+# The cluster is torn down (and checked to leave nothing behind) whether or not e2e passes.
+test: lint unit ## everything CI runs
+	@rc=0; $(MAKE) --no-print-directory e2e || rc=$$?; \
+	  $(MAKE) --no-print-directory cluster-down; \
+	  bash conformance/cluster/check-clean.sh || rc=1; \
+	  exit $$rc
 	@echo "make test: all checks passed"

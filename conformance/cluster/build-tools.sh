@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the local cluster's pinned Go tools into $PYLON_CACHE/tools/<tool>-<version>/bin.
+# Each tool is built once per version: a `.complete` stamp marks a finished build, so a warm run
+# costs nothing. The Go module cache and build cache are Go's own (outside the repository).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source=versions.sh
+source "$here/versions.sh"
+
+# Every wrapper go.mod must require the version versions.sh names; a mismatch is a half-done pin move.
+check_pin() { # module-dir module version
+  grep -qE "^(require )?[[:space:]]*$2 $3\$" "$1/go.mod" ||
+    { echo "build-tools: $1/go.mod does not require $2 $3 (versions.sh); move the pins together" >&2; exit 1; }
+}
+check_pin "$here/tools/kubernetes" k8s.io/kubernetes "$K8S_VERSION"
+check_pin "$here/tools/etcd" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+check_pin "$here/tools/coredns" github.com/coredns/coredns "$COREDNS_VERSION"
+
+build() { # name out-dir module-dir ldflags packages...
+  local name=$1 out=$2 dir=$3 ldflags=$4; shift 4
+  if [ -f "$out/.complete" ]; then return; fi
+  echo "build-tools: building $name into $out (once per version)"
+  local start=$SECONDS
+  mkdir -p "$out"
+  (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out/" "$@")
+  touch "$out/.complete"
+  echo "build-tools: $name built in $((SECONDS - start))s"
+}
+
+minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+k8s_ld=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  k8s_ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+build kubernetes "$K8S_BIN" "$here/tools/kubernetes" "$k8s_ld" \
+  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl
+build etcd "$ETCD_BIN" "$here/tools/etcd" "" .
+build coredns "$COREDNS_BIN" "$here/tools/coredns" "" .
+build gateway-api "$GATEWAY_API_BIN" "$repo/conformance/suite" "" \
+  sigs.k8s.io/gateway-api/conformance/echo-basic
