@@ -15,8 +15,11 @@ help: ## list the targets
 deps: ## install the system packages the tests and the local cluster need
 	@bash scripts/deps.sh
 
-build: deps ## build the Rust binaries (release)
-	$(CARGO) build --release --workspace --bins
+# The local cluster runs the dev-profile binaries by default (dependencies are optimised, see
+# Cargo.toml), which shares the build with `cargo test`; PYLON_PROFILE=release for benchmarks.
+export PYLON_PROFILE ?= debug
+build: deps ## build the Rust binaries (PYLON_PROFILE=debug|release)
+	$(CARGO) build --workspace --bins $(if $(filter release,$(PYLON_PROFILE)),--release)
 
 lint: deps ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

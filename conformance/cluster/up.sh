@@ -90,7 +90,7 @@ kubectl wait --for condition=Established --timeout 60s \
 
 # --- podlet: the node agent
 if ! alive podlet; then
-  PYLON_CACHE=$PYLON_CACHE PYLON_REPO=$repo run podlet "$PODLET" \
+  PYLON_CACHE=$PYLON_CACHE PYLON_BIN_DIR=$PYLON_BIN_DIR run podlet "$PODLET" \
     --kubeconfig "$DIR/podlet.kubeconfig" --node-name "$NODE_NAME" --node-ip "$NODE_IP" \
     --bridge "$BRIDGE" --pod-cidr "$POD_CIDR" --lb-cidr "$LB_CIDR" \
     --cluster-dns "$CLUSTER_DNS" --cluster-domain cluster.local \
