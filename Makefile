@@ -38,7 +38,7 @@ cluster-down: ## stop the local cluster and remove everything it made
 	@bash conformance/cluster/down.sh
 
 e2e: cluster-up ## end-to-end tests against the local cluster (leaves it up)
-	@bash conformance/cluster/e2e.sh
+	@bash e2e/cluster.sh
 
 check-clean: ## verify that cluster-down left nothing behind
 	@bash conformance/cluster/check-clean.sh

@@ -13,3 +13,6 @@ K8S_BIN=$TOOLS_DIR/kubernetes-$K8S_VERSION/bin
 ETCD_BIN=$TOOLS_DIR/etcd-$ETCD_VERSION/bin
 COREDNS_BIN=$TOOLS_DIR/coredns-$COREDNS_VERSION/bin
 GATEWAY_API_BIN=$TOOLS_DIR/gateway-api-$GATEWAY_API_VERSION/bin
+
+# The echo-basic image the conformance manifests of GATEWAY_API_VERSION use (mapped by images.yaml).
+ECHO_BASIC_IMAGE=gcr.io/k8s-staging-gateway-api/echo-basic:v20260204-monthly-2026.01-60-g28382302

@@ -4,24 +4,8 @@
 # readable through the API server, namespaces finalize, and cluster-down leaves nothing behind.
 # Expects `make cluster-up` to have run. Prints "N passed, N failed".
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-# shellcheck source=versions.sh
-source "$here/versions.sh"
 # shellcheck source=lib.sh
-source "$here/lib.sh"
-export KUBECONFIG=$DIR/admin.kubeconfig PATH="$K8S_BIN:$PATH"
-
-passed=0 failed=0
-check() { # NAME CMD...: run one check, record the result
-  local name=$1; shift
-  local out
-  if out=$("$@" 2>&1); then
-    passed=$((passed + 1)); echo "ok   - $name"
-  else
-    failed=$((failed + 1)); echo "FAIL - $name"; echo "$out" | tail -n 20 | sed 's/^/       /'
-  fi
-}
+source "$(dirname "$0")/lib.sh"
 
 base=$(cd "$repo/conformance/suite" && go mod download -json "sigs.k8s.io/gateway-api/conformance@$GATEWAY_API_VERSION" | jq -r .Dir)/base/manifests.yaml
 namespaces=(gateway-conformance-infra gateway-conformance-app-backend gateway-conformance-web-backend)
@@ -91,7 +75,7 @@ YAML
 }
 namespace_finalizes() {
   kubectl create namespace e2e-finalize >/dev/null || return 1
-  kubectl -n e2e-finalize create deployment web --image "$(grep -o 'gcr.io/k8s-staging-gateway-api/echo-basic:[^ ]*' "$base" | head -1)" >/dev/null || return 1
+  kubectl -n e2e-finalize create deployment web --image "$ECHO_BASIC_IMAGE" >/dev/null || return 1
   kubectl -n e2e-finalize wait --for condition=Available deployment/web --timeout 120s >/dev/null || return 1
   kubectl delete namespace e2e-finalize --timeout 120s >/dev/null
 }
@@ -117,5 +101,4 @@ check "LoadBalancer Service gets an address that answers" load_balancer_answers
 check "unmapped image leaves the Pod Waiting with ErrImagePull" unmapped_image_reported
 check "deleting a namespace finalizes" namespace_finalizes
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# End-to-end test of Pylon on the local cluster (issue #4): with Pylon installed (`make install`),
+# a GatewayClass + Gateway + HTTPRoute yield a programmed Gateway with an address whose data plane
+# routes real requests to echo-basic Pods; a route update propagates (the time is printed); an
+# invalid route gets a precise condition and leaves the valid one serving; deleting the Gateway
+# removes its data plane. Prints "N passed, N failed".
+set -uo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+ns=e2e-gateway
+echo_image=$ECHO_BASIC_IMAGE
+
+backend() { # NAME: an echo-basic Deployment and Service
+  cat <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $1, namespace: $ns}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: $1}}
+  template:
+    metadata: {labels: {app: $1}}
+    spec:
+      containers:
+      - name: echo
+        image: $echo_image
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        - name: NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+        readinessProbe:
+          httpGet: {path: /, port: 3000}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: $1, namespace: $ns}
+spec:
+  selector: {app: $1}
+  ports: [{port: 8080, targetPort: 3000}]
+---
+YAML
+}
+route() { # NAME HOSTNAME BACKEND
+  cat <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: $1, namespace: $ns}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: ["$2"]
+  rules:
+  - backendRefs: [{name: $3, port: 8080}]
+YAML
+}
+
+controller_ready() {
+  kubectl get gatewayclass pylon >/dev/null || return 1
+  kubectl wait --for condition=Accepted --timeout 60s gatewayclass/pylon
+}
+setup() {
+  kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  { backend web-v1; backend web-v2; cat <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: $ns}
+spec:
+  gatewayClassName: pylon
+  listeners:
+  - {name: http, protocol: HTTP, port: 80}
+---
+YAML
+  route web e2e.example.com web-v1; } | kubectl apply -f - >/dev/null || return 1
+  kubectl -n "$ns" wait --for condition=Available --timeout 120s deployment/web-v1 deployment/web-v2
+}
+gateway_programmed() {
+  kubectl -n "$ns" wait --for condition=Programmed --timeout 120s gateway/gw || {
+    kubectl -n "$ns" get gateway gw -o yaml; return 1; }
+  addr=$(kubectl -n "$ns" get gateway gw -o jsonpath='{.status.addresses[0].value}')
+  [ -n "$addr" ] || { echo "Gateway has no address"; return 1; }
+}
+serves_pod() { # HOST PREFIX: a request for HOST is answered by a Pod whose name starts with PREFIX
+  local body
+  body=$(curl -sS --max-time 3 -H "Host: $1" "http://$addr/e2e") || return 1
+  echo "$body" | jq -e --arg p "$2" '.pod | startswith($p)' >/dev/null || { echo "$body"; return 1; }
+}
+route_accepted() {
+  kubectl -n "$ns" wait --for condition=Accepted --timeout 30s httproute/web &&
+    kubectl -n "$ns" wait --for condition=ResolvedRefs --timeout 30s httproute/web
+}
+update_propagates() {
+  local t0 t1
+  t0=$(date +%s%N)
+  route web e2e.example.com web-v2 | kubectl apply -f - >/dev/null || return 1
+  for _ in $(seq 1 600); do
+    if serves_pod e2e.example.com web-v2- >/dev/null 2>&1; then
+      t1=$(date +%s%N)
+      echo "route update propagated in $(((t1 - t0) / 1000000)) ms (from kubectl apply to first request served by it)" >&2
+      return 0
+    fi
+    sleep 0.01
+  done
+  echo "never served by web-v2"; return 1
+}
+invalid_route_isolated() {
+  route broken broken.example.com no-such-service | kubectl apply -f - >/dev/null || return 1
+  eventually 30 bash -c "kubectl -n $ns get httproute broken -o json |
+    jq -e '.status.parents[0].conditions[] | select(.type==\"ResolvedRefs\" and .status==\"False\" and .reason==\"BackendNotFound\")'" || return 1
+  serves_pod e2e.example.com web-v2-
+}
+delete_removes_dataplane() {
+  kubectl -n "$ns" delete gateway gw --timeout 60s >/dev/null || return 1
+  eventually 60 bash -c "[ -z \"\$(kubectl -n $ns get deployments,services -l gateway.networking.k8s.io/gateway-name=gw -o name)\" ]"
+}
+
+addr=""
+check "controller installed and GatewayClass pylon Accepted" controller_ready
+check "backends and Gateway applied" setup
+check "Gateway Programmed with an address" gateway_programmed
+check "HTTPRoute Accepted and ResolvedRefs" route_accepted
+check "request through the Gateway reaches echo-basic" eventually 30 serves_pod e2e.example.com web-v1-
+check "route update propagates" update_propagates
+check "invalid route gets BackendNotFound, valid route keeps serving" invalid_route_isolated
+check "deleting the Gateway removes its data plane" delete_removes_dataplane
+kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1
+summary
