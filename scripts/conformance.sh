@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs the upstream Gateway API v1.5.1 conformance suite against the Pylon installed in the
+# cluster KUBECONFIG points at (`make cluster-up` + the Helm chart), prints the summary and
+# checks for regressions against the committed report.
+#
+#   scripts/conformance.sh [runner flags...]     e.g. -run-test HTTPRouteSimpleSameNamespace
+#
+# A full run rewrites conformance/reports/v1.5.1/pylon-{report,tests}.yaml so newly passing
+# tests can be committed. A filtered run (-run-test, -skip-tests, -fail-fast) leaves them alone.
+# Exit status: 0 no regression, 1 a test that passes in the committed report does not pass now
+# (or the suite could not run), 2 bad setup.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+# shellcheck source=../conformance/cluster/versions.sh
+source "$repo/conformance/cluster/versions.sh"
+
+GATEWAY_CLASS=${GATEWAY_CLASS:-pylon}
+CONTROLLER_NAME=${CONTROLLER_NAME:-pylon.dev/gateway-controller}
+PYLON_VERSION=${PYLON_VERSION:-$(awk -F'"' '/^version = / { print $2; exit }' "$repo/Cargo.toml")}
+report_dir=$repo/conformance/reports/$GATEWAY_API_VERSION
+report_rel=conformance/reports/$GATEWAY_API_VERSION/pylon-report.yaml
+tests_rel=conformance/reports/$GATEWAY_API_VERSION/pylon-tests.yaml
+
+die() { echo "conformance: $*" >&2; exit "${2:-2}"; }
+[ -n "${KUBECONFIG:-}" ] || die "KUBECONFIG is not set; start the cluster with 'make cluster-up' and eval the line it prints"
+[ -x "$K8S_BIN/kubectl" ] && PATH="$K8S_BIN:$PATH"
+command -v kubectl >/dev/null || die "kubectl not found (make tools builds it into $K8S_BIN)"
+kubectl get --raw /readyz >/dev/null 2>&1 || die "the API server behind $KUBECONFIG is not ready"
+kubectl get crd gateways.gateway.networking.k8s.io >/dev/null 2>&1 ||
+  die "the Gateway API CRDs are not installed (make cluster-up installs them)"
+
+# The runner is rebuilt every time; Go's build cache makes that a few seconds when nothing changed.
+runner=$GATEWAY_API_BIN/pylon-conformance
+mkdir -p "$GATEWAY_API_BIN"
+(cd "$repo/conformance/suite" && go build -trimpath -o "$runner" .)
+
+# The GatewayClass the suite's Gateways use; the chart normally creates it.
+if ! kubectl get gatewayclass "$GATEWAY_CLASS" >/dev/null 2>&1; then
+  echo "conformance: creating GatewayClass $GATEWAY_CLASS ($CONTROLLER_NAME)"
+  kubectl apply -f - <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: $GATEWAY_CLASS
+spec:
+  controllerName: $CONTROLLER_NAME
+YAML
+fi
+actual=$(kubectl get gatewayclass "$GATEWAY_CLASS" -o jsonpath='{.spec.controllerName}')
+[ "$actual" = "$CONTROLLER_NAME" ] ||
+  die "GatewayClass $GATEWAY_CLASS belongs to controller '$actual', not $CONTROLLER_NAME"
+echo "conformance: waiting for GatewayClass $GATEWAY_CLASS to be Accepted"
+kubectl wait --for=condition=Accepted "gatewayclass/$GATEWAY_CLASS" --timeout=180s >/dev/null ||
+  die "GatewayClass $GATEWAY_CLASS was not Accepted within 180s; is the controller running? (kubectl -n pylon-system get pods)" 1
+
+partial=0
+for arg in "$@"; do
+  case $arg in -run-test* | --run-test* | -skip-tests* | --skip-tests* | -fail-fast* | --fail-fast*) partial=1 ;; esac
+done
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "conformance: running the suite (Pylon $PYLON_VERSION, GatewayClass $GATEWAY_CLASS)"
+set +e
+(cd "$repo" && "$runner" -gateway-class "$GATEWAY_CLASS" -version "$PYLON_VERSION" \
+  -report-output "$work/pylon-report.yaml" -results-output "$work/pylon-tests.yaml" "$@") 2>&1 |
+  tee "$work/suite.log"
+rc=${PIPESTATUS[0]}
+set -e
+# Failing tests make the runner exit 1; that alone is not a CI failure (the regression check is).
+# No report at all means the suite never got through setup.
+if [ ! -s "$work/pylon-report.yaml" ] || [ ! -s "$work/pylon-tests.yaml" ]; then
+  die "the suite did not produce a report (runner exit $rc); see the log above" 1
+fi
+
+# The baseline is the committed report, as in git HEAD (not the working tree).
+baseline=()
+if [ "$partial" = 1 ] && printf '%s\n' "$@" | grep -q -- 'fail-fast'; then
+  echo "conformance: -fail-fast run, regression check skipped"
+else
+  if git -C "$repo" cat-file -e "HEAD:$tests_rel" 2>/dev/null; then
+    git -C "$repo" show "HEAD:$tests_rel" >"$work/baseline-tests.yaml"
+    baseline+=(-baseline-results "$work/baseline-tests.yaml")
+  fi
+  if git -C "$repo" cat-file -e "HEAD:$report_rel" 2>/dev/null; then
+    git -C "$repo" show "HEAD:$report_rel" >"$work/baseline-report.yaml"
+    baseline+=(-baseline-report "$work/baseline-report.yaml")
+  fi
+fi
+
+echo
+set +e
+"$runner" summary -report "$work/pylon-report.yaml" -results "$work/pylon-tests.yaml" ${baseline[@]+"${baseline[@]}"}
+check=$?
+set -e
+
+if [ "$partial" = 0 ]; then
+  mkdir -p "$report_dir"
+  cp "$work/pylon-report.yaml" "$report_dir/pylon-report.yaml"
+  cp "$work/pylon-tests.yaml" "$report_dir/pylon-tests.yaml"
+  echo "conformance: report written to $report_rel (commit it with $tests_rel)"
+else
+  keep=${PYLON_CONFORMANCE_OUT:-$PYLON_CACHE/conformance-last}
+  mkdir -p "$keep" && cp "$work"/pylon-*.yaml "$work/suite.log" "$keep/"
+  echo "conformance: filtered run; committed report left alone, this run's files are in $keep"
+fi
+[ "$check" = 0 ] || exit "$check"
