@@ -3,8 +3,11 @@
 # $PYLON_CACHE/tools/helm-<version>/bin/helm, once per version, and prints its path.
 #
 #   scripts/helm.sh            build if needed, print the helm binary's path
-#   scripts/helm.sh lint       helm lint + helm template of charts/pylon with default and
-#                              non-default values; fails on any error
+#   scripts/helm.sh lint       helm lint --strict + helm template of charts/pylon with the
+#                              default values and each charts/pylon/ci/*-values.yaml, and checks
+#                              that invalid values are rejected; fails on any error
+#   scripts/helm.sh sync-crds  copy the Gateway API CRDs (pinned module) into the chart, for
+#                              gatewayAPI.installCRDs=true from a source checkout
 #   scripts/helm.sh ARGS...    run helm with ARGS (e.g. scripts/helm.sh version)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,14 +21,20 @@ PYLON_CACHE=${PYLON_CACHE:-$HOME/.cache/pylon}
 out=$PYLON_CACHE/tools/helm-$HELM_VERSION/bin
 helm=$out/helm
 
-if [ ! -f "$out/.complete" ]; then
+# Like helm's own Makefile: the Kubernetes version helm assumes offline (helm template, lint)
+# is the one its client-go is built for (v0.N → 1.N), not the 1.20 compiled into the source.
+k8s_minor=$(awk '$1 == "k8s.io/client-go" { split($2, v, "."); print v[2] }' "$mod_dir/go.mod")
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+done
+# The stamp records the flags it was built with, so a change to them rebuilds.
+if [ "$(cat "$out/.complete" 2>/dev/null)" != "$ldflags" ]; then
   echo "helm.sh: building helm $HELM_VERSION into $out (once per version)" >&2
   start=$SECONDS
   mkdir -p "$out"
-  (cd "$mod_dir" && go build -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
-    -o "$helm" helm.sh/helm/v3/cmd/helm)
-  touch "$out/.complete"
+  (cd "$mod_dir" && go build -trimpath -ldflags "$ldflags" -o "$helm" helm.sh/helm/v3/cmd/helm)
+  echo "$ldflags" >"$out/.complete"
   echo "helm.sh: helm built in $((SECONDS - start))s" >&2
 fi
 
@@ -35,8 +44,46 @@ export HELM_CONFIG_HOME=${HELM_CONFIG_HOME:-$PYLON_CACHE/helm/config}
 export HELM_CACHE_HOME=${HELM_CACHE_HOME:-$PYLON_CACHE/helm/cache}
 export HELM_DATA_HOME=${HELM_DATA_HOME:-$PYLON_CACHE/helm/data}
 
+chart=$repo/charts/pylon
+
+sync_crds() {
+  local version src dest=$chart/files/gateway-api-crds
+  version=$(awk '$1 == "sigs.k8s.io/gateway-api" { print $2 }' "$repo/conformance/suite/go.mod")
+  src=$(cd "$repo/conformance/suite" && go mod download -json "sigs.k8s.io/gateway-api@$version" | jq -r .Dir)/config/crd/experimental
+  rm -rf "$dest" && mkdir -p "$dest"
+  # CRDs only: the directory also holds a ValidatingAdmissionPolicy and a kustomization.
+  grep -l '^kind: CustomResourceDefinition$' "$src"/*.yaml | xargs -I{} cp {} "$dest/"
+  chmod u+w "$dest"/*.yaml
+  echo "helm.sh: $(ls "$dest" | wc -l) Gateway API $version CRDs copied into $dest" >&2
+}
+
+lint() {
+  local fail=0 values out
+  "$helm" lint --strict "$chart" || fail=1
+  "$helm" template pylon "$chart" --namespace pylon-system >/dev/null || fail=1
+  for values in "$chart"/ci/*-values.yaml; do
+    case $values in *crds*) [ -d "$chart/files/gateway-api-crds" ] || sync_crds ;; esac
+    echo "==> $(basename "$values")"
+    "$helm" lint --strict "$chart" -f "$values" >/dev/null || { echo "helm lint failed with $values" >&2; fail=1; }
+    "$helm" template pylon "$chart" --namespace pylon-system -f "$values" >/dev/null ||
+      { echo "helm template failed with $values" >&2; fail=1; }
+  done
+  # Bad values must be refused with a message naming the problem.
+  for bad in "$chart"/ci/invalid/*.yaml; do
+    want=$(sed -n 's/^# expect: //p' "$bad")
+    if out=$("$helm" template pylon "$chart" -f "$bad" 2>&1); then
+      echo "helm.sh lint: $(basename "$bad") was accepted; it must fail with: $want" >&2; fail=1
+    elif ! grep -qF -- "$want" <<<"$out"; then
+      echo "helm.sh lint: $(basename "$bad") failed without naming the problem ($want):" >&2; echo "$out" >&2; fail=1
+    fi
+  done
+  [ "$fail" = 0 ] && echo "helm.sh lint: charts/pylon OK"
+  return "$fail"
+}
+
 case "${1:-}" in
   "") echo "$helm" ;;
-  lint) exec bash "$repo/charts/pylon/ci/lint.sh" "$helm" ;;
+  lint) lint ;;
+  sync-crds) sync_crds ;;
   *) exec "$helm" "$@" ;;
 esac
