@@ -57,16 +57,27 @@ sync_crds() {
   echo "helm.sh: $(ls "$dest" | wc -l) Gateway API $version CRDs copied into $dest" >&2
 }
 
+# Renders the chart with the given values files and validates the output offline: schemas of
+# the built-in kinds and the Gateway API CRDs (CEL included), and references between objects
+# (Service selectors and ports, RBAC bindings). See conformance/suite/manifestcheck.
+render_and_check() {
+  local rendered
+  rendered=$("$helm" template pylon "$chart" --namespace pylon-system "$@") || return 1
+  "$checker" -gateway-class none - <<<"$rendered"
+}
+
 lint() {
   local fail=0 values out
+  checker=$PYLON_CACHE/tools/pylon-dev/bin/check-manifests
+  (cd "$repo/conformance/suite" && go build -o "$checker" ./cmd/check-manifests)
   "$helm" lint --strict "$chart" || fail=1
-  "$helm" template pylon "$chart" --namespace pylon-system >/dev/null || fail=1
+  echo "==> default values"
+  render_and_check || { echo "helm template failed with the default values" >&2; fail=1; }
   for values in "$chart"/ci/*-values.yaml; do
     case $values in *crds*) [ -d "$chart/files/gateway-api-crds" ] || sync_crds ;; esac
     echo "==> $(basename "$values")"
     "$helm" lint --strict "$chart" -f "$values" >/dev/null || { echo "helm lint failed with $values" >&2; fail=1; }
-    "$helm" template pylon "$chart" --namespace pylon-system -f "$values" >/dev/null ||
-      { echo "helm template failed with $values" >&2; fail=1; }
+    render_and_check -f "$values" || { echo "helm template failed with $values" >&2; fail=1; }
   done
   # Bad values must be refused with a message naming the problem.
   for bad in "$chart"/ci/invalid/*.yaml; do

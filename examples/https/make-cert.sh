@@ -16,9 +16,19 @@ if [ ! -s "$dir/tls.crt" ] || [ ! -s "$dir/tls.key" ]; then
     -keyout "$dir/tls.key" -out "$dir/tls.crt" 2>/dev/null
   chmod 600 "$dir/tls.key"
 fi
+# Printed by hand (not `kubectl create --dry-run`) so --print works without kubectl.
 secret() {
-  kubectl create secret tls secure-example-com --namespace pylon-https \
-    --cert "$dir/tls.crt" --key "$dir/tls.key" --dry-run=client -o yaml
+  cat <<YAML
+apiVersion: v1
+kind: Secret
+metadata:
+  name: secure-example-com
+  namespace: pylon-https
+type: kubernetes.io/tls
+data:
+  tls.crt: $(base64 -w0 <"$dir/tls.crt")
+  tls.key: $(base64 -w0 <"$dir/tls.key")
+YAML
 }
 case "${1:-}" in
   --print) secret ;;
