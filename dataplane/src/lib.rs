@@ -2,3 +2,6 @@
 //!
 //! The [`config`] module is the contract with the controller: the data plane owns its schema.
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod tls;

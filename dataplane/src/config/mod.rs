@@ -1,0 +1,431 @@
+//! The data plane's configuration model: the contract with the controller.
+//!
+//! The controller does the Kubernetes work (hostname intersection, ReferenceGrants, Service →
+//! endpoint resolution, CRD defaults) and sends a *resolved* model: listeners with the routes
+//! attached to each, and backends by name with their endpoints. The data plane owns this schema;
+//! it is versioned by [`API_VERSION`] and validated on load ([`validate`]), every error naming
+//! the field path it is about.
+//!
+//! Wire format: JSON or YAML, camelCase field names, unknown fields rejected.
+
+pub mod duration;
+pub mod load;
+pub mod protocol;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+pub use duration::Duration;
+pub use load::{LoadError, load_file, parse_str};
+pub use validate::{ValidationError, validate};
+
+/// The only `apiVersion` this data plane understands.
+pub const API_VERSION: &str = "pylon.dev/dataplane/v1";
+
+/// One Gateway's complete data-plane configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// Must be [`API_VERSION`].
+    pub api_version: String,
+    /// Listeners; several may share a port (hostname isolation), then they share the protocol.
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    /// Backends by name; `backendRefs` and mirrors refer to these names.
+    #[serde(default)]
+    pub backends: BTreeMap<String, Backend>,
+}
+
+/// A Gateway listener with the routes attached to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Listener {
+    /// Unique within the config (the Gateway's listener name).
+    pub name: String,
+    pub port: u16,
+    pub protocol: ListenerProtocol,
+    /// Exact (`foo.example.com`) or wildcard (`*.example.com`); absent = any host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Required for HTTPS, forbidden for HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+    /// Routes attached to this listener (already filtered by the controller).
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ListenerProtocol {
+    Http,
+    Https,
+}
+
+/// Server certificates of an HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListenerTls {
+    /// At least one. The first is the default when SNI matches none.
+    pub certificates: Vec<Certificate>,
+}
+
+/// A certificate chain and its key, served for the SNI names it lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Certificate {
+    /// SNI names (exact or `*.` wildcard) this certificate is served for; empty = the listener's.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// PEM certificate chain, leaf first.
+    pub cert_pem: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RouteKind {
+    #[serde(rename = "HTTPRoute")]
+    Http,
+    #[serde(rename = "GRPCRoute")]
+    Grpc,
+}
+
+/// An HTTPRoute or GRPCRoute as attached to one listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    pub kind: RouteKind,
+    pub namespace: String,
+    pub name: String,
+    /// RFC 3339 (`2024-01-02T03:04:05Z`); older routes win precedence ties.
+    pub creation_timestamp: String,
+    /// Effective hostnames (route ∩ listener); empty = any host the listener accepts.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// One rule of a route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Empty = match every request (PathPrefix `/` for HTTP, any method for gRPC).
+    #[serde(default)]
+    pub matches: Vec<RouteMatch>,
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// Empty (and no redirect filter) = the rule answers 500.
+    #[serde(default)]
+    pub backend_refs: Vec<BackendRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// A request match. `path`, `method` and `queryParams` are for HTTPRoutes, `grpc` for GRPCRoutes
+/// (validation enforces it); all present conditions must hold.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<NameMatch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<NameMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcMethodMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum PathMatch {
+    Exact { value: String },
+    PathPrefix { value: String },
+    RegularExpression { value: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum MatchType {
+    #[default]
+    Exact,
+    RegularExpression,
+}
+
+/// A header (name case-insensitive) or query parameter (name exact) match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameMatch {
+    #[serde(default, rename = "type")]
+    pub match_type: MatchType,
+    pub name: String,
+    pub value: String,
+}
+
+/// GRPCRoute method match; at least one of service and method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcMethodMatch {
+    #[serde(default, rename = "type")]
+    pub match_type: MatchType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+/// Filters, tagged by `type` with the Gateway API names, the settings beside the tag:
+/// `{type: RequestHeaderModifier, set: [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Filter {
+    RequestHeaderModifier(HeaderModifier),
+    ResponseHeaderModifier(HeaderModifier),
+    RequestRedirect(Redirect),
+    #[serde(rename = "URLRewrite")]
+    UrlRewrite(UrlRewrite),
+    RequestMirror(Mirror),
+    #[serde(rename = "CORS")]
+    Cors(Cors),
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderModifier {
+    #[serde(default)]
+    pub set: Vec<HeaderValue>,
+    #[serde(default)]
+    pub add: Vec<HeaderValue>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderValue {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum PathModifier {
+    ReplaceFullPath { value: String },
+    ReplacePrefixMatch { value: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Redirect {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<Scheme>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Absent = the spec's default-port rules (derived from scheme / listener port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifier>,
+    /// 301, 302 (default), 303, 307 or 308.
+    #[serde(default = "default_redirect_status")]
+    pub status_code: u16,
+}
+
+fn default_redirect_status() -> u16 {
+    302
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UrlRewrite {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifier>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mirror {
+    /// A name in `backends`.
+    pub backend: String,
+    /// Share of requests mirrored, 0–100 (the controller converts `fraction`); default 100.
+    #[serde(default = "default_percent")]
+    pub percent: f64,
+}
+
+fn default_percent() -> f64 {
+    100.0
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cors {
+    /// Origins (`https://a.example`, `https://*.example`, or `*`).
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Seconds; default 5 (the spec's).
+    #[serde(default = "default_max_age")]
+    pub max_age: u32,
+}
+
+fn default_max_age() -> u32 {
+    5
+}
+
+/// A weighted reference from a rule to a backend, or a reference the controller found invalid
+/// (its share of requests is answered 500): `{type: Backend, name: web, weight: 1}` or
+/// `{type: Invalid, weight: 1, reason: BackendNotFound}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum BackendRef {
+    Backend(BackendTarget),
+    Invalid(InvalidBackend),
+}
+
+impl BackendRef {
+    pub fn weight(&self) -> u32 {
+        match self {
+            BackendRef::Backend(b) => b.weight,
+            BackendRef::Invalid(i) => i.weight,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendTarget {
+    /// A name in `backends`.
+    pub name: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Per-backend filters (header modifiers, mirror).
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InvalidBackend {
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Why the controller rejected it (e.g. `BackendNotFound`), for logs.
+    pub reason: String,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    /// Whole request, including retries → 504.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Duration>,
+    /// Each attempt to a backend → 504.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_request: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retry {
+    /// HTTP statuses (400–599) that trigger a retry; connection errors always do.
+    #[serde(default)]
+    pub codes: Vec<u16>,
+    /// Retries after the first attempt.
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Duration>,
+}
+
+/// An upstream: a Service port resolved to endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backend {
+    #[serde(default)]
+    pub protocol: BackendProtocol,
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTls>,
+}
+
+/// From the Service port's appProtocol: `kubernetes.io/h2c` → h2c, `kubernetes.io/ws` → ws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendProtocol {
+    #[default]
+    Http1,
+    H2c,
+    Ws,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Endpoint {
+    /// `ip:port`.
+    pub address: SocketAddr,
+    #[serde(default = "default_true")]
+    pub ready: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// TLS to the backend (BackendTLSPolicy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendTls {
+    /// PEM CA bundle the backend's certificate must chain to.
+    pub ca_pem: String,
+    /// SNI sent, and the name verified unless `subjectAltNames` is set.
+    pub hostname: String,
+    /// If set, the certificate must match one of these instead of `hostname`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<SubjectAltName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_pem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum SubjectAltName {
+    Hostname {
+        value: String,
+    },
+    #[serde(rename = "URI")]
+    Uri {
+        value: String,
+    },
+}

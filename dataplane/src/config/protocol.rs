@@ -1,0 +1,85 @@
+//! Wire types of config protocol v1 between the controller and the data plane
+//! (documented in `api-docs/config-protocol.md`). The controller imports these.
+//!
+//! The data plane sends `GET /v1/gateways/{namespace}/{name}/config?pod={pod}`; the answer is
+//! an `application/x-ndjson` stream of [`Update`]s, a snapshot first. After applying or
+//! rejecting an update it sends an [`Ack`] to `POST /v1/gateways/{namespace}/{name}/ack`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Config, Endpoint};
+
+/// Content type of the update stream.
+pub const STREAM_CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// Path of the update stream for a Gateway.
+pub fn config_path(namespace: &str, name: &str) -> String {
+    format!("/v1/gateways/{namespace}/{name}/config")
+}
+
+/// Path the data plane posts [`Ack`]s to.
+pub fn ack_path(namespace: &str, name: &str) -> String {
+    format!("/v1/gateways/{namespace}/{name}/ack")
+}
+
+/// One line of the stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Update {
+    /// The full config; always the first line, may be repeated.
+    Snapshot {
+        version: String,
+        config: Box<Config>,
+    },
+    /// New endpoint lists for the named backends, applied to the current config.
+    Endpoints {
+        version: String,
+        backends: BTreeMap<String, Vec<Endpoint>>,
+    },
+    /// Keep-alive, about every 15 s.
+    Ping,
+}
+
+/// The data plane's answer to a snapshot or endpoints update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    pub pod: String,
+    pub version: String,
+    pub accepted: bool,
+    /// Why the update was rejected (only when `accepted` is false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format() {
+        let ping: Update = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
+        assert_eq!(ping, Update::Ping);
+        let ep: Update = serde_json::from_str(
+            r#"{"type":"endpoints","version":"7","backends":{"b":[{"address":"10.0.0.1:80","ready":false}]}}"#,
+        )
+        .unwrap();
+        let Update::Endpoints { version, backends } = ep else {
+            panic!("not endpoints")
+        };
+        assert_eq!(version, "7");
+        assert!(!backends["b"][0].ready);
+        let ack = Ack {
+            pod: "p".into(),
+            version: "7".into(),
+            accepted: true,
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&ack).unwrap(),
+            r#"{"pod":"p","version":"7","accepted":true}"#
+        );
+    }
+}

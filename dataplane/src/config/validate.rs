@@ -1,0 +1,602 @@
+//! Semantic validation of a parsed [`Config`]: everything serde cannot check. Each error names
+//! the field path (`listeners[0].routes[2].rules[0].matches[1].path.value`) and what is wrong.
+//! A config with any error is rejected whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::*;
+
+/// One problem in a config, at a field path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ValidationError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Every problem found (empty = valid), in document order.
+pub fn validate(config: &Config) -> Vec<ValidationError> {
+    let mut v = Validator::default();
+    v.config(config);
+    v.errors
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<ValidationError>,
+}
+
+impl Validator {
+    fn err(&mut self, path: impl fmt::Display, message: impl Into<String>) {
+        self.errors.push(ValidationError {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, c: &Config) {
+        if c.api_version != API_VERSION {
+            self.err(
+                "apiVersion",
+                format!("unsupported {:?}, expected {API_VERSION:?}", c.api_version),
+            );
+        }
+        let mut names = BTreeSet::new();
+        let mut by_port: BTreeMap<u16, (ListenerProtocol, BTreeSet<Option<String>>)> =
+            BTreeMap::new();
+        for (i, l) in c.listeners.iter().enumerate() {
+            let p = format!("listeners[{i}]");
+            if l.name.is_empty() {
+                self.err(format!("{p}.name"), "must not be empty");
+            } else if !names.insert(l.name.as_str()) {
+                self.err(
+                    format!("{p}.name"),
+                    format!("duplicate listener name {:?}", l.name),
+                );
+            }
+            if l.port == 0 {
+                self.err(format!("{p}.port"), "must be 1-65535");
+            }
+            if let Some(h) = &l.hostname {
+                self.hostname(format!("{p}.hostname"), h);
+            }
+            let entry = by_port
+                .entry(l.port)
+                .or_insert_with(|| (l.protocol, BTreeSet::new()));
+            if entry.0 != l.protocol {
+                self.err(
+                    format!("{p}.protocol"),
+                    format!(
+                        "port {} is already used with protocol {:?}",
+                        l.port, entry.0
+                    ),
+                );
+            }
+            if !entry.1.insert(l.hostname.clone()) {
+                self.err(
+                    format!("{p}.hostname"),
+                    format!("another listener on port {} has the same hostname", l.port),
+                );
+            }
+            match (l.protocol, &l.tls) {
+                (ListenerProtocol::Https, None) => {
+                    self.err(format!("{p}.tls"), "required for HTTPS")
+                }
+                (ListenerProtocol::Http, Some(_)) => {
+                    self.err(format!("{p}.tls"), "not allowed for HTTP")
+                }
+                (_, Some(tls)) => self.listener_tls(&format!("{p}.tls"), tls),
+                _ => {}
+            }
+            for (j, r) in l.routes.iter().enumerate() {
+                self.route(&format!("{p}.routes[{j}]"), r, c);
+            }
+        }
+        for (name, b) in &c.backends {
+            self.backend(&format!("backends.{name}"), b);
+        }
+    }
+
+    fn listener_tls(&mut self, p: &str, tls: &ListenerTls) {
+        if tls.certificates.is_empty() {
+            self.err(
+                format!("{p}.certificates"),
+                "at least one certificate is required",
+            );
+        }
+        for (i, cert) in tls.certificates.iter().enumerate() {
+            let cp = format!("{p}.certificates[{i}]");
+            for (k, h) in cert.hostnames.iter().enumerate() {
+                self.hostname(format!("{cp}.hostnames[{k}]"), h);
+            }
+            if let Err(e) = crate::tls::parse_certs(&cert.cert_pem) {
+                self.err(format!("{cp}.certPem"), e.to_string());
+            }
+            if let Err(e) = crate::tls::parse_key(&cert.key_pem) {
+                self.err(format!("{cp}.keyPem"), e.to_string());
+            }
+        }
+    }
+
+    fn hostname(&mut self, p: String, h: &str) {
+        if let Err(m) = check_hostname(h) {
+            self.err(p, m);
+        }
+    }
+
+    fn route(&mut self, p: &str, r: &Route, c: &Config) {
+        if r.namespace.is_empty() {
+            self.err(format!("{p}.namespace"), "must not be empty");
+        }
+        if r.name.is_empty() {
+            self.err(format!("{p}.name"), "must not be empty");
+        }
+        if parse_timestamp(&r.creation_timestamp).is_none() {
+            self.err(
+                format!("{p}.creationTimestamp"),
+                format!(
+                    "{:?} is not RFC 3339 (e.g. 2024-01-02T03:04:05Z)",
+                    r.creation_timestamp
+                ),
+            );
+        }
+        for (i, h) in r.hostnames.iter().enumerate() {
+            self.hostname(format!("{p}.hostnames[{i}]"), h);
+        }
+        for (i, rule) in r.rules.iter().enumerate() {
+            self.rule(&format!("{p}.rules[{i}]"), r.kind, rule, c);
+        }
+    }
+
+    fn rule(&mut self, p: &str, kind: RouteKind, rule: &Rule, c: &Config) {
+        for (i, m) in rule.matches.iter().enumerate() {
+            self.route_match(&format!("{p}.matches[{i}]"), kind, m);
+        }
+        let has = |f: fn(&Filter) -> bool| rule.filters.iter().filter(|x| f(x)).count();
+        if has(|f| matches!(f, Filter::RequestRedirect(_))) > 0
+            && has(|f| matches!(f, Filter::UrlRewrite(_))) > 0
+        {
+            self.err(
+                format!("{p}.filters"),
+                "RequestRedirect and URLRewrite cannot be combined",
+            );
+        }
+        for (kind_name, n) in [
+            (
+                "RequestRedirect",
+                has(|f| matches!(f, Filter::RequestRedirect(_))),
+            ),
+            ("URLRewrite", has(|f| matches!(f, Filter::UrlRewrite(_)))),
+            (
+                "RequestHeaderModifier",
+                has(|f| matches!(f, Filter::RequestHeaderModifier(_))),
+            ),
+            (
+                "ResponseHeaderModifier",
+                has(|f| matches!(f, Filter::ResponseHeaderModifier(_))),
+            ),
+            ("CORS", has(|f| matches!(f, Filter::Cors(_)))),
+        ] {
+            if n > 1 {
+                self.err(
+                    format!("{p}.filters"),
+                    format!("{kind_name} may appear at most once"),
+                );
+            }
+        }
+        let prefix_only = !rule.matches.is_empty()
+            && rule
+                .matches
+                .iter()
+                .all(|m| matches!(m.path, Some(PathMatch::PathPrefix { .. })));
+        for (i, f) in rule.filters.iter().enumerate() {
+            self.filter(
+                &format!("{p}.filters[{i}]"),
+                f,
+                c,
+                prefix_only || rule.matches.is_empty(),
+                false,
+            );
+        }
+        for (i, b) in rule.backend_refs.iter().enumerate() {
+            let bp = format!("{p}.backendRefs[{i}]");
+            match b {
+                BackendRef::Backend(t) => {
+                    if !c.backends.contains_key(&t.name) {
+                        self.err(
+                            format!("{bp}.name"),
+                            format!("unknown backend {:?}", t.name),
+                        );
+                    }
+                    for (j, f) in t.filters.iter().enumerate() {
+                        self.filter(&format!("{bp}.filters[{j}]"), f, c, prefix_only, true);
+                    }
+                }
+                BackendRef::Invalid(inv) => {
+                    if inv.reason.is_empty() {
+                        self.err(format!("{bp}.reason"), "must not be empty");
+                    }
+                }
+            }
+        }
+        if let Some(retry) = &rule.retry {
+            for (i, code) in retry.codes.iter().enumerate() {
+                if !(400..=599).contains(code) {
+                    self.err(
+                        format!("{p}.retry.codes[{i}]"),
+                        format!("{code} is not in 400-599"),
+                    );
+                }
+            }
+        }
+        if let Some(Timeouts {
+            request: Some(r),
+            backend_request: Some(b),
+        }) = &rule.timeouts
+            && r.0 != std::time::Duration::ZERO
+            && b.0 > r.0
+        {
+            self.err(
+                format!("{p}.timeouts.backendRequest"),
+                "must not exceed timeouts.request",
+            );
+        }
+    }
+
+    fn route_match(&mut self, p: &str, kind: RouteKind, m: &RouteMatch) {
+        match kind {
+            RouteKind::Http => {
+                if m.grpc.is_some() {
+                    self.err(format!("{p}.grpc"), "only allowed in GRPCRoute rules");
+                }
+            }
+            RouteKind::Grpc => {
+                for (set, field) in [
+                    (m.path.is_some(), "path"),
+                    (m.method.is_some(), "method"),
+                    (!m.query_params.is_empty(), "queryParams"),
+                ] {
+                    if set {
+                        self.err(format!("{p}.{field}"), "only allowed in HTTPRoute rules");
+                    }
+                }
+            }
+        }
+        match &m.path {
+            Some(PathMatch::Exact { value } | PathMatch::PathPrefix { value }) => {
+                if !value.starts_with('/') {
+                    self.err(format!("{p}.path.value"), "must start with '/'");
+                } else if value.contains("//") || value.contains('?') || value.contains('#') {
+                    self.err(
+                        format!("{p}.path.value"),
+                        "must not contain '//', '?' or '#'",
+                    );
+                }
+            }
+            Some(PathMatch::RegularExpression { value }) => {
+                self.regex(&format!("{p}.path.value"), value)
+            }
+            None => {}
+        }
+        if let Some(method) = &m.method
+            && http::Method::from_bytes(method.as_bytes()).is_err()
+        {
+            self.err(
+                format!("{p}.method"),
+                format!("{method:?} is not an HTTP method"),
+            );
+        }
+        for (i, h) in m.headers.iter().enumerate() {
+            let hp = format!("{p}.headers[{i}]");
+            if http::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+                self.err(
+                    format!("{hp}.name"),
+                    format!("{:?} is not a header name", h.name),
+                );
+            }
+            if h.match_type == MatchType::RegularExpression {
+                self.regex(&format!("{hp}.value"), &h.value);
+            }
+        }
+        for (i, q) in m.query_params.iter().enumerate() {
+            let qp = format!("{p}.queryParams[{i}]");
+            if q.name.is_empty() {
+                self.err(format!("{qp}.name"), "must not be empty");
+            }
+            if q.match_type == MatchType::RegularExpression {
+                self.regex(&format!("{qp}.value"), &q.value);
+            }
+        }
+        if let Some(g) = &m.grpc {
+            if g.service.is_none() && g.method.is_none() {
+                self.err(format!("{p}.grpc"), "one of service and method is required");
+            }
+            if g.match_type == MatchType::RegularExpression {
+                for (field, val) in [("service", &g.service), ("method", &g.method)] {
+                    if let Some(v) = val {
+                        self.regex(&format!("{p}.grpc.{field}"), v);
+                    }
+                }
+            } else {
+                for (field, val) in [("service", &g.service), ("method", &g.method)] {
+                    if let Some(v) = val
+                        && (v.is_empty() || v.contains('/'))
+                    {
+                        self.err(format!("{p}.grpc.{field}"), "must be non-empty without '/'");
+                    }
+                }
+            }
+        }
+    }
+
+    fn regex(&mut self, p: &str, re: &str) {
+        if let Err(e) = regex::Regex::new(re) {
+            // The regex crate's message spans lines and repeats its own prefix; flatten it.
+            let text = e.to_string();
+            let msg = text
+                .trim_start_matches("regex parse error:")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            self.err(p, format!("regex parse error: {msg}"));
+        }
+    }
+
+    fn filter(&mut self, p: &str, f: &Filter, c: &Config, prefix_ok: bool, per_backend: bool) {
+        let header_list = |v: &mut Self, fp: &str, m: &HeaderModifier| {
+            let names = m
+                .set
+                .iter()
+                .map(|h| (&h.name, &h.value, "set"))
+                .chain(m.add.iter().map(|h| (&h.name, &h.value, "add")));
+            for (i, (name, value, field)) in names.enumerate() {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    v.err(
+                        format!("{fp}.{field}"),
+                        format!("{name:?} is not a header name (entry {i})"),
+                    );
+                }
+                if http::HeaderValue::from_str(value).is_err() {
+                    v.err(
+                        format!("{fp}.{field}"),
+                        format!("invalid value for header {name:?}"),
+                    );
+                }
+            }
+            for (i, name) in m.remove.iter().enumerate() {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    v.err(
+                        format!("{fp}.remove[{i}]"),
+                        format!("{name:?} is not a header name"),
+                    );
+                }
+            }
+        };
+        match f {
+            Filter::RequestHeaderModifier(m) => header_list(self, p, m),
+            Filter::ResponseHeaderModifier(m) => header_list(self, p, m),
+            Filter::RequestRedirect(r) => {
+                let rp = p.to_string();
+                if per_backend {
+                    self.err(&rp, "not allowed as a per-backend filter");
+                }
+                if ![301, 302, 303, 307, 308].contains(&r.status_code) {
+                    self.err(
+                        format!("{rp}.statusCode"),
+                        format!("{} is not 301, 302, 303, 307 or 308", r.status_code),
+                    );
+                }
+                if let Some(h) = &r.hostname {
+                    self.hostname(format!("{rp}.hostname"), h);
+                }
+                self.path_modifier(&format!("{rp}.path"), r.path.as_ref(), prefix_ok);
+            }
+            Filter::UrlRewrite(u) => {
+                let up = p;
+                if let Some(h) = &u.hostname {
+                    self.hostname(format!("{up}.hostname"), h);
+                }
+                self.path_modifier(&format!("{up}.path"), u.path.as_ref(), prefix_ok);
+            }
+            Filter::RequestMirror(m) => {
+                let mp = p;
+                if !c.backends.contains_key(&m.backend) {
+                    self.err(
+                        format!("{mp}.backend"),
+                        format!("unknown backend {:?}", m.backend),
+                    );
+                }
+                if !(0.0..=100.0).contains(&m.percent) {
+                    self.err(
+                        format!("{mp}.percent"),
+                        format!("{} is not in 0-100", m.percent),
+                    );
+                }
+            }
+            Filter::Cors(cors) => {
+                for (i, o) in cors.allow_origins.iter().enumerate() {
+                    if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                        self.err(
+                            format!("{p}.allowOrigins[{i}]"),
+                            format!("{o:?} is not '*' or a http(s) origin"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn path_modifier(&mut self, p: &str, m: Option<&PathModifier>, prefix_ok: bool) {
+        match m {
+            Some(PathModifier::ReplaceFullPath { value })
+            | Some(PathModifier::ReplacePrefixMatch { value })
+                if !value.starts_with('/') =>
+            {
+                self.err(format!("{p}.value"), "must start with '/'");
+            }
+            Some(PathModifier::ReplacePrefixMatch { .. }) if !prefix_ok => {
+                self.err(
+                    p,
+                    "ReplacePrefixMatch requires every match of the rule to be a PathPrefix match",
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn backend(&mut self, p: &str, b: &Backend) {
+        if let Some(tls) = &b.tls {
+            let tp = format!("{p}.tls");
+            match crate::tls::parse_certs(&tls.ca_pem) {
+                Ok(c) if c.is_empty() => self.err(format!("{tp}.caPem"), "no certificate found"),
+                Ok(_) => {}
+                Err(e) => self.err(format!("{tp}.caPem"), e.to_string()),
+            }
+            if rustls::pki_types::ServerName::try_from(tls.hostname.as_str()).is_err() {
+                self.err(
+                    format!("{tp}.hostname"),
+                    format!("{:?} is not a valid SNI name", tls.hostname),
+                );
+            }
+            match (&tls.client_cert_pem, &tls.client_key_pem) {
+                (Some(c), Some(k)) => {
+                    if let Err(e) = crate::tls::parse_certs(c) {
+                        self.err(format!("{tp}.clientCertPem"), e.to_string());
+                    }
+                    if let Err(e) = crate::tls::parse_key(k) {
+                        self.err(format!("{tp}.clientKeyPem"), e.to_string());
+                    }
+                }
+                (None, None) => {}
+                _ => self.err(&tp, "clientCertPem and clientKeyPem go together"),
+            }
+            for (i, san) in tls.subject_alt_names.iter().enumerate() {
+                if let SubjectAltName::Hostname { value } = san
+                    && rustls::pki_types::ServerName::try_from(value.as_str()).is_err()
+                {
+                    self.err(
+                        format!("{tp}.subjectAltNames[{i}].value"),
+                        "not a valid hostname",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Checks an exact (`a.example.com`) or wildcard (`*.example.com`) hostname (RFC 1123, no IPs).
+pub fn check_hostname(h: &str) -> Result<(), String> {
+    let rest = h.strip_prefix("*.").unwrap_or(h);
+    if h.len() > 253 || rest.is_empty() {
+        return Err(format!("{h:?} is not a valid hostname"));
+    }
+    if rest.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!("{h:?} is an IP address, not a hostname"));
+    }
+    for label in rest.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err(format!("{h:?} is not a valid lowercase RFC 1123 hostname"));
+        }
+    }
+    Ok(())
+}
+
+/// Parses an RFC 3339 timestamp into nanoseconds since the Unix epoch.
+pub fn parse_timestamp(s: &str) -> Option<i128> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos: i128 = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos = frac[..digits].parse::<i128>().ok()? * 10i128.pow(9 - digits as u32);
+        rest = &frac[digits..];
+    }
+    let offset_secs: i64 = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+            let oh = num(s.len() - 5..s.len() - 3)?;
+            let om = num(s.len() - 2..s.len())?;
+            let v = oh * 3600 + om * 60;
+            if o.starts_with('+') { v } else { -v }
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let (yy, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_secs;
+    Some(secs as i128 * 1_000_000_000 + nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_timestamp("1970-01-02T00:00:01.5Z"),
+            Some(86_401_500_000_000)
+        );
+        assert_eq!(
+            parse_timestamp("2024-03-01T00:00:00Z"),
+            Some(1_709_251_200_000_000_000)
+        );
+        assert_eq!(
+            parse_timestamp("2024-03-01T01:00:00+01:00"),
+            Some(1_709_251_200_000_000_000)
+        );
+        assert_eq!(parse_timestamp("2024-13-01T00:00:00Z"), None);
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn hostnames() {
+        assert!(check_hostname("foo.example.com").is_ok());
+        assert!(check_hostname("*.example.com").is_ok());
+        assert!(check_hostname("Foo.com").is_err());
+        assert!(check_hostname("*").is_err());
+        assert!(check_hostname("a..b").is_err());
+        assert!(check_hostname("10.0.0.1").is_err());
+    }
+}
