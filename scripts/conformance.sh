@@ -22,7 +22,7 @@ report_dir=$repo/conformance/reports/$GATEWAY_API_VERSION
 report_rel=conformance/reports/$GATEWAY_API_VERSION/pylon-report.yaml
 tests_rel=conformance/reports/$GATEWAY_API_VERSION/pylon-tests.yaml
 
-die() { echo "conformance: $*" >&2; exit "${2:-2}"; }
+die() { echo "conformance: $1" >&2; exit "${2:-2}"; }
 [ -n "${KUBECONFIG:-}" ] || die "KUBECONFIG is not set; start the cluster with 'make cluster-up' and eval the line it prints"
 [ -x "$K8S_BIN/kubectl" ] && PATH="$K8S_BIN:$PATH"
 command -v kubectl >/dev/null || die "kubectl not found (make tools builds it into $K8S_BIN)"
