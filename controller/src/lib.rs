@@ -1,2 +1,14 @@
 //! Pylon's controller: watch → snapshot → translate → status / provision / serve config.
+//!
+//! The pure core is [`translate::translate`] over a [`snapshot::Snapshot`] built from the
+//! [`model`]; everything that talks to the API server or the network is a thin shell around it.
 #![forbid(unsafe_code)]
+
+pub mod features;
+pub mod model;
+pub mod provision;
+pub mod snapshot;
+pub mod translate;
+
+/// The controllerName Pylon answers to by default.
+pub const DEFAULT_CONTROLLER_NAME: &str = "pylon.dev/gateway-controller";

@@ -1,0 +1,31 @@
+//! The Gateway API features Pylon implements: the one list `GatewayClass.status.supportedFeatures`
+//! is written from (names as in the conformance suite's `features` package).
+
+/// Supported features, sorted (the API requires the list sorted and unique).
+pub const SUPPORTED_FEATURES: &[&str] = &[
+    "GRPCRoute",
+    "Gateway",
+    "GatewayPort8080",
+    "HTTPRoute",
+    "HTTPRouteHostRewrite",
+    "HTTPRouteMethodMatching",
+    "HTTPRoutePathRedirect",
+    "HTTPRoutePathRewrite",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRouteSchemeRedirect",
+    "ReferenceGrant",
+];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sorted_and_unique() {
+        let mut sorted = super::SUPPORTED_FEATURES.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, super::SUPPORTED_FEATURES);
+    }
+}

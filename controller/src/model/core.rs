@@ -1,0 +1,89 @@
+//! Core Kubernetes objects translation reads: Service, EndpointSlice, Secret, Namespace.
+
+use serde::{Deserialize, Serialize};
+
+use super::Meta;
+
+/// A Service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// Metadata.
+    pub meta: Meta,
+    /// ClusterIP, NodePort, LoadBalancer or ExternalName.
+    pub service_type: String,
+    /// Ports.
+    pub ports: Vec<ServicePort>,
+    /// Load-balancer ingress addresses (IPs or hostnames), in status order.
+    pub load_balancer: Vec<LoadBalancerAddress>,
+}
+
+/// A Service port.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServicePort {
+    /// Port name ("" if unnamed).
+    pub name: String,
+    /// The Service port.
+    pub port: i32,
+    /// `appProtocol`, e.g. kubernetes.io/h2c.
+    pub app_protocol: Option<String>,
+}
+
+/// One load-balancer ingress address.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancerAddress {
+    /// IPAddress or Hostname.
+    pub kind: String,
+    /// The address.
+    pub value: String,
+}
+
+/// An EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSlice {
+    /// Metadata.
+    pub meta: Meta,
+    /// The Service it belongs to (label kubernetes.io/service-name).
+    pub service_name: String,
+    /// Ports.
+    pub ports: Vec<EndpointPort>,
+    /// Endpoints.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A port of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndpointPort {
+    /// Name, matching the Service port's name.
+    pub name: String,
+    /// The target port.
+    pub port: i32,
+}
+
+/// One endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Addresses.
+    pub addresses: Vec<String>,
+    /// Ready (an unset condition counts as ready, as the API says).
+    pub ready: bool,
+}
+
+/// A Secret; only the keys Pylon uses are kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Secret {
+    /// Metadata.
+    pub meta: Meta,
+    /// `type`.
+    pub secret_type: String,
+    /// `tls.crt` as text, if present and UTF-8.
+    pub tls_crt: Option<String>,
+    /// `tls.key` as text, if present and UTF-8.
+    pub tls_key: Option<String>,
+}
+
+/// A Namespace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Namespace {
+    /// Metadata (namespace empty, name = the namespace).
+    pub meta: Meta,
+}

@@ -1,0 +1,259 @@
+//! GatewayClass acceptance and Gateway listener validation.
+
+use std::collections::BTreeMap;
+
+use crate::features::SUPPORTED_FEATURES;
+use crate::model::GATEWAY_GROUP;
+use crate::model::gateway::{Gateway, GatewayClass, Listener, RouteGroupKind};
+use crate::snapshot::Snapshot;
+
+use super::config::Certificate;
+use super::output::{Condition, GatewayClassStatus, ListenerStatus};
+use super::refs;
+
+/// Status of a GatewayClass that names this controller.
+pub fn class_status(class: &GatewayClass) -> GatewayClassStatus {
+    let g = class.meta.generation;
+    let accepted = match &class.parameters_ref {
+        None => Condition::new("Accepted", true, "Accepted", "Handled by Pylon", g),
+        Some(p) => Condition::new(
+            "Accepted",
+            false,
+            "InvalidParameters",
+            format!(
+                "parametersRef {}/{} {} is not supported yet",
+                p.group, p.kind, p.name
+            ),
+            g,
+        ),
+    };
+    GatewayClassStatus {
+        conditions: vec![
+            accepted,
+            Condition::new(
+                "SupportedVersion",
+                true,
+                "SupportedVersion",
+                "Gateway API v1.5 is supported",
+                g,
+            ),
+        ],
+        supported_features: SUPPORTED_FEATURES.iter().map(|f| f.to_string()).collect(),
+    }
+}
+
+/// Route kinds a protocol serves.
+fn kinds_for(protocol: &str) -> &'static [&'static str] {
+    match protocol {
+        "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
+        _ => &[],
+    }
+}
+
+/// A listener after validation.
+pub struct ListenerInfo<'a> {
+    /// The listener.
+    pub listener: &'a Listener,
+    /// Route kinds it accepts.
+    pub kinds: Vec<RouteGroupKind>,
+    /// Whether routes may attach (Accepted).
+    pub accepted: bool,
+    /// Whether it is served (accepted, refs resolved, not conflicted).
+    pub programmed: bool,
+    /// Resolved certificates (HTTPS).
+    pub certificates: Vec<Certificate>,
+    /// Conditions other than the ones derived at the end.
+    pub problems: ListenerProblems,
+}
+
+/// What went wrong with a listener, by condition.
+#[derive(Default)]
+pub struct ListenerProblems {
+    /// Accepted=False (reason, message).
+    pub not_accepted: Option<(&'static str, String)>,
+    /// ResolvedRefs=False (reason, message).
+    pub unresolved: Option<(&'static str, String)>,
+    /// Conflicted=True (reason, message).
+    pub conflicted: Option<(&'static str, String)>,
+}
+
+/// Validates every listener of a Gateway.
+pub fn listeners<'a>(s: &Snapshot, gw: &'a Gateway) -> Vec<ListenerInfo<'a>> {
+    let mut out: Vec<ListenerInfo<'a>> = gw
+        .spec
+        .listeners
+        .iter()
+        .map(|l| validate(s, gw, l))
+        .collect();
+    mark_conflicts(&mut out);
+    for info in &mut out {
+        info.accepted = info.problems.not_accepted.is_none();
+        // Unsupported route kinds next to supported ones do not stop the listener serving
+        // the supported ones; any other unresolved reference does.
+        let refs_ok = match &info.problems.unresolved {
+            None => true,
+            Some((reason, _)) => *reason == "InvalidRouteKinds" && !info.kinds.is_empty(),
+        };
+        info.programmed = info.accepted && refs_ok && info.problems.conflicted.is_none();
+    }
+    out
+}
+
+fn validate<'a>(s: &Snapshot, gw: &Gateway, l: &'a Listener) -> ListenerInfo<'a> {
+    let mut p = ListenerProblems::default();
+    let supported = kinds_for(&l.protocol);
+    if supported.is_empty() {
+        p.not_accepted = Some((
+            "UnsupportedProtocol",
+            format!("protocol {:?} is not supported", l.protocol),
+        ));
+    }
+    let kinds =
+        if l.allowed_routes.kinds.is_empty() {
+            supported
+                .iter()
+                .map(|k| RouteGroupKind {
+                    group: GATEWAY_GROUP.into(),
+                    kind: k.to_string(),
+                })
+                .collect()
+        } else {
+            let (ok, bad): (Vec<_>, Vec<_>) =
+                l.allowed_routes.kinds.iter().cloned().partition(|k| {
+                    k.group == GATEWAY_GROUP && supported.contains(&k.kind.as_str())
+                });
+            if !bad.is_empty() {
+                let names: Vec<String> = bad
+                    .iter()
+                    .map(|k| format!("{}/{}", k.group, k.kind))
+                    .collect();
+                p.unresolved = Some((
+                    "InvalidRouteKinds",
+                    format!(
+                        "route kinds not supported on {}: {}",
+                        l.protocol,
+                        names.join(", ")
+                    ),
+                ));
+            }
+            ok
+        };
+    let mut certificates = vec![];
+    if l.protocol == "HTTPS" {
+        match &l.tls {
+            None => {
+                p.not_accepted
+                    .get_or_insert(("UnsupportedValue", "HTTPS needs tls".into()));
+            }
+            Some(tls) if tls.mode != "Terminate" => {
+                p.not_accepted.get_or_insert((
+                    "UnsupportedValue",
+                    format!("tls mode {:?} is not supported on HTTPS", tls.mode),
+                ));
+            }
+            Some(tls) if tls.certificate_refs.is_empty() => {
+                p.unresolved = Some((
+                    "InvalidCertificateRef",
+                    "HTTPS listener has no certificateRefs".into(),
+                ));
+            }
+            Some(tls) => {
+                for r in &tls.certificate_refs {
+                    match refs::certificate(s, &gw.meta.namespace, r) {
+                        Ok(c) => certificates.push(c),
+                        Err(e) => {
+                            // The first problem decides the reason; later ones add nothing new.
+                            if p.unresolved.is_none() {
+                                p.unresolved = Some((e.reason(), e.to_string()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    ListenerInfo {
+        listener: l,
+        kinds,
+        accepted: false,
+        programmed: false,
+        certificates,
+        problems: p,
+    }
+}
+
+/// Marks listeners sharing a port with a different protocol (ProtocolConflict) or with the same
+/// protocol and hostname (HostnameConflict).
+fn mark_conflicts(infos: &mut [ListenerInfo<'_>]) {
+    let mut by_port: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for (i, info) in infos.iter().enumerate() {
+        if info.problems.not_accepted.is_none() {
+            by_port.entry(info.listener.port).or_default().push(i);
+        }
+    }
+    for idx in by_port.values() {
+        for &i in idx {
+            let me = infos[i].listener;
+            let protocol_clash = idx
+                .iter()
+                .any(|&j| infos[j].listener.protocol != me.protocol);
+            let host_clash = idx.iter().any(|&j| {
+                j != i
+                    && infos[j].listener.protocol == me.protocol
+                    && infos[j].listener.hostname == me.hostname
+            });
+            if protocol_clash {
+                infos[i].problems.conflicted = Some((
+                    "ProtocolConflict",
+                    format!("port {} is used with another protocol", me.port),
+                ));
+            } else if host_clash {
+                infos[i].problems.conflicted = Some((
+                    "HostnameConflict",
+                    format!("another listener on port {} has the same hostname", me.port),
+                ));
+            }
+        }
+    }
+}
+
+/// The listener's status once routes are counted.
+pub fn listener_status(info: &ListenerInfo<'_>, attached: i32, generation: i64) -> ListenerStatus {
+    let g = generation;
+    let p = &info.problems;
+    let accepted = match &p.not_accepted {
+        Some((r, m)) => Condition::new("Accepted", false, r, m.clone(), g),
+        None => Condition::new("Accepted", true, "Accepted", "Listener is valid", g),
+    };
+    let resolved = match &p.unresolved {
+        Some((r, m)) => Condition::new("ResolvedRefs", false, r, m.clone(), g),
+        None => Condition::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "All references resolved",
+            g,
+        ),
+    };
+    let conflicted = match &p.conflicted {
+        Some((r, m)) => Condition::new("Conflicted", true, r, m.clone(), g),
+        None => Condition::new("Conflicted", false, "NoConflicts", "No conflicts", g),
+    };
+    let programmed = if info.programmed {
+        Condition::new(
+            "Programmed",
+            true,
+            "Programmed",
+            "Listener is configured",
+            g,
+        )
+    } else {
+        Condition::new("Programmed", false, "Invalid", "Listener is not valid", g)
+    };
+    ListenerStatus {
+        name: info.listener.name.clone(),
+        supported_kinds: info.kinds.clone(),
+        attached_routes: attached,
+        conditions: vec![accepted, conflicted, programmed, resolved],
+    }
+}

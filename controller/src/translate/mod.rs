@@ -1,0 +1,158 @@
+//! The pure translation: `translate(&Snapshot) -> Translation`.
+//!
+//! No I/O, no clock, no mutation of the input: the same snapshot always yields the same
+//! statuses and configs, which is what makes the golden tests meaningful.
+
+pub mod config;
+pub mod gateway;
+pub mod output;
+pub mod refs;
+pub mod route;
+
+use std::collections::BTreeMap;
+
+use crate::model::ObjectKey;
+use crate::snapshot::Snapshot;
+
+use config::{GatewayConfig, ListenerConfig};
+use output::{Condition, GatewayStatus, Translation};
+use route::OwnedGateway;
+
+/// Translates a snapshot into statuses and data-plane configs.
+pub fn translate(s: &Snapshot) -> Translation {
+    let mut t = Translation::default();
+    let ours = |class: &str| {
+        s.gateway_classes
+            .get(class)
+            .is_some_and(|c| c.controller_name == s.options.controller_name)
+    };
+    for (name, class) in &s.gateway_classes {
+        if class.controller_name == s.options.controller_name {
+            t.gateway_classes
+                .insert(name.clone(), gateway::class_status(class));
+        }
+    }
+    let mut owned: BTreeMap<ObjectKey, OwnedGateway<'_>> = BTreeMap::new();
+    for (key, gw) in &s.gateways {
+        if !ours(&gw.spec.gateway_class_name) {
+            continue;
+        }
+        let listeners = gateway::listeners(s, gw);
+        let config = GatewayConfig {
+            listeners: listeners
+                .iter()
+                .filter(|l| l.programmed)
+                .map(|l| ListenerConfig {
+                    name: l.listener.name.clone(),
+                    port: l.listener.port,
+                    protocol: l.listener.protocol.clone(),
+                    hostname: l.listener.hostname.clone(),
+                    certificates: l.certificates.clone(),
+                    http_routes: vec![],
+                    grpc_routes: vec![],
+                })
+                .collect(),
+            clusters: BTreeMap::new(),
+        };
+        let attached = vec![0; listeners.len()];
+        owned.insert(
+            key.clone(),
+            OwnedGateway {
+                listeners,
+                attached,
+                config,
+            },
+        );
+    }
+    for (key, r) in &s.http_routes {
+        let parents = route::attach(s, r, &mut owned);
+        if !parents.is_empty() {
+            t.http_routes.insert(key.clone(), parents);
+        }
+    }
+    for (key, r) in &s.grpc_routes {
+        let parents = route::attach(s, r, &mut owned);
+        if !parents.is_empty() {
+            t.grpc_routes.insert(key.clone(), parents);
+        }
+    }
+    for (key, o) in owned {
+        let gw = &s.gateways[&key];
+        t.gateways.insert(key.clone(), gateway_status(s, gw, &o));
+        t.endpoints.insert(
+            key.clone(),
+            config::resolve_endpoints(s, &o.config.clusters),
+        );
+        t.configs.insert(key, o.config);
+    }
+    t
+}
+
+fn gateway_status(
+    s: &Snapshot,
+    gw: &crate::model::gateway::Gateway,
+    o: &OwnedGateway<'_>,
+) -> GatewayStatus {
+    let g = gw.meta.generation;
+    let listeners: Vec<_> = o
+        .listeners
+        .iter()
+        .zip(&o.attached)
+        .map(|(l, n)| gateway::listener_status(l, *n, g))
+        .collect();
+    let svc_key = ObjectKey::new(
+        gw.meta.namespace.clone(),
+        crate::provision::dataplane_name(&gw.meta.name),
+    );
+    let addresses = s
+        .services
+        .get(&svc_key)
+        .map(|svc| svc.load_balancer.clone())
+        .unwrap_or_default();
+    let valid = o.listeners.iter().filter(|l| l.programmed).count();
+    let accepted = if !gw.spec.addresses.is_empty() {
+        Condition::new(
+            "Accepted",
+            false,
+            "UnsupportedAddress",
+            "spec.addresses is not supported yet",
+            g,
+        )
+    } else if valid == o.listeners.len() {
+        Condition::new("Accepted", true, "Accepted", "Gateway is accepted", g)
+    } else if valid > 0 {
+        Condition::new(
+            "Accepted",
+            true,
+            "ListenersNotValid",
+            "Some listeners are not valid",
+            g,
+        )
+    } else {
+        Condition::new(
+            "Accepted",
+            false,
+            "ListenersNotValid",
+            "No listener is valid",
+            g,
+        )
+    };
+    let programmed = if accepted.status != "True" {
+        Condition::new("Programmed", false, "Invalid", "Gateway is not accepted", g)
+    } else if addresses.is_empty() {
+        Condition::new(
+            "Programmed",
+            false,
+            "AddressNotAssigned",
+            "The data-plane Service has no address yet",
+            g,
+        )
+    } else {
+        Condition::new("Programmed", true, "Programmed", "Gateway is programmed", g)
+    };
+    GatewayStatus {
+        addresses,
+        conditions: vec![accepted, programmed],
+        listeners,
+    }
+}

@@ -1,0 +1,113 @@
+//! What translation produces: statuses (without timestamps: the status writer owns the clock)
+//! and per-Gateway data-plane configuration.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::ObjectKey;
+use crate::model::core::LoadBalancerAddress;
+use crate::model::gateway::RouteGroupKind;
+use crate::model::route::ParentRef;
+
+use super::config::{Endpoints, GatewayConfig};
+
+/// A status condition without its lastTransitionTime.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// "True", "False" or "Unknown".
+    pub status: String,
+    /// CamelCase reason from the spec.
+    pub reason: String,
+    /// Human-readable detail.
+    pub message: String,
+    /// Generation of the object this was computed from.
+    pub observed_generation: i64,
+}
+
+impl Condition {
+    /// Builds a condition.
+    pub fn new(
+        kind: &str,
+        ok: bool,
+        reason: &str,
+        message: impl Into<String>,
+        generation: i64,
+    ) -> Self {
+        Self {
+            kind: kind.into(),
+            status: if ok { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message: message.into(),
+            observed_generation: generation,
+        }
+    }
+}
+
+/// Status of a GatewayClass owned by this controller.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayClassStatus {
+    /// Conditions.
+    pub conditions: Vec<Condition>,
+    /// Supported features (sorted).
+    pub supported_features: Vec<String>,
+}
+
+/// Status of one listener.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    /// Listener name.
+    pub name: String,
+    /// Route kinds the listener accepts.
+    pub supported_kinds: Vec<RouteGroupKind>,
+    /// Number of routes accepted on this listener.
+    pub attached_routes: i32,
+    /// Conditions.
+    pub conditions: Vec<Condition>,
+}
+
+/// Status of a Gateway of this controller.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayStatus {
+    /// Addresses (from the data-plane Service).
+    pub addresses: Vec<LoadBalancerAddress>,
+    /// Conditions.
+    pub conditions: Vec<Condition>,
+    /// Listener statuses, in spec order.
+    pub listeners: Vec<ListenerStatus>,
+}
+
+/// This controller's status for one parent of a route.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentStatus {
+    /// The parentRef, as written (defaults applied).
+    pub parent_ref: ParentRef,
+    /// Conditions.
+    pub conditions: Vec<Condition>,
+}
+
+/// Everything translation decides.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Translation {
+    /// GatewayClass statuses (only classes of this controller).
+    pub gateway_classes: BTreeMap<String, GatewayClassStatus>,
+    /// Gateway statuses (only Gateways of this controller's classes).
+    pub gateways: BTreeMap<ObjectKey, GatewayStatus>,
+    /// HTTPRoute parent statuses written by this controller.
+    pub http_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
+    /// GRPCRoute parent statuses written by this controller.
+    pub grpc_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
+    /// Data-plane config per Gateway.
+    pub configs: BTreeMap<ObjectKey, GatewayConfig>,
+    /// Endpoints per Gateway (sent separately so endpoint churn does not re-send routes).
+    pub endpoints: BTreeMap<ObjectKey, Endpoints>,
+}
