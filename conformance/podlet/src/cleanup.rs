@@ -1,0 +1,68 @@
+//! Removing everything the podlet made: processes (from each Pod's pid record), network
+//! namespaces and veths, host paths created as mount points, and the state directory's Pod
+//! records. Used at start-up (stale Pods from a previous run) and by `pylon-podlet cleanup`.
+
+use std::path::Path;
+
+use nix::sys::signal::Signal;
+
+use crate::container::signal_group;
+use crate::netns::{self, PodNet};
+
+/// SIGKILLs every process group recorded in `pod_dir/pids` whose pid still runs the recorded
+/// executable (a recycled pid belonging to someone else is left alone).
+pub fn kill_recorded(pod_dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(pod_dir.join("pids")) else {
+        return;
+    };
+    for line in text.lines() {
+        let Some((pid, exe)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let current = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let ours = current.as_ref().is_some_and(|c| {
+            c == Path::new(exe) || c.to_string_lossy().trim_end_matches(" (deleted)") == exe
+        }) || is_launcher(pid);
+        if ours {
+            signal_group(pid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// A launcher that had not exec'd yet (`pylon-podlet launch ...`).
+fn is_launcher(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.len() > 2 && args[0].ends_with(b"pylon-podlet") && args[1] == b"launch"
+        })
+        .unwrap_or(false)
+}
+
+/// Removes everything a podlet with this state dir made: processes, netns/veths (by record and
+/// by `prefix`), created mount points, Pod records and logs. Returns how many Pods it cleaned.
+pub fn cleanup_all(state_dir: &Path, prefix: &str) -> usize {
+    let pods = state_dir.join("pods");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
+        let dir = entry.path();
+        kill_recorded(&dir);
+        if let Ok(bytes) = std::fs::read(dir.join("net.json"))
+            && let Ok(net) = serde_json::from_slice::<PodNet>(&bytes)
+        {
+            netns::teardown(&net);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        count += 1;
+    }
+    // Anything with our prefix that the records missed (e.g. a crash between steps).
+    for ns in netns::list_netns(prefix) {
+        let _ = netns::run("ip", &["netns", "del", &ns]);
+    }
+    crate::hostpaths::cleanup_record(&state_dir.join("created-paths"));
+    let _ = std::fs::remove_dir_all(state_dir.join("logs"));
+    count
+}

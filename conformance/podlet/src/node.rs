@@ -1,0 +1,173 @@
+//! Node registration and heartbeat: creates this podlet's Node, reports its status (Ready,
+//! addresses, capacity, daemon endpoint, node info) and renews its Lease in kube-node-lease.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::context::Config;
+
+/// How often status and Lease are renewed (the kubelet's defaults are 10s for the Lease).
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+fn read_trim(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn os_image() -> String {
+    read_trim("/etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn memory_kib() -> u64 {
+    read_trim("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The Node's status as a merge-patch body; `now` is the heartbeat time.
+pub fn status_patch(cfg: &Config, now: Timestamp) -> Value {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let resources = json!({
+        "cpu": cpus.to_string(),
+        "memory": format!("{}Ki", memory_kib()),
+        "pods": "110",
+        "ephemeral-storage": "10Gi",
+    });
+    let cond = |type_: &str, status: &str, reason: &str, message: &str| {
+        json!({
+            "type": type_, "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": now.to_string(),
+            // The podlet is healthy whenever it heartbeats, so the transition time is the
+            // heartbeat; the API server compares the whole list anyway.
+            "lastTransitionTime": now.to_string(),
+        })
+    };
+    json!({
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": cfg.node_ip.to_string()},
+                {"type": "Hostname", "address": cfg.node_name},
+            ],
+            "capacity": resources,
+            "allocatable": resources,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.port}},
+            "conditions": [
+                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "podlet has sufficient memory available"),
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "podlet has no disk pressure"),
+                cond("PIDPressure", "False", "KubeletHasSufficientPID", "podlet has sufficient PID available"),
+                cond("Ready", "True", "KubeletReady", "pylon-podlet is posting ready status"),
+            ],
+            "nodeInfo": {
+                "machineID": read_trim("/etc/machine-id"),
+                "systemUUID": read_trim("/etc/machine-id"),
+                "bootID": read_trim("/proc/sys/kernel/random/boot_id"),
+                "kernelVersion": read_trim("/proc/sys/kernel/osrelease"),
+                "osImage": os_image(),
+                "containerRuntimeVersion": concat!("pylon-podlet://", env!("CARGO_PKG_VERSION")),
+                "kubeletVersion": "v1.35.0",
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+            },
+        }
+    })
+}
+
+/// Creates the Node if needed and publishes its status once. Returns the Node's uid.
+pub async fn register(client: &kube::Client, cfg: &Config) -> Result<String, kube::Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let existing = nodes.get_opt(&cfg.node_name).await?;
+    let node = match existing {
+        Some(n) => n,
+        None => {
+            let node: Node = serde_json::from_value(json!({
+                "metadata": {
+                    "name": cfg.node_name,
+                    "labels": {
+                        "kubernetes.io/hostname": cfg.node_name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+                        "node.kubernetes.io/instance-type": "pylon-podlet",
+                    },
+                    "annotations": {"pylon.dev/host": hostname()},
+                },
+                "spec": {"podCIDR": cfg.pod_cidr.to_string(), "podCIDRs": [cfg.pod_cidr.to_string()]},
+            }))
+            .map_err(kube::Error::SerdeError)?;
+            nodes.create(&PostParams::default(), &node).await?
+        }
+    };
+    heartbeat(client, cfg, node.metadata.uid.as_deref().unwrap_or("")).await?;
+    Ok(node.metadata.uid.unwrap_or_default())
+}
+
+/// Patches the Node status and renews the Lease.
+pub async fn heartbeat(
+    client: &kube::Client,
+    cfg: &Config,
+    node_uid: &str,
+) -> Result<(), kube::Error> {
+    let now = Timestamp::now();
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .patch_status(
+            &cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Merge(&status_patch(cfg, now)),
+        )
+        .await?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": cfg.node_name,
+            "namespace": "kube-node-lease",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": cfg.node_name, "uid": node_uid}],
+        },
+        "spec": {
+            "holderIdentity": cfg.node_name,
+            "leaseDurationSeconds": 40,
+            "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string(),
+        },
+    });
+    leases
+        .patch(
+            &cfg.node_name,
+            &PatchParams::apply("pylon-podlet").force(),
+            &Patch::Apply(&lease),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Heartbeats forever; errors are logged and retried on the next tick.
+pub async fn heartbeat_loop(client: kube::Client, cfg: Config, node_uid: String) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = heartbeat(&client, &cfg, &node_uid).await {
+            tracing::warn!(error = %e, "node heartbeat failed");
+        }
+    }
+}
