@@ -12,3 +12,7 @@ pub mod translate;
 
 /// The controllerName Pylon answers to by default.
 pub const DEFAULT_CONTROLLER_NAME: &str = "pylon.dev/gateway-controller";
+pub mod config_server;
+pub mod metrics;
+pub mod status;
+pub mod watch;

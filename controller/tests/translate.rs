@@ -36,6 +36,13 @@ fn golden_cases() {
             translate(&snapshot),
             "{name}: translate must be deterministic"
         );
+        for (gateway, config) in &translation.configs {
+            let problems = pylon_dataplane::config::validate(config);
+            assert!(
+                problems.is_empty(),
+                "{name}: config of {gateway} is invalid: {problems:?}"
+            );
+        }
         insta::assert_yaml_snapshot!(name, translation);
     }
 }

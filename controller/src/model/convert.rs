@@ -38,6 +38,12 @@ fn meta(m: &ObjectMeta) -> Meta {
         generation: m.generation.unwrap_or(0),
         uid: m.uid.clone().unwrap_or_default(),
         labels: m.labels.clone().unwrap_or_default(),
+        creation_timestamp: m
+            .creation_timestamp
+            .as_ref()
+            .and_then(|t| serde_json::to_value(t).ok())
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Meta {
     pub uid: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// `metadata.creationTimestamp` in RFC 3339 (the epoch when unset, e.g. in tests).
+    pub creation_timestamp: String,
 }
 
 impl Meta {

@@ -1,5 +1,6 @@
 //! The provisioner: one data plane (ServiceAccount, Deployment, Service) per Gateway.
 
+pub mod apply;
 pub mod render;
 
 /// Name of a Gateway's data-plane objects (ServiceAccount, Deployment, Service): a valid DNS

@@ -1,95 +1,18 @@
-//! The data-plane configuration translation produces for one Gateway, and endpoint resolution.
-//!
-//! Until the data plane's `config` module lands this is the controller's own, serializable view;
-//! it is what the config server streams (see api-docs/config-protocol.md).
+//! Builds the data plane's config types (`pylon_dataplane::config`, the contract the data plane
+//! owns) from the model, and resolves backend endpoints from EndpointSlices.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
+use pylon_dataplane::config as dp;
 use serde::Serialize;
 
-use crate::model::route::{Filter, GrpcMatch, HttpMatch, HttpTimeouts};
+use crate::model::route::{
+    Filter, GrpcMatch, HttpMatch, HttpTimeouts, NameValueMatch, PathModifier,
+};
 use crate::snapshot::Snapshot;
 
-/// Configuration for one Gateway's data plane.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct GatewayConfig {
-    /// Listeners that are accepted, in spec order.
-    pub listeners: Vec<ListenerConfig>,
-    /// Backend clusters the routes refer to, by cluster name.
-    pub clusters: BTreeMap<String, ClusterConfig>,
-}
-
-/// One listener and the routes attached to it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ListenerConfig {
-    /// Listener name.
-    pub name: String,
-    /// Port.
-    pub port: i32,
-    /// HTTP or HTTPS.
-    pub protocol: String,
-    /// Hostname, if restricted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
-    /// Server certificates for HTTPS.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub certificates: Vec<Certificate>,
-    /// HTTPRoutes, ordered by namespace/name.
-    pub http_routes: Vec<RouteConfig<HttpMatch>>,
-    /// GRPCRoutes, ordered by namespace/name.
-    pub grpc_routes: Vec<RouteConfig<GrpcMatch>>,
-}
-
-/// A PEM certificate chain and key.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Certificate {
-    /// Source Secret (namespace/name).
-    pub secret: String,
-    /// PEM certificate chain.
-    pub cert_pem: String,
-    /// PEM private key.
-    pub key_pem: String,
-}
-
-/// A route as attached to one listener.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RouteConfig<M> {
-    /// namespace/name of the route.
-    pub name: String,
-    /// Effective hostnames (route ∩ listener); empty matches any host.
-    pub hostnames: Vec<String>,
-    /// Valid rules, in spec order.
-    pub rules: Vec<RuleConfig<M>>,
-}
-
-/// One rule.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RuleConfig<M> {
-    /// Matches (any of).
-    pub matches: Vec<M>,
-    /// Filters.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub filters: Vec<Filter>,
-    /// Weighted backends; an empty list (or all invalid) means HTTP 500.
-    pub backends: Vec<BackendConfig>,
-    /// Timeouts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeouts: Option<HttpTimeouts>,
-}
-
-/// A weighted backend; `cluster: None` stands for an unresolved reference (requests get 500).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct BackendConfig {
-    /// Cluster name, or `None` when the reference did not resolve.
-    pub cluster: Option<String>,
-    /// Weight.
-    pub weight: i32,
-    /// Per-backend filters.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub filters: Vec<Filter>,
-}
-
-/// A backend Service port.
+/// A backend Service port, as translation resolved it (endpoints are looked up separately).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClusterConfig {
     /// Service namespace.
@@ -98,19 +21,20 @@ pub struct ClusterConfig {
     pub service: String,
     /// Service port.
     pub port: i32,
-    /// Upstream protocol: http1, h2c (kubernetes.io/h2c or GRPCRoute) or ws.
-    pub protocol: String,
+    /// Upstream protocol.
+    pub protocol: dp::BackendProtocol,
 }
 
-/// Endpoint addresses ("ip:port") per cluster, sorted.
-pub type Endpoints = BTreeMap<String, Vec<String>>;
+/// Endpoints per backend name.
+pub type Endpoints = BTreeMap<String, Vec<dp::Endpoint>>;
 
-/// The cluster name of a Service port.
+/// The backend name of a Service port.
 pub fn cluster_name(namespace: &str, service: &str, port: i32) -> String {
     format!("{namespace}/{service}:{port}")
 }
 
-/// Resolves the ready endpoints of every cluster from the EndpointSlices.
+/// Resolves the endpoints of every cluster from the EndpointSlices (not-ready ones included,
+/// flagged, so the data plane can prefer ready ones and still see the rest).
 pub fn resolve_endpoints(s: &Snapshot, clusters: &BTreeMap<String, ClusterConfig>) -> Endpoints {
     let mut out = Endpoints::new();
     for (name, c) in clusters {
@@ -121,30 +45,192 @@ pub fn resolve_endpoints(s: &Snapshot, clusters: &BTreeMap<String, ClusterConfig
             .and_then(|svc| svc.ports.iter().find(|p| p.port == c.port))
             .map(|p| p.name.clone())
             .unwrap_or_default();
-        let mut addrs: Vec<String> = s
+        let mut eps: Vec<dp::Endpoint> = s
             .endpoint_slices
             .values()
             .filter(|e| e.meta.namespace == c.namespace && e.service_name == c.service)
             .flat_map(|e| {
                 let target = e.ports.iter().find(|p| p.name == port_name).map(|p| p.port);
-                e.endpoints
-                    .iter()
-                    .filter(|ep| ep.ready)
-                    .flat_map(|ep| ep.addresses.iter())
-                    .filter_map(move |a| target.map(|t| socket(a, t)))
+                e.endpoints.iter().flat_map(move |ep| {
+                    ep.addresses.iter().filter_map(move |a| {
+                        let port = u16::try_from(target?).ok()?;
+                        let ip: std::net::IpAddr = a.parse().ok()?;
+                        Some(dp::Endpoint {
+                            address: SocketAddr::new(ip, port),
+                            ready: ep.ready,
+                        })
+                    })
+                })
             })
             .collect();
-        addrs.sort();
-        addrs.dedup();
-        out.insert(name.clone(), addrs);
+        eps.sort_by_key(|e| e.address);
+        eps.dedup_by_key(|e| e.address);
+        out.insert(name.clone(), eps);
     }
     out
 }
 
-fn socket(addr: &str, port: i32) -> String {
-    if addr.contains(':') {
-        format!("[{addr}]:{port}")
-    } else {
-        format!("{addr}:{port}")
+/// Fills `config.backends` from the clusters and their endpoints.
+pub fn with_backends(
+    mut config: dp::Config,
+    clusters: &BTreeMap<String, ClusterConfig>,
+    endpoints: &Endpoints,
+) -> dp::Config {
+    config.backends = clusters
+        .iter()
+        .map(|(name, c)| {
+            let backend = dp::Backend {
+                protocol: c.protocol,
+                endpoints: endpoints.get(name).cloned().unwrap_or_default(),
+                tls: None,
+            };
+            (name.clone(), backend)
+        })
+        .collect();
+    config
+}
+
+fn name_match(m: &NameValueMatch) -> dp::NameMatch {
+    dp::NameMatch {
+        match_type: match_type(&m.kind),
+        name: m.name.clone(),
+        value: m.value.clone(),
     }
+}
+
+fn match_type(kind: &str) -> dp::MatchType {
+    if kind == "RegularExpression" {
+        dp::MatchType::RegularExpression
+    } else {
+        dp::MatchType::Exact
+    }
+}
+
+/// An HTTPRoute match in the data plane's terms.
+pub fn http_match(m: &HttpMatch) -> dp::RouteMatch {
+    let value = m.path.value.clone();
+    let path = match m.path.kind.as_str() {
+        "Exact" => dp::PathMatch::Exact { value },
+        "RegularExpression" => dp::PathMatch::RegularExpression { value },
+        _ => dp::PathMatch::PathPrefix { value },
+    };
+    dp::RouteMatch {
+        path: Some(path),
+        method: m.method.clone(),
+        headers: m.headers.iter().map(name_match).collect(),
+        query_params: m.query_params.iter().map(name_match).collect(),
+        grpc: None,
+    }
+}
+
+/// A GRPCRoute match in the data plane's terms.
+pub fn grpc_match(m: &GrpcMatch) -> dp::RouteMatch {
+    dp::RouteMatch {
+        headers: m.headers.iter().map(name_match).collect(),
+        grpc: m.method.as_ref().map(|g| dp::GrpcMethodMatch {
+            match_type: match_type(&g.kind),
+            service: g.service.clone(),
+            method: g.method.clone(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Converts timeouts; unparsable durations are reported as the rule's problem.
+pub fn timeouts(t: &HttpTimeouts) -> Result<dp::Timeouts, String> {
+    let parse = |v: &Option<String>| -> Result<Option<dp::Duration>, String> {
+        v.as_ref()
+            .map(|d| {
+                d.parse::<dp::Duration>()
+                    .map_err(|e| format!("timeout {d:?}: {e}"))
+            })
+            .transpose()
+    };
+    Ok(dp::Timeouts {
+        request: parse(&t.request)?,
+        backend_request: parse(&t.backend_request)?,
+    })
+}
+
+fn path_modifier(p: &PathModifier) -> Result<dp::PathModifier, String> {
+    match (
+        p.kind.as_str(),
+        &p.replace_full_path,
+        &p.replace_prefix_match,
+    ) {
+        ("ReplaceFullPath", Some(v), _) => {
+            Ok(dp::PathModifier::ReplaceFullPath { value: v.clone() })
+        }
+        ("ReplacePrefixMatch", _, Some(v)) => {
+            Ok(dp::PathModifier::ReplacePrefixMatch { value: v.clone() })
+        }
+        (kind, ..) => Err(format!("path modifier {kind:?} lacks its value")),
+    }
+}
+
+fn headers(h: &crate::model::route::HeaderModifier) -> dp::HeaderModifier {
+    let hv = |v: &crate::model::route::HeaderValue| dp::HeaderValue {
+        name: v.name.clone(),
+        value: v.value.clone(),
+    };
+    dp::HeaderModifier {
+        set: h.set.iter().map(hv).collect(),
+        add: h.add.iter().map(hv).collect(),
+        remove: h.remove.clone(),
+    }
+}
+
+/// Converts a filter; `mirror_backend` is the resolved backend name of a RequestMirror.
+pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, String> {
+    let missing = || format!("filter {} has no settings", f.kind);
+    Ok(match f.kind.as_str() {
+        "RequestHeaderModifier" => dp::Filter::RequestHeaderModifier(headers(
+            f.request_header_modifier.as_ref().ok_or_else(missing)?,
+        )),
+        "ResponseHeaderModifier" => dp::Filter::ResponseHeaderModifier(headers(
+            f.response_header_modifier.as_ref().ok_or_else(missing)?,
+        )),
+        "RequestRedirect" => {
+            let r = f.request_redirect.as_ref().ok_or_else(missing)?;
+            dp::Filter::RequestRedirect(dp::Redirect {
+                scheme: match r.scheme.as_deref() {
+                    None => None,
+                    Some("http") => Some(dp::Scheme::Http),
+                    Some("https") => Some(dp::Scheme::Https),
+                    Some(other) => return Err(format!("redirect scheme {other:?}")),
+                },
+                hostname: r.hostname.clone(),
+                port: r
+                    .port
+                    .map(|p| u16::try_from(p).map_err(|_| format!("redirect port {p}")))
+                    .transpose()?,
+                path: r.path.as_ref().map(path_modifier).transpose()?,
+                status_code: u16::try_from(r.status_code)
+                    .map_err(|_| format!("redirect status {}", r.status_code))?,
+            })
+        }
+        "URLRewrite" => {
+            let r = f.url_rewrite.as_ref().ok_or_else(missing)?;
+            dp::Filter::UrlRewrite(dp::UrlRewrite {
+                hostname: r.hostname.clone(),
+                path: r.path.as_ref().map(path_modifier).transpose()?,
+            })
+        }
+        "RequestMirror" => {
+            let m = f.request_mirror.as_ref().ok_or_else(missing)?;
+            let percent = match (&m.fraction, m.percent) {
+                (Some(fr), _) if fr.denominator > 0 => {
+                    100.0 * f64::from(fr.numerator) / f64::from(fr.denominator)
+                }
+                (_, Some(p)) => f64::from(p),
+                _ => 100.0,
+            };
+            dp::Filter::RequestMirror(dp::Mirror {
+                backend: mirror_backend
+                    .ok_or_else(|| "mirror backend did not resolve".to_string())?,
+                percent,
+            })
+        }
+        other => return Err(format!("filter {other:?} is not supported")),
+    })
 }

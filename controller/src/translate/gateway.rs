@@ -7,9 +7,8 @@ use crate::model::GATEWAY_GROUP;
 use crate::model::gateway::{Gateway, GatewayClass, Listener, RouteGroupKind};
 use crate::snapshot::Snapshot;
 
-use super::config::Certificate;
 use super::output::{Condition, GatewayClassStatus, ListenerStatus};
-use super::refs;
+use super::refs::{self, Certificate};
 
 /// Status of a GatewayClass that names this controller.
 pub fn class_status(class: &GatewayClass) -> GatewayClassStatus {

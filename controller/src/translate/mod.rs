@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use crate::model::ObjectKey;
 use crate::snapshot::Snapshot;
 
-use config::{GatewayConfig, ListenerConfig};
 use output::{Condition, GatewayStatus, Translation};
+use pylon_dataplane::config as dp;
 use route::OwnedGateway;
 
 /// Translates a snapshot into statuses and data-plane configs.
@@ -38,21 +38,14 @@ pub fn translate(s: &Snapshot) -> Translation {
             continue;
         }
         let listeners = gateway::listeners(s, gw);
-        let config = GatewayConfig {
+        let config = dp::Config {
+            api_version: dp::API_VERSION.into(),
             listeners: listeners
                 .iter()
                 .filter(|l| l.programmed)
-                .map(|l| ListenerConfig {
-                    name: l.listener.name.clone(),
-                    port: l.listener.port,
-                    protocol: l.listener.protocol.clone(),
-                    hostname: l.listener.hostname.clone(),
-                    certificates: l.certificates.clone(),
-                    http_routes: vec![],
-                    grpc_routes: vec![],
-                })
+                .filter_map(dp_listener)
                 .collect(),
-            clusters: BTreeMap::new(),
+            backends: BTreeMap::new(),
         };
         let attached = vec![0; listeners.len()];
         owned.insert(
@@ -61,6 +54,7 @@ pub fn translate(s: &Snapshot) -> Translation {
                 listeners,
                 attached,
                 config,
+                clusters: BTreeMap::new(),
             },
         );
     }
@@ -79,13 +73,42 @@ pub fn translate(s: &Snapshot) -> Translation {
     for (key, o) in owned {
         let gw = &s.gateways[&key];
         t.gateways.insert(key.clone(), gateway_status(s, gw, &o));
-        t.endpoints.insert(
+        let endpoints = config::resolve_endpoints(s, &o.clusters);
+        t.configs.insert(
             key.clone(),
-            config::resolve_endpoints(s, &o.config.clusters),
+            config::with_backends(o.config, &o.clusters, &endpoints),
         );
-        t.configs.insert(key, o.config);
+        t.clusters.insert(key, o.clusters);
     }
     t
+}
+
+/// A programmed listener in the data plane's terms (`None` if its port does not fit a u16,
+/// which the CRD already forbids).
+fn dp_listener(l: &gateway::ListenerInfo<'_>) -> Option<dp::Listener> {
+    let https = l.listener.protocol == "HTTPS";
+    Some(dp::Listener {
+        name: l.listener.name.clone(),
+        port: u16::try_from(l.listener.port).ok()?,
+        protocol: if https {
+            dp::ListenerProtocol::Https
+        } else {
+            dp::ListenerProtocol::Http
+        },
+        hostname: l.listener.hostname.clone(),
+        tls: https.then(|| dp::ListenerTls {
+            certificates: l
+                .certificates
+                .iter()
+                .map(|c| dp::Certificate {
+                    hostnames: vec![],
+                    cert_pem: c.cert_pem.clone(),
+                    key_pem: c.key_pem.clone(),
+                })
+                .collect(),
+        }),
+        routes: vec![],
+    })
 }
 
 fn gateway_status(

@@ -10,7 +10,9 @@ use crate::model::core::LoadBalancerAddress;
 use crate::model::gateway::RouteGroupKind;
 use crate::model::route::ParentRef;
 
-use super::config::{Endpoints, GatewayConfig};
+use pylon_dataplane::config as dp;
+
+use super::config::ClusterConfig;
 
 /// A status condition without its lastTransitionTime.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -106,8 +108,10 @@ pub struct Translation {
     pub http_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
     /// GRPCRoute parent statuses written by this controller.
     pub grpc_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
-    /// Data-plane config per Gateway.
-    pub configs: BTreeMap<ObjectKey, GatewayConfig>,
-    /// Endpoints per Gateway (sent separately so endpoint churn does not re-send routes).
-    pub endpoints: BTreeMap<ObjectKey, Endpoints>,
+    /// Data-plane config per Gateway (endpoints included).
+    pub configs: BTreeMap<ObjectKey, dp::Config>,
+    /// Backends per Gateway, kept so EndpointSlice changes re-resolve endpoints without a
+    /// full translation.
+    #[serde(skip)]
+    pub clusters: BTreeMap<ObjectKey, BTreeMap<String, ClusterConfig>>,
 }

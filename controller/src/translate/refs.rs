@@ -4,7 +4,16 @@ use crate::model::ObjectKey;
 use crate::model::gateway::SecretObjectReference;
 use crate::snapshot::Snapshot;
 
-use super::config::Certificate;
+/// A resolved certificate: PEM chain and key, and the Secret it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Certificate {
+    /// Source Secret (namespace/name).
+    pub secret: String,
+    /// PEM certificate chain.
+    pub cert_pem: String,
+    /// PEM private key.
+    pub key_pem: String,
+}
 
 /// Who refers to what, for a ReferenceGrant check.
 pub struct Reference<'a> {

@@ -2,38 +2,35 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::route::{
-    BackendRef, GrpcMatch, GrpcRule, HttpMatch, HttpRule, ParentRef, Route, RouteRule,
-};
+use crate::model::route::{BackendRef, GrpcRule, HttpRule, ParentRef, Route, RouteRule};
 use crate::model::{GATEWAY_GROUP, ObjectKey};
 use crate::snapshot::Snapshot;
 
-use super::config::{
-    BackendConfig, ClusterConfig, GatewayConfig, ListenerConfig, RouteConfig, RuleConfig,
-    cluster_name,
-};
+use pylon_dataplane::config as dp;
+
+use super::config::{self, ClusterConfig, cluster_name};
 use super::gateway::ListenerInfo;
 use super::output::{Condition, RouteParentStatus};
 use super::refs::{self, Reference};
 
 /// Per-kind glue between a rule and the data-plane config.
 pub trait TranslateRule: RouteRule {
-    /// The match type the data plane receives.
-    type Match: Clone;
+    /// The data plane's name for this kind.
+    const DP_KIND: dp::RouteKind;
     /// Filter types this kind supports.
     const FILTERS: &'static [&'static str];
-    /// The rule's matches.
-    fn config_matches(&self) -> Vec<Self::Match>;
-    /// The rule's timeouts.
-    fn config_timeouts(&self) -> Option<crate::model::route::HttpTimeouts>;
     /// Upstream protocol for this kind when the Service port does not say.
-    const DEFAULT_UPSTREAM: &'static str;
-    /// Adds a route to a listener's config.
-    fn push(listener: &mut ListenerConfig, route: RouteConfig<Self::Match>);
+    const DEFAULT_UPSTREAM: dp::BackendProtocol;
+    /// The rule's matches in the data plane's terms.
+    fn config_matches(&self) -> Vec<dp::RouteMatch>;
+    /// The rule's timeouts.
+    fn config_timeouts(&self) -> Option<&crate::model::route::HttpTimeouts>;
+    /// The rule's name.
+    fn rule_name(&self) -> Option<String>;
 }
 
 impl TranslateRule for HttpRule {
-    type Match = HttpMatch;
+    const DP_KIND: dp::RouteKind = dp::RouteKind::Http;
     const FILTERS: &'static [&'static str] = &[
         "RequestHeaderModifier",
         "ResponseHeaderModifier",
@@ -41,34 +38,34 @@ impl TranslateRule for HttpRule {
         "URLRewrite",
         "RequestMirror",
     ];
-    const DEFAULT_UPSTREAM: &'static str = "http1";
-    fn config_matches(&self) -> Vec<HttpMatch> {
-        self.matches.clone()
+    const DEFAULT_UPSTREAM: dp::BackendProtocol = dp::BackendProtocol::Http1;
+    fn config_matches(&self) -> Vec<dp::RouteMatch> {
+        self.matches.iter().map(config::http_match).collect()
     }
-    fn config_timeouts(&self) -> Option<crate::model::route::HttpTimeouts> {
-        self.timeouts.clone()
+    fn config_timeouts(&self) -> Option<&crate::model::route::HttpTimeouts> {
+        self.timeouts.as_ref()
     }
-    fn push(listener: &mut ListenerConfig, route: RouteConfig<HttpMatch>) {
-        listener.http_routes.push(route);
+    fn rule_name(&self) -> Option<String> {
+        self.name.clone()
     }
 }
 
 impl TranslateRule for GrpcRule {
-    type Match = GrpcMatch;
+    const DP_KIND: dp::RouteKind = dp::RouteKind::Grpc;
     const FILTERS: &'static [&'static str] = &[
         "RequestHeaderModifier",
         "ResponseHeaderModifier",
         "RequestMirror",
     ];
-    const DEFAULT_UPSTREAM: &'static str = "h2c";
-    fn config_matches(&self) -> Vec<GrpcMatch> {
-        self.matches.clone()
+    const DEFAULT_UPSTREAM: dp::BackendProtocol = dp::BackendProtocol::H2c;
+    fn config_matches(&self) -> Vec<dp::RouteMatch> {
+        self.matches.iter().map(config::grpc_match).collect()
     }
-    fn config_timeouts(&self) -> Option<crate::model::route::HttpTimeouts> {
+    fn config_timeouts(&self) -> Option<&crate::model::route::HttpTimeouts> {
         None
     }
-    fn push(listener: &mut ListenerConfig, route: RouteConfig<GrpcMatch>) {
-        listener.grpc_routes.push(route);
+    fn rule_name(&self) -> Option<String> {
+        self.name.clone()
     }
 }
 
@@ -78,8 +75,10 @@ pub struct OwnedGateway<'a> {
     pub listeners: Vec<ListenerInfo<'a>>,
     /// Routes accepted per listener index.
     pub attached: Vec<i32>,
-    /// The config being built.
-    pub config: GatewayConfig,
+    /// The config being built (backends are filled in at the end).
+    pub config: dp::Config,
+    /// Backends the attached routes use.
+    pub clusters: BTreeMap<String, ClusterConfig>,
 }
 
 /// Why a backend reference does not resolve.
@@ -154,23 +153,23 @@ pub fn resolve_backend<R: TranslateRule>(
         ))?;
     let protocol = match sp.app_protocol.as_deref() {
         None | Some("http") => R::DEFAULT_UPSTREAM,
-        Some("kubernetes.io/h2c") => "h2c",
-        Some("kubernetes.io/ws") => "ws",
+        Some("kubernetes.io/h2c") => dp::BackendProtocol::H2c,
+        Some("kubernetes.io/ws") => dp::BackendProtocol::Ws,
         Some(other) => return Err(BackendError::UnsupportedProtocol(shown, other.into())),
     };
     let cluster = ClusterConfig {
         namespace: ns.clone(),
         service: b.name.clone(),
         port,
-        protocol: protocol.into(),
+        protocol,
     };
     Ok((cluster_name(&ns, &b.name, port), cluster))
 }
 
 /// Rules of a route checked once (independent of the parent).
-struct CheckedRules<R: TranslateRule> {
+struct CheckedRules {
     /// Valid rules as config (backends resolved).
-    rules: Vec<RuleConfig<R::Match>>,
+    rules: Vec<dp::Rule>,
     /// Clusters the valid rules use.
     clusters: BTreeMap<String, ClusterConfig>,
     /// The first rule problem (UnsupportedValue message), if any.
@@ -179,7 +178,88 @@ struct CheckedRules<R: TranslateRule> {
     unresolved: Option<BackendError>,
 }
 
-fn check_rules<R: TranslateRule>(s: &Snapshot, route: &Route<R>) -> CheckedRules<R> {
+impl CheckedRules {
+    /// Resolves a backend, recording the cluster or the first failure.
+    fn backend<R: TranslateRule>(
+        &mut self,
+        s: &Snapshot,
+        ns: &str,
+        b: &BackendRef,
+    ) -> Result<String, &'static str> {
+        match resolve_backend::<R>(s, ns, b) {
+            Ok((name, c)) => {
+                self.clusters.insert(name.clone(), c);
+                Ok(name)
+            }
+            Err(e) => {
+                let reason = e.reason();
+                self.unresolved.get_or_insert(e);
+                Err(reason)
+            }
+        }
+    }
+
+    /// Converts filters; an unresolved mirror is dropped (reported through ResolvedRefs).
+    fn filters<R: TranslateRule>(
+        &mut self,
+        s: &Snapshot,
+        ns: &str,
+        filters: &[crate::model::route::Filter],
+    ) -> Result<Vec<dp::Filter>, String> {
+        let mut out = vec![];
+        for f in filters {
+            if !R::FILTERS.contains(&f.kind.as_str()) {
+                return Err(format!("filter {:?} is not supported", f.kind));
+            }
+            let mirror = match &f.request_mirror {
+                Some(m) => match self.backend::<R>(s, ns, &m.backend_ref) {
+                    Ok(name) => Some(name),
+                    Err(_) => continue,
+                },
+                None => None,
+            };
+            out.push(config::filter(f, mirror)?);
+        }
+        Ok(out)
+    }
+
+    fn rule<R: TranslateRule>(
+        &mut self,
+        s: &Snapshot,
+        ns: &str,
+        rule: &R,
+    ) -> Result<dp::Rule, String> {
+        rule.validate_matches()?;
+        let filters = self.filters::<R>(s, ns, rule.filters())?;
+        let timeouts = rule.config_timeouts().map(config::timeouts).transpose()?;
+        let mut backend_refs = vec![];
+        for b in rule.backend_refs() {
+            let weight = u32::try_from(b.weight).unwrap_or(0);
+            let filters = self.filters::<R>(s, ns, &b.filters)?;
+            backend_refs.push(match self.backend::<R>(s, ns, &b.backend) {
+                Ok(name) => dp::BackendRef::Backend(dp::BackendTarget {
+                    name,
+                    weight,
+                    filters,
+                }),
+                Err(reason) => dp::BackendRef::Invalid(dp::InvalidBackend {
+                    weight,
+                    reason: reason.into(),
+                }),
+            });
+        }
+        Ok(dp::Rule {
+            name: rule.rule_name(),
+            matches: rule.config_matches(),
+            filters,
+            backend_refs,
+            timeouts,
+            retry: None,
+        })
+    }
+}
+
+fn check_rules<R: TranslateRule>(s: &Snapshot, route: &Route<R>) -> CheckedRules {
     let ns = &route.meta.namespace;
     let mut out = CheckedRules {
         rules: vec![],
@@ -188,64 +268,25 @@ fn check_rules<R: TranslateRule>(s: &Snapshot, route: &Route<R>) -> CheckedRules
         unresolved: None,
     };
     for (i, rule) in route.spec.rules.iter().enumerate() {
-        let filters_ok = rule
-            .filters()
-            .iter()
-            .chain(rule.backend_refs().iter().flat_map(|b| b.filters.iter()))
-            .find(|f| !R::FILTERS.contains(&f.kind.as_str()));
-        if let Some(f) = filters_ok {
-            out.invalid
-                .get_or_insert(format!("rule {i}: filter {:?} is not supported", f.kind));
-            continue;
-        }
-        if let Err(e) = rule.validate_matches() {
-            out.invalid.get_or_insert(format!("rule {i}: {e}"));
-            continue;
-        }
-        let mut backends = vec![];
-        for b in rule.backend_refs() {
-            let cluster = match resolve_backend::<R>(s, ns, &b.backend) {
-                Ok((name, c)) => {
-                    out.clusters.insert(name.clone(), c);
-                    Some(name)
-                }
-                Err(e) => {
-                    if out.unresolved.is_none() {
-                        out.unresolved = Some(e);
-                    }
-                    None
-                }
-            };
-            backends.push(BackendConfig {
-                cluster,
-                weight: b.weight,
-                filters: b.filters.clone(),
-            });
-        }
-        // Mirror targets must resolve too; an unresolved mirror is dropped, not served.
-        let mut filters = vec![];
-        for f in rule.filters() {
-            if let Some(m) = &f.request_mirror {
-                match resolve_backend::<R>(s, ns, &m.backend_ref) {
-                    Ok((name, c)) => {
-                        out.clusters.insert(name, c);
-                    }
-                    Err(e) => {
-                        if out.unresolved.is_none() {
-                            out.unresolved = Some(e);
-                        }
-                        continue;
-                    }
+        // A rule is checked on a scratch copy so a rejected rule leaves no clusters behind.
+        let mut scratch = CheckedRules {
+            rules: vec![],
+            clusters: BTreeMap::new(),
+            invalid: None,
+            unresolved: None,
+        };
+        match scratch.rule::<R>(s, ns, rule) {
+            Ok(r) => {
+                out.rules.push(r);
+                out.clusters.extend(scratch.clusters);
+                if out.unresolved.is_none() {
+                    out.unresolved = scratch.unresolved;
                 }
             }
-            filters.push(f.clone());
+            Err(e) => {
+                out.invalid.get_or_insert(format!("rule {i}: {e}"));
+            }
         }
-        out.rules.push(RuleConfig {
-            matches: rule.config_matches(),
-            filters,
-            backends,
-            timeouts: rule.config_timeouts(),
-        });
     }
     out
 }
@@ -307,7 +348,7 @@ fn attach_parent<R: TranslateRule>(
     owned: &mut OwnedGateway<'_>,
     gateway: &ObjectKey,
     ns_labels: &BTreeMap<String, String>,
-    checked: &CheckedRules<R>,
+    checked: &CheckedRules,
 ) -> Condition {
     let g = route.meta.generation;
     let no = |reason: &str, msg: String| Condition::new("Accepted", false, reason, msg, g);
@@ -379,7 +420,6 @@ fn attach_parent<R: TranslateRule>(
             checked.invalid.clone().unwrap_or_default(),
         );
     }
-    let name = route.meta.key().to_string();
     for (i, hostnames) in matched {
         owned.attached[i] += 1;
         let info = &owned.listeners[i];
@@ -393,16 +433,16 @@ fn attach_parent<R: TranslateRule>(
             .iter_mut()
             .find(|l| l.name == listener_name)
         {
-            R::push(
-                lc,
-                RouteConfig {
-                    name: name.clone(),
-                    hostnames,
-                    rules: checked.rules.clone(),
-                },
-            );
+            lc.routes.push(dp::Route {
+                kind: R::DP_KIND,
+                namespace: route.meta.namespace.clone(),
+                name: route.meta.name.clone(),
+                creation_timestamp: route.meta.creation_timestamp.clone(),
+                hostnames,
+                rules: checked.rules.clone(),
+            });
         }
-        owned.config.clusters.extend(checked.clusters.clone());
+        owned.clusters.extend(checked.clusters.clone());
     }
     Condition::new("Accepted", true, "Accepted", "Route is accepted", g)
 }

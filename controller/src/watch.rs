@@ -1,0 +1,265 @@
+//! Watches: one kube-runtime reflector per kind feeding a store, and a change signal.
+//!
+//! Gateway API kinds are watched as untyped objects and converted one by one when a snapshot
+//! is built, so a malformed object is logged and skipped instead of failing the whole list; a
+//! missing CRD only makes its watcher retry with backoff.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use futures::{Stream, StreamExt};
+use gateway_api::experimental as gw;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::GroupVersionKind;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+use crate::model::convert;
+use crate::snapshot::{Options, Snapshot};
+
+/// What changed since the last translation.
+#[derive(Default)]
+pub struct Changes {
+    /// Something translation reads changed.
+    pub full: AtomicBool,
+    /// Only EndpointSlices changed.
+    pub endpoints: AtomicBool,
+    /// Wakes the translate loop (keeps a permit, so no change is lost).
+    pub notify: Notify,
+    /// Kinds whose initial list has completed.
+    pub synced: AtomicUsize,
+}
+
+/// The stores of every watched kind.
+#[derive(Clone)]
+pub struct Stores {
+    gateway_classes: Store<DynamicObject>,
+    gateways: Store<DynamicObject>,
+    http_routes: Store<DynamicObject>,
+    grpc_routes: Store<DynamicObject>,
+    reference_grants: Store<DynamicObject>,
+    services: Store<Service>,
+    endpoint_slices: Store<EndpointSlice>,
+    secrets: Store<Secret>,
+    namespaces: Store<Namespace>,
+}
+
+/// Number of watched kinds.
+pub const KINDS: usize = 9;
+
+fn gateway_api(kind: &str, version: &str) -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        crate::model::GATEWAY_GROUP,
+        version,
+        kind,
+    ))
+}
+
+/// Drives one watcher stream: events mark changes, errors are logged (the watcher retries).
+fn drive<K, S>(kind: &'static str, stream: S, changes: Arc<Changes>, endpoints_only: bool)
+where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    K: Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut synced = false;
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::InitDone) => {
+                    if !synced {
+                        synced = true;
+                        changes.synced.fetch_add(1, Ordering::SeqCst);
+                    }
+                    changes.full.store(true, Ordering::SeqCst);
+                    changes.notify.notify_one();
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                Ok(_) => {
+                    let flag = if endpoints_only {
+                        &changes.endpoints
+                    } else {
+                        &changes.full
+                    };
+                    flag.store(true, Ordering::SeqCst);
+                    changes.notify.notify_one();
+                }
+                Err(e) => tracing::warn!(kind, error = %e, "watch failed; retrying"),
+            }
+        }
+    });
+}
+
+fn dynamic(
+    client: &kube::Client,
+    kind: &'static str,
+    ar: ApiResource,
+    changes: &Arc<Changes>,
+) -> Store<DynamicObject> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let writer = reflector::store::Writer::new(ar);
+    let reader = writer.as_reader();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    drive(kind, stream, changes.clone(), false);
+    reader
+}
+
+fn typed<K>(
+    client: &kube::Client,
+    kind: &'static str,
+    changes: &Arc<Changes>,
+    endpoints_only: bool,
+) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    drive(kind, stream, changes.clone(), endpoints_only);
+    reader
+}
+
+impl Stores {
+    /// Starts every watch.
+    pub fn start(client: &kube::Client, changes: &Arc<Changes>) -> Self {
+        let ns_api: Api<Namespace> = Api::all(client.clone());
+        let (namespaces, writer) = reflector::store();
+        let stream = reflector::reflector(
+            writer,
+            watcher(ns_api, watcher::Config::default()).default_backoff(),
+        );
+        drive("Namespace", stream, changes.clone(), false);
+        Stores {
+            gateway_classes: dynamic(
+                client,
+                "GatewayClass",
+                gateway_api("GatewayClass", "v1"),
+                changes,
+            ),
+            gateways: dynamic(client, "Gateway", gateway_api("Gateway", "v1"), changes),
+            http_routes: dynamic(client, "HTTPRoute", gateway_api("HTTPRoute", "v1"), changes),
+            grpc_routes: dynamic(client, "GRPCRoute", gateway_api("GRPCRoute", "v1"), changes),
+            reference_grants: dynamic(
+                client,
+                "ReferenceGrant",
+                gateway_api("ReferenceGrant", "v1beta1"),
+                changes,
+            ),
+            services: typed(client, "Service", changes, false),
+            endpoint_slices: typed(client, "EndpointSlice", changes, true),
+            secrets: typed(client, "Secret", changes, false),
+            namespaces,
+        }
+    }
+
+    /// Builds a full snapshot from the stores.
+    pub fn snapshot(&self, options: &Options) -> Snapshot {
+        let mut s = self.endpoints_snapshot(options);
+        for c in each::<gw::gatewayclasses::GatewayClass>("GatewayClass", &self.gateway_classes) {
+            let c = convert::gateway_class(&c);
+            s.gateway_classes.insert(c.meta.name.clone(), c);
+        }
+        for g in each::<gw::gateways::Gateway>("Gateway", &self.gateways) {
+            if let Some(g) = skip_bad(convert::gateway(&g)) {
+                s.gateways.insert(g.meta.key(), g);
+            }
+        }
+        for r in each::<gw::httproutes::HttpRoute>("HTTPRoute", &self.http_routes) {
+            if let Some(r) = skip_bad(convert::http_route(&r)) {
+                s.http_routes.insert(r.meta.key(), r);
+            }
+        }
+        for r in each::<gw::grpcroutes::GrpcRoute>("GRPCRoute", &self.grpc_routes) {
+            if let Some(r) = skip_bad(convert::grpc_route(&r)) {
+                s.grpc_routes.insert(r.meta.key(), r);
+            }
+        }
+        for g in
+            each::<gw::referencegrants::ReferenceGrant>("ReferenceGrant", &self.reference_grants)
+        {
+            let g = convert::reference_grant(&g);
+            s.reference_grants.insert(g.meta.key(), g);
+        }
+        for o in self.secrets.state() {
+            let o = convert::secret(&o);
+            s.secrets.insert(o.meta.key(), o);
+        }
+        for o in self.namespaces.state() {
+            let o = convert::namespace(&o);
+            s.namespaces.insert(o.meta.name.clone(), o);
+        }
+        s
+    }
+
+    /// A snapshot with only Services and EndpointSlices: enough to re-resolve endpoints.
+    pub fn endpoints_snapshot(&self, options: &Options) -> Snapshot {
+        let mut s = Snapshot {
+            options: options.clone(),
+            ..Default::default()
+        };
+        for o in self.services.state() {
+            let o = convert::service(&o);
+            s.services.insert(o.meta.key(), o);
+        }
+        for o in self.endpoint_slices.state() {
+            if let Some(o) = skip_bad(convert::endpoint_slice(&o)) {
+                s.endpoint_slices.insert(o.meta.key(), o);
+            }
+        }
+        s
+    }
+}
+
+fn skip_bad<T>(r: Result<T, convert::ConvertError>) -> Option<T> {
+    match r {
+        Ok(t) => Some(t),
+        Err(e) => {
+            crate::metrics::SKIPPED_OBJECTS.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "skipping malformed object");
+            None
+        }
+    }
+}
+
+/// Converts the untyped objects of a store to their generated type, skipping malformed ones.
+fn each<K: DeserializeOwned>(kind: &'static str, store: &Store<DynamicObject>) -> Vec<K> {
+    store
+        .state()
+        .iter()
+        .filter_map(|o| {
+            let typed = serde_json::to_value(o.as_ref()).and_then(serde_json::from_value::<K>);
+            match typed {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    crate::metrics::SKIPPED_OBJECTS.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        kind,
+                        namespace = o.metadata.namespace.as_deref().unwrap_or(""),
+                        name = o.metadata.name.as_deref().unwrap_or(""),
+                        error = %e,
+                        "skipping malformed object"
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
+}
