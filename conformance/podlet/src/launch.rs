@@ -99,6 +99,16 @@ fn try_launch(spec: &LaunchSpec) -> Result<std::convert::Infallible, LaunchError
     if let Some(name) = &spec.hostname {
         nix::unistd::sethostname(name).map_err(sys("setting hostname"))?;
     }
+    // Open the executable before mounting: a volume may cover the directory it lives in
+    // (CoreDNS mounts its ConfigMap at /root, and the binaries may live under /root/.cache).
+    // Not close-on-exec, so a `#!` script still finds itself through /dev/fd.
+    let exe_path = spec.argv.first().ok_or(LaunchError::EmptyArgv)?;
+    let exe = nix::fcntl::open(
+        exe_path.as_str(),
+        nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys(format!("executing {exe_path}")))?;
     for m in &spec.mounts {
         let what = format!(
             "bind-mounting {} on {}",
@@ -139,8 +149,7 @@ fn try_launch(spec: &LaunchSpec) -> Result<std::convert::Infallible, LaunchError
         .map(|(k, v)| CString::new(format!("{k}={v}")))
         .collect::<Result<_, _>>()
         .map_err(|_| LaunchError::Nul)?;
-    let exe = argv.first().ok_or(LaunchError::EmptyArgv)?;
-    match nix::unistd::execve(exe, &argv, &env) {
+    match nix::unistd::fexecve(&exe, &argv, &env) {
         Ok(never) => match never {},
         Err(e) => Err(sys(format!("executing {}", spec.argv[0]))(e)),
     }

@@ -122,6 +122,7 @@ fn init_tracing() {
                 .unwrap_or_else(|_| "info,kube=warn,hyper=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

@@ -142,6 +142,35 @@ fn pod_network_and_mounts() {
         "bind mount leaked to the host"
     );
 
+    // The executable is opened before mounting, so a volume covering its directory (CoreDNS
+    // mounts its ConfigMap at /root) does not hide it.
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::copy("/bin/echo", dir.join("bin/echo")).unwrap();
+    let covered = LaunchSpec {
+        mounts: vec![BindMount {
+            source: dir.join("vol"),
+            target: dir.join("bin"),
+            read_only: true,
+        }],
+        argv: vec![
+            dir.join("bin/echo").display().to_string(),
+            "still runs".into(),
+        ],
+        ..Default::default()
+    };
+    std::fs::write(&spec_path, serde_json::to_vec(&covered).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pylon-podlet"))
+        .arg("launch")
+        .arg(&spec_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "still runs\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // A launch failure is reported clearly and exits 127.
     let bad = LaunchSpec {
         argv: vec!["/nonexistent/exe".into()],
