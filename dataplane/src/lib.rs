@@ -3,5 +3,16 @@
 //! The [`config`] module is the contract with the controller: the data plane owns its schema.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod backend;
+pub mod client;
 pub mod config;
+pub mod errors;
+pub mod filters;
+pub mod matching;
+pub mod metrics;
+pub mod proxy;
+pub mod server;
+pub mod state;
+pub mod table;
 pub mod tls;

@@ -1,6 +1,153 @@
-//! `pylon-dataplane`: serves the traffic of one Gateway.
+//! `pylon-dataplane`: serves the traffic of one Gateway, configured from a file (`--config`,
+//! reloaded on SIGHUP) or streamed from the controller (`--controller`, `--gateway`).
 #![forbid(unsafe_code)]
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("pylon-dataplane: not implemented yet")
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use pylon_dataplane::{admin, client, config, server, state::Shared};
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Pylon data plane: serves one Gateway's HTTPRoute and GRPCRoute traffic"
+)]
+struct Args {
+    /// Config file (YAML or JSON, apiVersion pylon.dev/dataplane/v1); reloaded on SIGHUP.
+    #[arg(long, conflicts_with = "controller")]
+    config: Option<PathBuf>,
+    /// Controller config server, http://HOST:PORT.
+    #[arg(long, requires = "gateway")]
+    controller: Option<String>,
+    /// The Gateway served, NAMESPACE/NAME.
+    #[arg(long)]
+    gateway: Option<String>,
+    #[arg(long, env = "POD_NAME", default_value = "pylon-dataplane")]
+    pod_name: String,
+    /// Bearer token sent to the controller if the file exists.
+    #[arg(
+        long,
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    token_file: PathBuf,
+    #[arg(long, default_value = "0.0.0.0:9901")]
+    admin_addr: SocketAddr,
+    /// Address the listener ports bind to.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_addr: IpAddr,
+    #[arg(long, default_value_t = 65536)]
+    max_header_bytes: usize,
+    #[arg(long, default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_secs: u64,
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds to let in-flight requests finish after SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout_secs: u64,
+    /// Disable the JSON access log on stdout.
+    #[arg(long)]
+    no_access_log: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let shared = Shared::new();
+    shared
+        .access_log
+        .store(!args.no_access_log, Ordering::Relaxed);
+
+    if let Some(path) = &args.config {
+        let cfg = config::load_file(path).with_context(|| format!("loading {}", path.display()))?;
+        shared
+            .apply(&file_version(path), cfg)
+            .context("applying config")?;
+        let (shared, path) = (shared.clone(), path.clone());
+        let mut hup = signal(SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match config::load_file(&path) {
+                    Ok(cfg) => {
+                        let _ = shared.apply(&file_version(&path), cfg);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reload rejected; keeping the previous config");
+                        shared
+                            .metrics
+                            .config_rejections
+                            .fetch_add(1, Ordering::Relaxed);
+                        *shared.last_error.lock().expect("poisoned") = Some(e.to_string());
+                    }
+                }
+            }
+        });
+    } else if let Some(url) = &args.controller {
+        let gateway = args
+            .gateway
+            .as_deref()
+            .context("--gateway is required with --controller")?;
+        let token = args.token_file.exists().then(|| args.token_file.clone());
+        let c = client::ControllerClient::new(url, gateway, &args.pod_name, token, shared.clone())?;
+        tokio::spawn(c.run());
+    } else {
+        bail!("one of --config FILE or --controller URL --gateway NS/NAME is required");
+    }
+
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let limits = server::Limits {
+        max_header_bytes: args.max_header_bytes,
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        max_connections: args.max_connections,
+    };
+    let manager = server::ListenerManager::new(shared.clone(), args.bind_addr, limits, drain_rx);
+    let listeners = tokio::spawn(manager.run());
+
+    let admin = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("binding admin address {}", args.admin_addr))?;
+    tracing::info!(addr = %args.admin_addr, "admin listening");
+    let router = admin::router(shared.clone());
+    tokio::spawn(async move { axum::serve(admin, router).await });
+
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("draining");
+    shared.draining.store(true, Ordering::Relaxed);
+    let _ = drain_tx.send(true);
+    let _ = listeners.await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.drain_timeout_secs);
+    while shared.metrics.active_connections.load(Ordering::Relaxed) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// A file config's version: its modification time and size, so reloads show up in metrics.
+fn file_version(path: &std::path::Path) -> String {
+    let meta = std::fs::metadata(path).ok();
+    let mtime = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis());
+    format!("file-{mtime}-{}", meta.map_or(0, |m| m.len()))
 }

@@ -51,3 +51,167 @@ pub fn certified_key(
         .map_err(|e| TlsError::Key(e.to_string()))?;
     Ok(Arc::new(rustls::sign::CertifiedKey::new(certs, signer)))
 }
+
+/// Chooses an HTTPS listener port's certificate by SNI: exact name, then the longest matching
+/// wildcard, then the port's first certificate.
+#[derive(Debug)]
+pub struct SniResolver {
+    certs: Vec<(Option<String>, Arc<rustls::sign::CertifiedKey>)>,
+}
+
+impl SniResolver {
+    /// All certificates of the listeners sharing one port.
+    pub fn build(listeners: &[&crate::config::Listener]) -> Result<Self, TlsError> {
+        let mut certs = Vec::new();
+        for l in listeners {
+            for c in l.tls.iter().flat_map(|t| &t.certificates) {
+                let key = certified_key(&c.cert_pem, &c.key_pem)?;
+                if c.hostnames.is_empty() {
+                    certs.push((l.hostname.clone(), key));
+                } else {
+                    certs.extend(c.hostnames.iter().map(|h| (Some(h.clone()), key.clone())));
+                }
+            }
+        }
+        // Exact names first, then longer wildcards, then catch-alls; first of each wins.
+        certs.sort_by_key(|(h, _)| match h {
+            Some(h) if !h.starts_with('*') => (0, 0),
+            Some(h) => (1, usize::MAX - h.len()),
+            None => (2, 0),
+        });
+        Ok(SniResolver { certs })
+    }
+
+    pub fn pick(&self, sni: Option<&str>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let by_name = sni.and_then(|sni| {
+            let sni = sni.to_ascii_lowercase();
+            self.certs.iter().find(|(h, _)| {
+                h.as_deref()
+                    .is_none_or(|h| crate::matching::host_matches(h, &sni))
+            })
+        });
+        by_name.or(self.certs.first()).map(|(_, k)| k.clone())
+    }
+
+    /// A server config using this resolver, offering h2 and http/1.1 by ALPN.
+    pub fn server_config(self) -> Arc<rustls::ServerConfig> {
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(self));
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Arc::new(cfg)
+    }
+}
+
+impl rustls::server::ResolvesServerCert for SniResolver {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.pick(hello.server_name())
+    }
+}
+
+/// Verifies a backend certificate against a CA and accepts it if it is valid for any of the
+/// given names (BackendTLSPolicy subjectAltNames) instead of the SNI name.
+#[derive(Debug)]
+struct AnyNameVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    names: Vec<rustls::pki_types::ServerName<'static>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for AnyNameVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let mut last = rustls::Error::General("no subject alt name to verify".into());
+        for name in &self.names {
+            match self
+                .inner
+                .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+            {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A client config for TLS to a backend: trust only the policy's CA, verify SANs, present the
+/// client certificate if one is configured.
+pub fn backend_client_config(
+    tls: &crate::config::BackendTls,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in parse_certs(&tls.ca_pem)? {
+        roots.add(c)?;
+    }
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsError::Key(e.to_string()))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions");
+    let names: Vec<_> = tls
+        .subject_alt_names
+        .iter()
+        .filter_map(|s| match s {
+            crate::config::SubjectAltName::Hostname { value } => {
+                rustls::pki_types::ServerName::try_from(value.clone()).ok()
+            }
+            crate::config::SubjectAltName::Uri { .. } => None,
+        })
+        .collect();
+    let builder = if names.is_empty() {
+        builder.with_webpki_verifier(webpki)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyNameVerifier {
+                inner: webpki,
+                names,
+            }))
+    };
+    let mut cfg = match (&tls.client_cert_pem, &tls.client_key_pem) {
+        (Some(c), Some(k)) => builder.with_client_auth_cert(parse_certs(c)?, parse_key(k)?)?,
+        _ => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}

@@ -1,0 +1,241 @@
+//! Backends at run time: ready endpoints with round-robin choice, and the pooled upstream
+//! clients (HTTP/1.1 keep-alive, h2c multiplexing, TLS) shared across config reloads.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use crate::config::{self, BackendProtocol};
+use crate::tls::TlsError;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type used for everything the proxy sends.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// Upstream connection pools, reused by every table built from the same [`Clients`].
+pub struct Clients {
+    http1: Client<HttpConnector, Body>,
+    h2c: Client<HttpConnector, Body>,
+    tls: Mutex<HashMap<String, Client<TlsConnector, Body>>>,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clients")
+    }
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clients {
+    pub fn new() -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        let builder = || {
+            let mut b = Client::builder(TokioExecutor::new());
+            b.pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(256);
+            b
+        };
+        Clients {
+            http1: builder().build(http.clone()),
+            h2c: builder().http2_only(true).build(http),
+            tls: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn tls_client(&self, tls: &config::BackendTls) -> Result<Client<TlsConnector, Body>, TlsError> {
+        let key = serde_json::to_string(tls).expect("serialisable");
+        let mut cache = self.tls.lock().expect("tls client cache poisoned");
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let connector = TlsConnector {
+            config: crate::tls::backend_client_config(tls)?,
+            server_name: rustls::pki_types::ServerName::try_from(tls.hostname.clone())
+                .map_err(|e| TlsError::Key(e.to_string()))?,
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        cache.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+#[derive(Clone)]
+enum Upstream {
+    Plain(Client<HttpConnector, Body>),
+    Tls(Client<TlsConnector, Body>),
+}
+
+/// One backend as the request path sees it.
+pub struct BackendRt {
+    pub name: String,
+    pub protocol: BackendProtocol,
+    /// Ready endpoints only.
+    pub endpoints: Vec<SocketAddr>,
+    next: AtomicUsize,
+    upstream: Upstream,
+}
+
+impl std::fmt::Debug for BackendRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendRt")
+            .field("name", &self.name)
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
+}
+
+impl BackendRt {
+    pub fn new(name: &str, b: &config::Backend, clients: &Clients) -> Result<Self, TlsError> {
+        let upstream = match (&b.tls, b.protocol) {
+            (Some(tls), _) => Upstream::Tls(clients.tls_client(tls)?),
+            (None, BackendProtocol::H2c) => Upstream::Plain(clients.h2c.clone()),
+            (None, _) => Upstream::Plain(clients.http1.clone()),
+        };
+        Ok(BackendRt {
+            name: name.to_string(),
+            protocol: b.protocol,
+            endpoints: b
+                .endpoints
+                .iter()
+                .filter(|e| e.ready)
+                .map(|e| e.address)
+                .collect(),
+            next: AtomicUsize::new(0),
+            upstream,
+        })
+    }
+
+    /// The next ready endpoint, round-robin; `None` = no ready endpoints (503).
+    pub fn pick(&self) -> Option<SocketAddr> {
+        if self.endpoints.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        Some(self.endpoints[i % self.endpoints.len()])
+    }
+
+    /// The URI to send to `addr` for `path_and_query`.
+    pub fn uri(&self, addr: SocketAddr, path_and_query: &str) -> Uri {
+        let scheme = match self.upstream {
+            Upstream::Tls(_) => "https",
+            Upstream::Plain(_) => "http",
+        };
+        format!("{scheme}://{addr}{path_and_query}")
+            .parse()
+            .unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
+    pub fn is_h2(&self) -> bool {
+        self.protocol == BackendProtocol::H2c
+    }
+
+    pub async fn send(
+        &self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        match &self.upstream {
+            Upstream::Plain(c) => c.request(req).await,
+            Upstream::Tls(c) => c.request(req).await,
+        }
+    }
+}
+
+/// Connects TCP to the URI's address and does TLS with the backend policy's SNI name.
+#[derive(Clone)]
+pub struct TlsConnector {
+    config: Arc<rustls::ClientConfig>,
+    server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl tower_service::Service<Uri> for TlsConnector {
+    type Response = TlsConn;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<TlsConn, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or("URI without host")?
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let addr: SocketAddr = (
+                host.parse::<std::net::IpAddr>()?,
+                uri.port_u16().unwrap_or(443),
+            )
+                .into();
+            let tcp =
+                tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await??;
+            tcp.set_nodelay(true)?;
+            let tls = tokio_rustls::TlsConnector::from(this.config)
+                .connect(this.server_name, tcp)
+                .await?;
+            Ok(TlsConn(TokioIo::new(tls)))
+        })
+    }
+}
+
+/// A TLS connection to a backend, as hyper's client wants it.
+pub struct TlsConn(TokioIo<tokio_rustls::client::TlsStream<TcpStream>>);
+
+impl Connection for TlsConn {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for TlsConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for TlsConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,209 @@
+//! The controller client (config protocol v1, `api-docs/config-protocol.md`): streams updates
+//! for one Gateway, applies them, acknowledges each, and reconnects with exponential backoff
+//! (100 ms → 5 s) while the last good config keeps serving.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::protocol::{self, Ack, Update};
+use crate::state::Shared;
+
+/// No line (not even a ping) for this long = the stream is dead.
+const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// Longest accepted line (a full snapshot).
+const MAX_LINE: usize = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad controller URL {0:?}: expected http://HOST:PORT")]
+    Url(String),
+    #[error("request: {0}")]
+    Request(#[from] hyper_util::client::legacy::Error),
+    #[error("stream: {0}")]
+    Stream(#[from] hyper::Error),
+    #[error("controller answered {0}")]
+    Status(StatusCode),
+    #[error("no data for {0:?}")]
+    Idle(Duration),
+    #[error("stream ended")]
+    Ended,
+    #[error("line longer than {MAX_LINE} bytes")]
+    LineTooLong,
+}
+
+pub struct ControllerClient {
+    base: String,
+    namespace: String,
+    name: String,
+    pod: String,
+    token_file: Option<PathBuf>,
+    shared: Arc<Shared>,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl ControllerClient {
+    /// `base` is `http://HOST:PORT`; `gateway` is `NAMESPACE/NAME`.
+    pub fn new(
+        base: &str,
+        gateway: &str,
+        pod: &str,
+        token_file: Option<PathBuf>,
+        shared: Arc<Shared>,
+    ) -> Result<Self, ClientError> {
+        let base = base.trim_end_matches('/').to_string();
+        let uri: Uri = base.parse().map_err(|_| ClientError::Url(base.clone()))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(ClientError::Url(base));
+        }
+        let (namespace, name) = gateway
+            .split_once('/')
+            .filter(|(n, g)| !n.is_empty() && !g.is_empty() && !g.contains('/'))
+            .ok_or_else(|| {
+                ClientError::Url(format!("--gateway {gateway:?} is not NAMESPACE/NAME"))
+            })?;
+        Ok(ControllerClient {
+            base,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            pod: pod.to_string(),
+            token_file,
+            shared,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    /// Runs forever: stream, apply, ack, reconnect.
+    pub async fn run(self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut progressed = false;
+            let err = self.stream_once(&mut progressed).await;
+            if progressed {
+                backoff = Duration::from_millis(100);
+            }
+            tracing::warn!(error = %err, retry_in = ?backoff, "config stream lost; serving the last good config");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn token(&self) -> Option<String> {
+        let path = self.token_file.as_ref()?;
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    }
+
+    fn request(&self, method: http::Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(t) = self.token() {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if !body.is_empty() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        req.body(Full::new(body)).expect("valid request")
+    }
+
+    async fn stream_once(&self, progressed: &mut bool) -> ClientError {
+        match self.stream_inner(progressed).await {
+            Ok(()) => ClientError::Ended,
+            Err(e) => e,
+        }
+    }
+
+    async fn stream_inner(&self, progressed: &mut bool) -> Result<(), ClientError> {
+        let path = format!(
+            "{}?pod={}",
+            protocol::config_path(&self.namespace, &self.name),
+            self.pod
+        );
+        let resp = self
+            .http
+            .request(self.request(http::Method::GET, &path, Bytes::new()))
+            .await?;
+        if resp.status() != StatusCode::OK {
+            return Err(ClientError::Status(resp.status()));
+        }
+        let mut body = resp.into_body();
+        let mut buf = BytesMut::new();
+        loop {
+            let frame = match tokio::time::timeout(STREAM_IDLE_TIMEOUT, body.frame()).await {
+                Err(_) => return Err(ClientError::Idle(STREAM_IDLE_TIMEOUT)),
+                Ok(None) => return Ok(()),
+                Ok(Some(f)) => f?,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buf.extend_from_slice(&data);
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line = buf.split_to(nl + 1);
+                let line = &line[..nl];
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    self.handle_line(line).await;
+                    *progressed = true;
+                }
+            }
+            if buf.len() > MAX_LINE {
+                return Err(ClientError::LineTooLong);
+            }
+        }
+    }
+
+    async fn handle_line(&self, line: &[u8]) {
+        let update: Update = match serde_json::from_slice(line) {
+            Ok(u) => u,
+            Err(e) => {
+                // No version to acknowledge: say so in the log and in /ready.
+                let msg = format!("undecodable update: {e}");
+                tracing::warn!("{msg}");
+                self.shared
+                    .metrics
+                    .config_rejections
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *self.shared.last_error.lock().expect("poisoned") = Some(msg);
+                return;
+            }
+        };
+        let (version, result) = match update {
+            Update::Ping => return,
+            Update::Snapshot { version, config } => {
+                let r = self.shared.apply(&version, *config);
+                (version, r)
+            }
+            Update::Endpoints { version, backends } => {
+                let r = self.shared.apply_endpoints(&version, &backends);
+                (version, r)
+            }
+        };
+        let ack = Ack {
+            pod: self.pod.clone(),
+            version,
+            accepted: result.is_ok(),
+            error: result.err().map(|e| e.to_string()),
+        };
+        let body = Bytes::from(serde_json::to_vec(&ack).expect("serialisable"));
+        let req = self.request(
+            http::Method::POST,
+            &protocol::ack_path(&self.namespace, &self.name),
+            body,
+        );
+        match self.http.request(req).await {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => tracing::warn!(status = %r.status(), "ack not accepted"),
+            Err(e) => tracing::warn!(error = %e, "ack failed"),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Proxy errors and the one function that turns them into HTTP or gRPC answers.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+use crate::backend::Body;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no listener or route matches the request")]
+    NoRoute,
+    #[error("TLS SNI selects a different listener than the Host header")]
+    Misdirected,
+    #[error("the selected backend reference is invalid")]
+    InvalidBackend,
+    #[error("the backend has no ready endpoints")]
+    NoEndpoints,
+    #[error("could not connect to the backend")]
+    Connect,
+    #[error("the backend failed to answer")]
+    Upstream,
+    #[error("timed out")]
+    Timeout,
+    #[error("request body too large to buffer")]
+    BodyTooLarge,
+    #[error("malformed request")]
+    BadRequest,
+}
+
+impl ProxyError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            ProxyError::InvalidBackend => StatusCode::INTERNAL_SERVER_ERROR,
+            ProxyError::NoEndpoints | ProxyError::Connect => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Upstream => StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The gRPC status code (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
+    pub fn grpc_status(self) -> u8 {
+        match self {
+            ProxyError::NoRoute => 12,        // UNIMPLEMENTED
+            ProxyError::InvalidBackend => 13, // INTERNAL
+            ProxyError::Timeout => 4,         // DEADLINE_EXCEEDED
+            ProxyError::BodyTooLarge => 8,    // RESOURCE_EXHAUSTED
+            ProxyError::BadRequest => 3,      // INVALID_ARGUMENT
+            ProxyError::Misdirected
+            | ProxyError::NoEndpoints
+            | ProxyError::Connect
+            | ProxyError::Upstream => 14, // UNAVAILABLE
+        }
+    }
+
+    /// The answer to send: plain HTTP, or for gRPC requests HTTP 200 with `grpc-status`.
+    pub fn into_response(self, grpc: bool) -> Response<Body> {
+        if grpc {
+            let mut r = Response::new(empty());
+            let h = r.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            h.insert(
+                "grpc-status",
+                HeaderValue::from(u16::from(self.grpc_status())),
+            );
+            h.insert(
+                "grpc-message",
+                HeaderValue::from_str(&self.to_string().replace(' ', "%20")).expect("ascii"),
+            );
+            return r;
+        }
+        let mut r = Response::new(full(format!("{}\n", self)));
+        *r.status_mut() = self.status();
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        r
+    }
+}
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_and_grpc_mappings() {
+        let cases = [
+            (ProxyError::NoRoute, 404, 12),
+            (ProxyError::InvalidBackend, 500, 13),
+            (ProxyError::NoEndpoints, 503, 14),
+            (ProxyError::Timeout, 504, 4),
+            (ProxyError::Misdirected, 421, 14),
+        ];
+        for (e, http, grpc) in cases {
+            assert_eq!(e.into_response(false).status().as_u16(), http, "{e:?}");
+            let g = e.into_response(true);
+            assert_eq!(g.status(), 200);
+            assert_eq!(
+                g.headers()["grpc-status"],
+                grpc.to_string().as_str(),
+                "{e:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Prometheus metrics with bounded label sets: route labels come from the config, codes are
+//! HTTP statuses; the label map is capped so a flood of distinct values cannot grow it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+const BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
+const MAX_SERIES: usize = 10_000;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    buckets: [AtomicU64; BUCKETS_MS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    pub active_connections: AtomicI64,
+    pub config_rejections: AtomicU64,
+    pub config_reloads: AtomicU64,
+    pub config_version: Mutex<String>,
+}
+
+impl Metrics {
+    pub fn record(&self, route: &str, code: u16, latency: Duration) {
+        {
+            let mut m = self.requests.lock().expect("metrics poisoned");
+            let key = (route.to_string(), code);
+            if m.len() < MAX_SERIES || m.contains_key(&key) {
+                *m.entry(key).or_default() += 1;
+            } else {
+                *m.entry(("_overflow".to_string(), code)).or_default() += 1;
+            }
+        }
+        let ms = latency.as_millis() as u64;
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            if ms <= *b {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self, ready: bool) -> String {
+        let mut s = String::new();
+        s.push_str("# HELP pylon_requests_total Requests by route and response code.\n# TYPE pylon_requests_total counter\n");
+        for ((route, code), n) in self.requests.lock().expect("metrics poisoned").iter() {
+            let route = route.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                s,
+                "pylon_requests_total{{route=\"{route}\",code=\"{code}\"}} {n}"
+            );
+        }
+        s.push_str("# HELP pylon_request_duration_seconds Request latency.\n# TYPE pylon_request_duration_seconds histogram\n");
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            let le = *b as f64 / 1000.0;
+            let _ = writeln!(
+                s,
+                "pylon_request_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                self.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            s,
+            "pylon_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            s,
+            "pylon_request_duration_seconds_sum {}",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(s, "pylon_request_duration_seconds_count {count}");
+        let _ = writeln!(
+            s,
+            "# TYPE pylon_active_connections gauge\npylon_active_connections {}",
+            self.active_connections.load(Ordering::Relaxed)
+        );
+        let version = self
+            .config_version
+            .lock()
+            .expect("metrics poisoned")
+            .replace('"', "");
+        let _ = writeln!(
+            s,
+            "# TYPE pylon_config_info gauge\npylon_config_info{{version=\"{version}\"}} 1"
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE pylon_config_ready gauge\npylon_config_ready {}",
+            u8::from(ready)
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE pylon_config_reloads_total counter\npylon_config_reloads_total {}",
+            self.config_reloads.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE pylon_config_rejections_total counter\npylon_config_rejections_total {}",
+            self.config_rejections.load(Ordering::Relaxed)
+        );
+        s
+    }
+}

@@ -1,0 +1,467 @@
+//! The request path: listener and route lookup, filters, backend choice, forwarding with
+//! timeouts, retries and mirrors, WebSocket upgrades, metrics and the access log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::backend::{BackendRt, Body, BoxError};
+use crate::errors::{ProxyError, empty};
+use crate::filters;
+use crate::matching::{RequestView, normalize_host};
+use crate::state::Shared;
+use crate::table::{CompiledRule, Filters, Target};
+
+/// Bodies up to this size are buffered when retries or mirrors need to resend them.
+const MAX_BUFFERED_BODY: usize = 16 << 20;
+
+/// What the accept loop knows about a connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub port: u16,
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// The TLS SNI name, lowercase.
+    pub sni: Option<String>,
+}
+
+/// Serves one request; never fails (errors become responses).
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let start = Instant::now();
+    let grpc = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let host = authority(&req)
+        .map(|a| normalize_host(&a))
+        .unwrap_or_default();
+    let (route, resp) = match route_and_forward(&shared, &conn, req, &host, grpc).await {
+        Ok((route, resp)) => (route, resp),
+        Err((route, e)) => (route, e.into_response(grpc)),
+    };
+    let status = resp.status().as_u16();
+    let latency = start.elapsed();
+    let label = route.as_deref().unwrap_or("_none");
+    shared.metrics.record(label, status, latency);
+    if shared.access_log.load(Ordering::Relaxed) {
+        let line = serde_json::json!({
+            "ts_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            "peer": conn.peer.to_string(), "port": conn.port, "method": method.as_str(), "host": host,
+            "path": path, "status": status, "route": label, "duration_ms": latency.as_secs_f64() * 1000.0,
+        });
+        println!("{line}");
+    }
+    resp
+}
+
+type Routed = Result<(Option<String>, Response<Body>), (Option<String>, ProxyError)>;
+
+fn authority(req: &Request<Incoming>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+}
+
+async fn route_and_forward(
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    host: &str,
+    grpc: bool,
+) -> Routed {
+    let table = shared.table().ok_or((None, ProxyError::NoRoute))?;
+    let port = table
+        .ports
+        .get(&conn.port)
+        .ok_or((None, ProxyError::NoRoute))?;
+    let listener = port.listener_for(host).ok_or((None, ProxyError::NoRoute))?;
+    if let Some(sni) = &conn.sni {
+        let by_sni = port.listener_for(sni).map(|l| l.name.as_str());
+        if by_sni != Some(listener.name.as_str()) {
+            return Err((None, ProxyError::Misdirected));
+        }
+    }
+    let view = RequestView {
+        method: req.method(),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers(),
+    };
+    let found = listener
+        .lookup(host, &view, grpc)
+        .ok_or((None, ProxyError::NoRoute))?;
+    let rule = found.rule.clone();
+    let prefix = found.matcher.prefix().map(str::to_string);
+    let label = Some(rule.route.clone());
+    let ctx = RuleCtx {
+        conn,
+        host,
+        prefix: prefix.as_deref(),
+        listener_port: conn.port,
+    };
+    let fut = serve_rule(shared, &rule, &ctx, req);
+    let result = match rule.request_timeout {
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .unwrap_or(Err(ProxyError::Timeout)),
+        None => fut.await,
+    };
+    result.map(|r| (label.clone(), r)).map_err(|e| (label, e))
+}
+
+struct RuleCtx<'a> {
+    conn: &'a ConnInfo,
+    host: &'a str,
+    prefix: Option<&'a str>,
+    listener_port: u16,
+}
+
+async fn serve_rule(
+    shared: &Arc<Shared>,
+    rule: &CompiledRule,
+    ctx: &RuleCtx<'_>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let f = &rule.filters;
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(cors) = &f.cors
+        && filters::is_preflight(req.method(), req.headers())
+    {
+        let mut resp = Response::new(empty());
+        *resp.headers_mut() = filters::preflight_headers(cors, req.headers());
+        return Ok(resp);
+    }
+    if let Some(r) = &f.redirect {
+        let input = filters::RedirectInput {
+            scheme: if ctx.conn.tls { "https" } else { "http" },
+            host: ctx.host,
+            listener_port: ctx.listener_port,
+            path: req.uri().path(),
+            query: req.uri().query(),
+            prefix: ctx.prefix,
+        };
+        let (status, location) = filters::redirect(r, &input);
+        let mut resp = Response::new(empty());
+        *resp.status_mut() = status;
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return Ok(resp);
+    }
+    if let Some(m) = &f.request_headers {
+        filters::modify_headers(req.headers_mut(), m);
+    }
+    // Rewrites change what is sent upstream, not what matched.
+    let mut path = req.uri().path().to_string();
+    let mut host_header = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    if let Some(rw) = &f.rewrite {
+        if let Some(p) = &rw.path {
+            path = filters::rewrite_path(&path, p, ctx.prefix);
+        }
+        if let Some(h) = &rw.hostname {
+            host_header = h.clone();
+        }
+    }
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let total = rule.total_weight();
+    if total == 0 {
+        return Err(ProxyError::InvalidBackend);
+    }
+    let target = rule
+        .pick(random() % total)
+        .ok_or(ProxyError::InvalidBackend)?;
+    let (backend, bfilters) = match target {
+        Target::Invalid => return Err(ProxyError::InvalidBackend),
+        Target::Backend { backend, filters } => (backend.clone(), filters),
+    };
+    if let Some(m) = &bfilters.request_headers {
+        filters::modify_headers(req.headers_mut(), m);
+    }
+    let mut resp = forward(
+        shared,
+        rule,
+        bfilters,
+        &backend,
+        ctx,
+        req,
+        &path_and_query,
+        &host_header,
+    )
+    .await?;
+    for fl in [bfilters, f] {
+        if let Some(m) = &fl.response_headers {
+            filters::modify_headers(resp.headers_mut(), m);
+        }
+    }
+    if let Some(cors) = &f.cors {
+        filters::cors_response_headers(cors, origin.as_deref(), resp.headers_mut());
+    }
+    Ok(resp)
+}
+
+/// A cheap non-cryptographic random number (weighted choice and mirror sampling).
+pub fn random() -> u64 {
+    use std::cell::Cell;
+    thread_local!(static STATE: Cell<u64> = Cell::new({
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        t | 1
+    }));
+    STATE.with(|s| {
+        // xorshift64*
+        let mut x = s.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    })
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+fn upstream_headers(
+    src: &HeaderMap,
+    host: &str,
+    ctx: &RuleCtx<'_>,
+    upgrade: bool,
+    h2: bool,
+) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(src.len() + 3);
+    for (k, v) in src {
+        let name = k.as_str();
+        let keep_upgrade = upgrade && (name == "connection" || name == "upgrade");
+        let keep_te = name == "te" && v.as_bytes().eq_ignore_ascii_case(b"trailers");
+        if HOP_BY_HOP.contains(&name) && !keep_upgrade && !keep_te || name == "host" {
+            continue;
+        }
+        h.append(k.clone(), v.clone());
+    }
+    if !h2 && let Ok(v) = HeaderValue::from_str(host) {
+        h.insert(header::HOST, v);
+    }
+    let peer = ctx.conn.peer.ip().to_string();
+    let xff = match src.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {peer}"),
+        None => peer,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    h.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" }),
+    );
+    h
+}
+
+enum ReqBody {
+    Stream(Option<Incoming>),
+    Buffered(Bytes),
+}
+
+impl ReqBody {
+    fn take(&mut self) -> Body {
+        match self {
+            ReqBody::Stream(b) => match b.take() {
+                Some(b) => b.map_err(|e| Box::new(e) as BoxError).boxed(),
+                None => empty(),
+            },
+            ReqBody::Buffered(b) => Full::new(b.clone()).map_err(|never| match never {}).boxed(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    shared: &Arc<Shared>,
+    rule: &CompiledRule,
+    bfilters: &Filters,
+    backend: &Arc<BackendRt>,
+    ctx: &RuleCtx<'_>,
+    mut req: Request<Incoming>,
+    path_and_query: &str,
+    host: &str,
+) -> Result<Response<Body>, ProxyError> {
+    let upgrade = req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
+    let h2 = backend.is_h2();
+    let headers = upstream_headers(req.headers(), host, ctx, upgrade, h2);
+    let method = req.method().clone();
+    let retry = rule.retry.as_ref().filter(|r| r.attempts > 0);
+    let mirrors: Vec<_> = rule
+        .filters
+        .mirrors
+        .iter()
+        .chain(&bfilters.mirrors)
+        .filter(|(_, pct)| *pct >= 100.0 || (random() % 10_000) as f64 / 100.0 < *pct)
+        .map(|(b, _)| b.clone())
+        .collect();
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let mut body = if retry.is_some() || !mirrors.is_empty() {
+        let limited = Limited::new(req.into_body(), MAX_BUFFERED_BODY);
+        let bytes = limited
+            .collect()
+            .await
+            .map_err(|_| ProxyError::BodyTooLarge)?
+            .to_bytes();
+        ReqBody::Buffered(bytes)
+    } else {
+        ReqBody::Stream(Some(req.into_body()))
+    };
+    for m in mirrors {
+        let Some(addr) = m.pick() else { continue };
+        let mut mreq = Request::new(body_clone(&body));
+        *mreq.method_mut() = method.clone();
+        *mreq.uri_mut() = m.uri(addr, path_and_query);
+        *mreq.headers_mut() = headers.clone();
+        if m.is_h2() {
+            *mreq.version_mut() = Version::HTTP_2;
+            mreq.headers_mut().remove(header::HOST);
+        }
+        // Fire and forget: the mirror's answer (or failure) never affects the response.
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(30), async {
+                if let Ok(r) = m.send(mreq).await {
+                    let _ = r.into_body().collect().await;
+                }
+            })
+            .await;
+        });
+    }
+    let attempts = 1 + retry.map_or(0, |r| r.attempts);
+    let backoff = retry
+        .and_then(|r| r.backoff)
+        .map_or(Duration::from_millis(25), |d| d.0);
+    let mut last = ProxyError::NoEndpoints;
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            tokio::time::sleep(backoff * (1 << (attempt - 1).min(6))).await;
+        }
+        let addr = backend.pick().ok_or(ProxyError::NoEndpoints)?;
+        let mut up = Request::new(body.take());
+        *up.method_mut() = method.clone();
+        *up.uri_mut() = backend.uri(addr, path_and_query);
+        *up.headers_mut() = headers.clone();
+        if h2 {
+            *up.version_mut() = Version::HTTP_2;
+        }
+        let send = backend.send(up);
+        let result = match rule.backend_timeout {
+            Some(t) => tokio::time::timeout(t, send)
+                .await
+                .map_err(|_| ProxyError::Timeout),
+            None => Ok(send.await),
+        };
+        let resp = match result {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => {
+                last = if e.is_connect() {
+                    ProxyError::Connect
+                } else {
+                    ProxyError::Upstream
+                };
+                tracing::debug!(backend = %backend.name, %addr, error = %e, "upstream error");
+                if matches!(body, ReqBody::Buffered(_)) {
+                    continue;
+                }
+                return Err(last);
+            }
+            Err(timeout) => {
+                last = timeout;
+                if retry.is_some_and(|r| r.codes.contains(&504)) {
+                    continue;
+                }
+                return Err(timeout);
+            }
+        };
+        let status = resp.status();
+        if attempt + 1 < attempts && retry.is_some_and(|r| r.codes.contains(&status.as_u16())) {
+            continue;
+        }
+        if status == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_up) = client_upgrade
+        {
+            return Ok(tunnel(shared, client_up, resp));
+        }
+        return Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed()));
+    }
+    Err(last)
+}
+
+fn body_clone(b: &ReqBody) -> Body {
+    match b {
+        ReqBody::Buffered(bytes) => Full::new(bytes.clone())
+            .map_err(|never| match never {})
+            .boxed(),
+        ReqBody::Stream(_) => empty(),
+    }
+}
+
+/// Completes a WebSocket (or other) upgrade: answers 101 and splices the two connections.
+fn tunnel(
+    shared: &Arc<Shared>,
+    client: hyper::upgrade::OnUpgrade,
+    mut resp: Response<Incoming>,
+) -> Response<Body> {
+    let upstream = hyper::upgrade::on(&mut resp);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let (Ok(c), Ok(u)) = (client.await, upstream.await) else {
+            return;
+        };
+        shared
+            .metrics
+            .active_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let mut c = hyper_util::rt::TokioIo::new(c);
+        let mut u = hyper_util::rt::TokioIo::new(u);
+        let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+        shared
+            .metrics
+            .active_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    });
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, empty())
+}

@@ -1,0 +1,247 @@
+//! Listener sockets: binds a socket per configured port (and unbinds removed ones) whenever a
+//! new table is swapped in; serves HTTP/1.1, h2c and TLS (SNI certificate, ALPN h2) with the
+//! connection limits; drains gracefully.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::proxy::{self, ConnInfo};
+use crate::state::Shared;
+
+/// Connection limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request head (request line + headers) accepted, bytes; larger → 431.
+    pub max_header_bytes: usize,
+    /// Time allowed to receive a request head (slowloris) and for a TLS handshake.
+    pub header_read_timeout: Duration,
+    /// Idle keep-alive connections are closed after this long.
+    pub idle_timeout: Duration,
+    /// Connections above this are closed on accept.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Keeps the bound sockets in line with the current table.
+pub struct ListenerManager {
+    shared: Arc<Shared>,
+    bind: IpAddr,
+    limits: Limits,
+    drain: watch::Receiver<bool>,
+    bound: HashMap<u16, (JoinHandle<()>, SocketAddr)>,
+}
+
+impl ListenerManager {
+    pub fn new(
+        shared: Arc<Shared>,
+        bind: IpAddr,
+        limits: Limits,
+        drain: watch::Receiver<bool>,
+    ) -> Self {
+        ListenerManager {
+            shared,
+            bind,
+            limits,
+            drain,
+            bound: HashMap::new(),
+        }
+    }
+
+    /// Binds new ports and unbinds removed ones; returns the bind errors (ports stay unbound).
+    pub async fn sync(&mut self) -> Vec<String> {
+        let wanted: Vec<u16> = self
+            .shared
+            .table()
+            .map(|t| t.ports.keys().copied().collect())
+            .unwrap_or_default();
+        self.bound.retain(|port, (task, _)| {
+            let keep = wanted.contains(port);
+            if !keep {
+                tracing::info!(port, "unbinding listener");
+                task.abort();
+            }
+            keep
+        });
+        let mut errors = Vec::new();
+        for port in wanted {
+            if self.bound.contains_key(&port) {
+                continue;
+            }
+            match TcpListener::bind((self.bind, port)).await {
+                Ok(l) => {
+                    let addr = l.local_addr().unwrap_or(SocketAddr::new(self.bind, port));
+                    tracing::info!(%addr, "listening");
+                    let task = tokio::spawn(accept_loop(
+                        l,
+                        port,
+                        self.shared.clone(),
+                        self.limits.clone(),
+                        self.drain.clone(),
+                    ));
+                    self.bound.insert(port, (task, addr));
+                }
+                Err(e) => {
+                    tracing::error!(port, error = %e, "cannot bind");
+                    errors.push(format!("port {port}: {e}"));
+                }
+            }
+        }
+        errors
+    }
+
+    /// Follows table changes until drain starts.
+    pub async fn run(mut self) {
+        let mut changes = self.shared.subscribe();
+        loop {
+            self.sync().await;
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { break },
+                _ = self.drain.changed() => break,
+            }
+        }
+        for (_, (task, _)) in self.bound.drain() {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    port: u16,
+    shared: Arc<Shared>,
+    limits: Limits,
+    drain: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(port, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let active = shared.metrics.active_connections.load(Ordering::Relaxed);
+        if active >= limits.max_connections as i64 {
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let (shared, limits, drain) = (shared.clone(), limits.clone(), drain.clone());
+        tokio::spawn(async move {
+            shared
+                .metrics
+                .active_connections
+                .fetch_add(1, Ordering::Relaxed);
+            serve_connection(stream, peer, port, &shared, &limits, drain).await;
+            shared
+                .metrics
+                .active_connections
+                .fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: u16,
+    shared: &Arc<Shared>,
+    limits: &Limits,
+    drain: watch::Receiver<bool>,
+) {
+    let tls = shared
+        .table()
+        .and_then(|t| t.ports.get(&port).and_then(|p| p.tls.clone()));
+    match tls {
+        Some(cfg) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await
+            else {
+                return;
+            };
+            let sni = tls
+                .get_ref()
+                .1
+                .server_name()
+                .map(|s| s.to_ascii_lowercase());
+            let info = Arc::new(ConnInfo {
+                port,
+                peer,
+                tls: true,
+                sni,
+            });
+            serve_http(TokioIo::new(tls), info, shared, limits, drain).await;
+        }
+        None => {
+            let info = Arc::new(ConnInfo {
+                port,
+                peer,
+                tls: false,
+                sni: None,
+            });
+            serve_http(TokioIo::new(stream), info, shared, limits, drain).await;
+        }
+    }
+}
+
+async fn serve_http<I>(
+    io: I,
+    info: Arc<ConnInfo>,
+    shared: &Arc<Shared>,
+    limits: &Limits,
+    mut drain: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .keep_alive_interval(Some(limits.idle_timeout / 2))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let svc_shared = shared.clone();
+    let service = service_fn(move |req| {
+        let (shared, info) = (svc_shared.clone(), info.clone());
+        async move { Ok::<_, std::convert::Infallible>(proxy::handle(shared, info, req).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    if *drain.borrow() {
+        conn.as_mut().graceful_shutdown();
+    }
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = drain.wait_for(|d| *d) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}

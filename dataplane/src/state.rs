@@ -1,0 +1,131 @@
+//! The shared state of a running data plane: the current route table (swapped atomically),
+//! metrics, upstream pools and the last config error. Applying a config builds the new table
+//! off the request path; a bad config is rejected whole and the old one keeps serving.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::watch;
+
+use crate::backend::Clients;
+use crate::config::{self, Config, Endpoint};
+use crate::metrics::Metrics;
+use crate::table::RouteTable;
+
+#[derive(Debug, Default)]
+pub struct Shared {
+    table: ArcSwapOption<RouteTable>,
+    pub metrics: Metrics,
+    pub clients: Clients,
+    /// The last rejection's message; cleared by a successful apply.
+    pub last_error: Mutex<Option<String>>,
+    /// Bumped on every swap; the listener manager watches it.
+    changed: Option<watch::Sender<u64>>,
+    pub access_log: AtomicBool,
+    pub draining: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Invalid(#[from] config::LoadError),
+    #[error("building route table: {0}")]
+    Build(#[from] crate::table::BuildError),
+    #[error("endpoints update before any snapshot")]
+    NoConfig,
+    #[error("endpoints update names unknown backend {0:?}")]
+    UnknownBackend(String),
+}
+
+impl Shared {
+    pub fn new() -> Arc<Self> {
+        let (tx, _) = watch::channel(0);
+        Arc::new(Shared {
+            changed: Some(tx),
+            ..Default::default()
+        })
+    }
+
+    pub fn table(&self) -> Option<Arc<RouteTable>> {
+        self.table.load_full()
+    }
+
+    pub fn ready(&self) -> bool {
+        self.table.load().is_some() && !self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed
+            .as_ref()
+            .expect("created by Shared::new")
+            .subscribe()
+    }
+
+    /// Validates `config`, builds its table and swaps it in; on error nothing changes.
+    pub fn apply(&self, version: &str, config: Config) -> Result<(), ApplyError> {
+        let result = config::load::check(config)
+            .map_err(ApplyError::from)
+            .and_then(|c| {
+                Ok(RouteTable::build(
+                    version.to_string(),
+                    Arc::new(c),
+                    &self.clients,
+                )?)
+            });
+        self.finish(version, result)
+    }
+
+    /// Replaces the endpoints of the named backends in the current config.
+    pub fn apply_endpoints(
+        &self,
+        version: &str,
+        backends: &std::collections::BTreeMap<String, Vec<Endpoint>>,
+    ) -> Result<(), ApplyError> {
+        let result = (|| {
+            let current = self.table().ok_or(ApplyError::NoConfig)?;
+            let mut cfg = (*current.config).clone();
+            for (name, eps) in backends {
+                let b = cfg
+                    .backends
+                    .get_mut(name)
+                    .ok_or_else(|| ApplyError::UnknownBackend(name.clone()))?;
+                b.endpoints = eps.clone();
+            }
+            Ok(RouteTable::build(
+                version.to_string(),
+                Arc::new(cfg),
+                &self.clients,
+            )?)
+        })();
+        self.finish(version, result)
+    }
+
+    fn finish(
+        &self,
+        version: &str,
+        result: Result<RouteTable, ApplyError>,
+    ) -> Result<(), ApplyError> {
+        match result {
+            Ok(table) => {
+                self.table.store(Some(Arc::new(table)));
+                *self.metrics.config_version.lock().expect("poisoned") = version.to_string();
+                self.metrics.config_reloads.fetch_add(1, Ordering::Relaxed);
+                *self.last_error.lock().expect("poisoned") = None;
+                if let Some(tx) = &self.changed {
+                    tx.send_modify(|v| *v += 1);
+                }
+                tracing::info!(version, "config applied");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics
+                    .config_rejections
+                    .fetch_add(1, Ordering::Relaxed);
+                *self.last_error.lock().expect("poisoned") = Some(e.to_string());
+                tracing::warn!(version, error = %e, "config rejected; keeping the previous one");
+                Err(e)
+            }
+        }
+    }
+}
