@@ -382,6 +382,7 @@ pub async fn run(
     mut stop: StopRx,
 ) -> Outcome {
     let mut restarts = 0;
+    let mut last_problem = String::new();
     loop {
         if stop.borrow().is_some() {
             return Outcome::Stopped;
@@ -389,7 +390,11 @@ pub async fn run(
         let mut running = match start(&ctx, &penv, &c, restarts).await {
             Ok(r) => r,
             Err((reason, message)) => {
-                tracing::warn!(pod = %penv.name, container = %c.name, %reason, %message, "container cannot start");
+                // Retries repeat the same problem; log it once, not every 5 seconds.
+                if message != last_problem {
+                    tracing::warn!(pod = %penv.name, namespace = %penv.namespace, container = %c.name, %reason, %message, "container cannot start");
+                    last_problem = message.clone();
+                }
                 slot.update(|rt| rt.state = CState::waiting(reason, Some(message)));
                 // Config errors may fix themselves (a Secret appears); retry until stopped.
                 tokio::select! {

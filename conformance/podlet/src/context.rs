@@ -73,6 +73,15 @@ impl Ctx {
             .allocate()
     }
 
+    /// Claims a specific address; false if it is outside the pool or taken.
+    pub fn claim_ip(&self, ip: Ipv4Addr) -> bool {
+        self.pod_ips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .claim(ip)
+            .is_ok()
+    }
+
     pub fn release_ip(&self, ip: Ipv4Addr) {
         self.pod_ips
             .lock()

@@ -15,6 +15,12 @@ use crate::context::Config;
 /// How often status and Lease are renewed (the kubelet's defaults are 10s for the Lease).
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
+/// When this podlet process started.
+fn started() -> Timestamp {
+    static STARTED: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(Timestamp::now)
+}
+
 fn read_trim(path: &str) -> String {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_owned())
@@ -43,8 +49,9 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// The Node's status as a merge-patch body; `now` is the heartbeat time.
-pub fn status_patch(cfg: &Config, now: Timestamp) -> Value {
+/// The Node's status as a merge-patch body; `now` is the heartbeat time, `since` when this
+/// podlet started (the conditions' last transition).
+pub fn status_patch(cfg: &Config, now: Timestamp, since: Timestamp) -> Value {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let resources = json!({
         "cpu": cpus.to_string(),
@@ -56,9 +63,8 @@ pub fn status_patch(cfg: &Config, now: Timestamp) -> Value {
         json!({
             "type": type_, "status": status, "reason": reason, "message": message,
             "lastHeartbeatTime": now.to_string(),
-            // The podlet is healthy whenever it heartbeats, so the transition time is the
-            // heartbeat; the API server compares the whole list anyway.
-            "lastTransitionTime": now.to_string(),
+            // The conditions only change when the podlet (re)starts.
+            "lastTransitionTime": since.to_string(),
         })
     };
     json!({
@@ -132,7 +138,7 @@ pub async fn heartbeat(
         .patch_status(
             &cfg.node_name,
             &PatchParams::default(),
-            &Patch::Merge(&status_patch(cfg, now)),
+            &Patch::Merge(&status_patch(cfg, now, started())),
         )
         .await?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
@@ -169,5 +175,58 @@ pub async fn heartbeat_loop(client: kube::Client, cfg: Config, node_uid: String)
         if let Err(e) = heartbeat(&client, &cfg, &node_uid).await {
             tracing::warn!(error = %e, "node heartbeat failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_reports_ready_addresses_and_endpoint() {
+        let cfg = Config {
+            node_name: "pylon-node".into(),
+            node_ip: "10.244.0.1".parse().unwrap(),
+            bridge: "pylon0".into(),
+            pod_cidr: "10.244.0.0/16".parse().unwrap(),
+            lb_cidr: "10.245.0.0/24".parse().unwrap(),
+            cluster_dns: "10.96.0.10".into(),
+            cluster_domain: "cluster.local".into(),
+            state_dir: "/tmp/x".into(),
+            port: 10250,
+            net_prefix: "pyt".into(),
+            self_exe: "/bin/true".into(),
+        };
+        let since: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let now: Timestamp = "2026-01-01T00:05:00Z".parse().unwrap();
+        let patch = status_patch(&cfg, now, since);
+        // It must deserialize as a NodeStatus (field names and types right).
+        let status: k8s_openapi::api::core::v1::NodeStatus =
+            serde_json::from_value(patch["status"].clone()).unwrap();
+        let ready = status
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.status, "True");
+        assert_eq!(ready.last_heartbeat_time.unwrap().0, now);
+        assert_eq!(ready.last_transition_time.unwrap().0, since);
+        assert_eq!(
+            status
+                .daemon_endpoints
+                .unwrap()
+                .kubelet_endpoint
+                .unwrap()
+                .port,
+            10250
+        );
+        let addresses = status.addresses.unwrap();
+        assert_eq!(
+            (addresses[0].type_.as_str(), addresses[0].address.as_str()),
+            ("InternalIP", "10.244.0.1")
+        );
+        assert!(status.capacity.unwrap().contains_key("pods"));
+        assert_eq!(status.node_info.unwrap().operating_system, "linux");
     }
 }

@@ -110,6 +110,7 @@ async fn run(ctx: Arc<Ctx>, mut pod_rx: watch::Receiver<Pod>, mut gone_rx: watch
     // Stopped before it ever ran (deleted while pending): skip straight to teardown.
     let (stop_tx, stop_rx) = watch::channel::<Option<Duration>>(None);
     let mut stopping = false;
+    let mut last_problem = String::new();
 
     // 1. Sandbox: IP, netns, /etc files, volumes. Retried until it works or the Pod goes away.
     let penv = loop {
@@ -127,7 +128,10 @@ async fn run(ctx: Arc<Ctx>, mut pod_rx: watch::Receiver<Pod>, mut gone_rx: watch
                 break Some(Arc::new(env));
             }
             Err(message) => {
-                tracing::warn!(pod = %name, namespace = %ns, %message, "pod sandbox not ready");
+                if message != last_problem {
+                    tracing::warn!(pod = %name, namespace = %ns, %message, "pod sandbox not ready");
+                    last_problem = message.clone();
+                }
                 {
                     let mut r = rt.lock().unwrap_or_else(|e| e.into_inner());
                     r.message = Some(message.clone());
@@ -295,7 +299,17 @@ async fn sandbox(
     std::fs::create_dir_all(pod_dir).map_err(|e| format!("creating {}: {e}", pod_dir.display()))?;
     std::fs::create_dir_all(log_dir).map_err(|e| format!("creating {}: {e}", log_dir.display()))?;
     if net.is_none() {
-        let ip = ctx.allocate_ip().map_err(|e| e.to_string())?;
+        // After a podlet restart, keep the address the Pod already reports, so its endpoints
+        // do not change under running clients.
+        let previous: Option<std::net::Ipv4Addr> = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse().ok());
+        let ip = match previous.filter(|ip| ctx.claim_ip(*ip)) {
+            Some(ip) => ip,
+            None => ctx.allocate_ip().map_err(|e| e.to_string())?,
+        };
         let n = PodNet::new(&ctx.cfg.net_prefix, ip);
         // Record the network first, so a crash mid-setup is still cleaned up.
         let _ = std::fs::write(
