@@ -23,6 +23,9 @@ report_rel=conformance/reports/$GATEWAY_API_VERSION/pylon-report.yaml
 tests_rel=conformance/reports/$GATEWAY_API_VERSION/pylon-tests.yaml
 
 die() { echo "conformance: $1" >&2; exit "${2:-2}"; }
+# Default to the local cluster's admin kubeconfig (make cluster-up), as make recipes can't eval.
+local_kubeconfig=${PYLON_CLUSTER_DIR:-/var/lib/pylon-cluster}/admin.kubeconfig
+if [ -z "${KUBECONFIG:-}" ] && [ -f "$local_kubeconfig" ]; then export KUBECONFIG=$local_kubeconfig; fi
 [ -n "${KUBECONFIG:-}" ] || die "KUBECONFIG is not set; start the cluster with 'make cluster-up' and eval the line it prints"
 [ -x "$K8S_BIN/kubectl" ] && PATH="$K8S_BIN:$PATH"
 command -v kubectl >/dev/null || die "kubectl not found (make tools builds it into $K8S_BIN)"
