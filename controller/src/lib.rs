@@ -12,7 +12,11 @@ pub mod translate;
 
 /// The controllerName Pylon answers to by default.
 pub const DEFAULT_CONTROLLER_NAME: &str = "pylon.dev/gateway-controller";
+pub mod admin;
 pub mod config_server;
+pub mod honest;
+pub mod leader;
 pub mod metrics;
+pub mod run;
 pub mod status;
 pub mod watch;

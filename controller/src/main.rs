@@ -1,6 +1,143 @@
 //! `pylon-controller`: the Gateway API controller.
 #![forbid(unsafe_code)]
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("pylon-controller: not implemented yet")
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use pylon_controller::config_server::{self, ConfigHub};
+use pylon_controller::provision::apply::Provisioner;
+use pylon_controller::run::{self, Outputs};
+use pylon_controller::snapshot::Options;
+use pylon_controller::status::StatusWriter;
+use pylon_controller::watch::{Changes, Stores};
+use pylon_controller::{DEFAULT_CONTROLLER_NAME, admin, leader};
+use tokio::sync::watch;
+
+/// Pylon's controller: reconciles Gateway API objects, writes status, provisions data planes
+/// and streams them their configuration.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// The GatewayClass controllerName this controller owns.
+    #[arg(long, env = "PYLON_CONTROLLER_NAME", default_value = DEFAULT_CONTROLLER_NAME)]
+    controller_name: String,
+    /// Where the config server (data planes' streams) listens.
+    #[arg(long, env = "PYLON_CONFIG_ADDR", default_value = "0.0.0.0:18000")]
+    config_addr: SocketAddr,
+    /// Where the admin server (/ready, /healthz, /metrics, /config_dump) listens.
+    #[arg(long, env = "PYLON_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
+    admin_addr: SocketAddr,
+    /// The config server URL data planes are told to dial.
+    #[arg(
+        long,
+        env = "PYLON_CONFIG_URL",
+        default_value = "http://pylon-controller.pylon-system.svc:18000"
+    )]
+    config_url: String,
+    /// Image of provisioned data planes.
+    #[arg(long, env = "PYLON_DATAPLANE_IMAGE", default_value = concat!("ghcr.io/pylon-dev/pylon-dataplane:", env!("CARGO_PKG_VERSION")))]
+    dataplane_image: String,
+    /// Elect a leader on a Lease; only the leader writes status and provisions.
+    #[arg(long, env = "PYLON_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Namespace of the controller (holds the Lease).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "pylon-system")]
+    namespace: String,
+    /// Kubeconfig to use (default: in-cluster, or KUBECONFIG / ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no in-cluster config and no kubeconfig")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+async fn serve(name: &'static str, addr: SocketAddr, router: axum::Router) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {name} on {addr}"))?;
+    tracing::info!(%addr, "{name} listening");
+    axum::serve(listener, router)
+        .await
+        .with_context(|| format!("{name} failed"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let options = Options {
+        controller_name: cli.controller_name.clone(),
+        dataplane_image: cli.dataplane_image.clone(),
+        config_url: cli.config_url.clone(),
+    };
+    let client = client(cli.kubeconfig.as_ref()).await?;
+    let changes = Arc::new(Changes::default());
+    let stores = Stores::start(&client, &changes);
+    let hub = Arc::new(ConfigHub::default());
+    let (latest_tx, latest_rx) = watch::channel(None);
+    let (full_tx, full_rx) = watch::channel(None);
+    let leading = if cli.leader_elect {
+        let identity = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("pylon-controller-{}", std::process::id()));
+        leader::start(client.clone(), &cli.namespace, identity)
+    } else {
+        watch::channel(true).1
+    };
+    tokio::spawn(run::translate_loop(
+        stores,
+        changes,
+        options,
+        hub.clone(),
+        Outputs {
+            latest: latest_tx,
+            full: full_tx,
+        },
+    ));
+    tokio::spawn(run::status_loop(
+        StatusWriter::new(client.clone(), cli.controller_name.clone()),
+        full_rx.clone(),
+        hub.clone(),
+        leading.clone(),
+    ));
+    tokio::spawn(run::provision_loop(
+        Provisioner::new(client.clone()),
+        full_rx,
+        leading,
+    ));
+    let config = serve(
+        "config server",
+        cli.config_addr,
+        config_server::router(hub, Duration::from_secs(15)),
+    );
+    let admin = serve("admin server", cli.admin_addr, admin::router(latest_rx));
+    tokio::select! {
+        r = config => r,
+        r = admin => r,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted; exiting");
+            Ok(())
+        }
+    }
 }

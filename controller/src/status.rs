@@ -6,7 +6,6 @@
 //! concurrent writer makes it re-read and retry instead of clobbering.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -264,6 +263,12 @@ impl StatusWriter {
         } else {
             Api::namespaced_with(self.client.clone(), &key.namespace, &ar)
         };
+        // Unchanged since our last write: skip without even reading the object.
+        if let Some(prev) = self.written.get(&(kind, key.clone()))
+            && !differs(prev, &build(prev))
+        {
+            return Ok(false);
+        }
         let err = |source| StatusError::Api {
             kind,
             key: key.to_string(),
@@ -313,24 +318,6 @@ pub fn now_rfc3339() -> String {
         .unwrap_or(0);
     let t = k8s_openapi::jiff::Timestamp::from_second(now).unwrap_or_default();
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// Runs the writer over every translation published on `rx`, newest first (intermediate
-/// translations that arrive while a write is in flight are skipped).
-pub async fn run(
-    mut writer: StatusWriter,
-    mut rx: tokio::sync::watch::Receiver<Option<Arc<Translation>>>,
-) {
-    loop {
-        let t = rx.borrow_and_update().clone();
-        if let Some(t) = t {
-            let n = writer.write(&t).await;
-            crate::metrics::STATUS_WRITES.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        }
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,187 @@
+//! The controller's loops, wired together by `main`: translate on change, publish configs,
+//! write statuses (leader only), provision data planes (leader only).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::config_server::ConfigHub;
+use crate::honest::{self, Served};
+use crate::provision::apply::Provisioner;
+use crate::snapshot::{Options, Snapshot};
+use crate::status::StatusWriter;
+use crate::translate::config::{resolve_endpoints, with_backends};
+use crate::translate::output::Translation;
+use crate::translate::translate;
+use crate::watch::{Changes, KINDS, Stores};
+
+/// Debounce after a change: coalesces a burst of watch events into one translation while
+/// keeping propagation within a few milliseconds.
+pub const DEBOUNCE: Duration = Duration::from_millis(3);
+
+/// How long to wait for every kind's initial list before translating anyway (an optional CRD
+/// that is not installed never lists).
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Channels the translate loop publishes on.
+pub struct Outputs {
+    /// Every translation, endpoint updates included (admin /config_dump).
+    pub latest: watch::Sender<Option<Arc<Translation>>>,
+    /// Full translations only, with their snapshot (status writer, provisioner).
+    pub full: watch::Sender<Option<(Arc<Snapshot>, Arc<Translation>)>>,
+}
+
+async fn wait_for_sync(changes: &Changes) {
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while changes.synced.load(Ordering::SeqCst) < KINDS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let synced = changes.synced.load(Ordering::SeqCst);
+    if synced < KINDS {
+        tracing::warn!(
+            synced,
+            of = KINDS,
+            "not every watch listed in time (missing CRD?); translating anyway"
+        );
+    }
+}
+
+/// Translates on every change and publishes configs to the hub.
+pub async fn translate_loop(
+    stores: Stores,
+    changes: Arc<Changes>,
+    options: Options,
+    hub: Arc<ConfigHub>,
+    out: Outputs,
+) {
+    wait_for_sync(&changes).await;
+    let mut last: Option<Arc<Translation>> = None;
+    loop {
+        if last.is_some() {
+            changes.notify.notified().await;
+            tokio::time::sleep(DEBOUNCE).await;
+        }
+        let full = changes.full.swap(false, Ordering::SeqCst);
+        let endpoints = changes.endpoints.swap(false, Ordering::SeqCst);
+        match &last {
+            Some(prev) if !full => {
+                if endpoints {
+                    let t = Arc::new(endpoint_update(&stores, &options, &hub, prev));
+                    crate::metrics::ENDPOINT_UPDATES.fetch_add(1, Ordering::Relaxed);
+                    out.latest.send_replace(Some(t.clone()));
+                    last = Some(t);
+                }
+            }
+            _ => {
+                let started = Instant::now();
+                let snapshot = Arc::new(stores.snapshot(&options));
+                let t = Arc::new(translate(&snapshot));
+                crate::metrics::TRANSLATIONS.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::LAST_TRANSLATE_MICROS
+                    .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                for (key, config) in &t.configs {
+                    hub.publish(key, config.clone());
+                }
+                hub.retain(|k| t.configs.contains_key(k));
+                out.latest.send_replace(Some(t.clone()));
+                out.full.send_replace(Some((snapshot, t.clone())));
+                last = Some(t);
+            }
+        }
+    }
+}
+
+/// Re-resolves endpoints of the last translation's backends and publishes them (no translate).
+fn endpoint_update(
+    stores: &Stores,
+    options: &Options,
+    hub: &ConfigHub,
+    prev: &Translation,
+) -> Translation {
+    let snapshot = stores.endpoints_snapshot(options);
+    let mut t = prev.clone();
+    for (key, clusters) in &prev.clusters {
+        let Some(config) = prev.configs.get(key) else {
+            continue;
+        };
+        let endpoints = resolve_endpoints(&snapshot, clusters);
+        let config = with_backends(config.clone(), clusters, &endpoints);
+        hub.publish(key, config.clone());
+        t.configs.insert(key.clone(), config);
+    }
+    t
+}
+
+/// Whether each Gateway's data planes run its current config (see [`honest`]).
+pub fn served(hub: &ConfigHub, t: &Translation) -> Served {
+    t.gateways
+        .keys()
+        .map(|key| {
+            let state = hub.state(key);
+            let acks = hub.acks(key);
+            let current = state.snapshot_version;
+            let result = if acks.values().any(|a| a.accepted && a.version >= current) {
+                Ok(())
+            } else if let Some((pod, a)) = acks
+                .iter()
+                .find(|(_, a)| !a.accepted && a.version >= current)
+            {
+                Err(format!(
+                    "data plane {pod} rejected config version {}: {}",
+                    a.version,
+                    a.error.as_deref().unwrap_or("no reason given")
+                ))
+            } else {
+                Err(format!(
+                    "waiting for a data plane to apply config version {current}"
+                ))
+            };
+            (key.clone(), result)
+        })
+        .collect()
+}
+
+/// Writes statuses whenever a translation, an ack or leadership changes (leader only).
+pub async fn status_loop(
+    mut writer: StatusWriter,
+    mut full: watch::Receiver<Option<(Arc<Snapshot>, Arc<Translation>)>>,
+    hub: Arc<ConfigHub>,
+    mut leader: watch::Receiver<bool>,
+) {
+    loop {
+        let current = full.borrow_and_update().clone();
+        let is_leader = *leader.borrow_and_update();
+        let acked = hub.ack_notify.notified();
+        if let (Some((_, t)), true) = (current, is_leader) {
+            let honest = honest::apply(&t, &served(&hub, &t));
+            let n = writer.write(&honest).await;
+            crate::metrics::STATUS_WRITES.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        tokio::select! {
+            r = full.changed() => if r.is_err() { return },
+            r = leader.changed() => if r.is_err() { return },
+            _ = acked => {}
+        }
+    }
+}
+
+/// Provisions data planes for every full translation (leader only).
+pub async fn provision_loop(
+    mut provisioner: Provisioner,
+    mut full: watch::Receiver<Option<(Arc<Snapshot>, Arc<Translation>)>>,
+    mut leader: watch::Receiver<bool>,
+) {
+    loop {
+        let current = full.borrow_and_update().clone();
+        let is_leader = *leader.borrow_and_update();
+        if let (Some((s, t)), true) = (current, is_leader) {
+            provisioner.sync(&s, &t).await;
+        }
+        tokio::select! {
+            r = full.changed() => if r.is_err() { return },
+            r = leader.changed() => if r.is_err() { return },
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The config server over real HTTP on loopback: snapshot first, endpoint-only updates,
+//! snapshots on route changes, pings, acks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use pylon_controller::config_server::{ConfigHub, router};
+use pylon_controller::model::ObjectKey;
+use pylon_controller::snapshot::{Options, Snapshot};
+use pylon_dataplane::config::protocol::Update;
+
+const INPUT: &str = include_str!("translate/basic-http-route.yaml");
+
+struct Lines {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    async fn next(&mut self) -> Update {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return serde_json::from_slice(&line).expect("each line is an Update");
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.body.frame())
+                .await
+                .expect("an update within 5 s")
+                .expect("stream open")
+                .expect("frame");
+            if let Ok(data) = frame.into_data() {
+                self.buf.extend_from_slice(&data);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn streams_snapshots_endpoints_pings_and_records_acks() {
+    let snapshot = Snapshot::from_yaml(INPUT, Options::default()).unwrap();
+    let t = pylon_controller::translate::translate(&snapshot);
+    let key = ObjectKey::new("default", "gw");
+    let config = t.configs[&key].clone();
+
+    let hub = Arc::new(ConfigHub::default());
+    let v1 = hub.publish(&key, config.clone());
+    assert_eq!(
+        hub.publish(&key, config.clone()),
+        v1,
+        "an unchanged config keeps its version"
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(hub.clone(), Duration::from_millis(300));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let url = format!("http://{addr}/v1/gateways/default/gw/config?pod=p1");
+    let resp = client.get(url.parse().unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let mut lines = Lines {
+        body: resp.into_body(),
+        buf: vec![],
+    };
+
+    match lines.next().await {
+        Update::Snapshot { version, config: c } => {
+            assert_eq!(version, v1.to_string());
+            assert_eq!(*c, config);
+        }
+        other => panic!("expected a snapshot first, got {other:?}"),
+    }
+
+    // Only endpoints change: an endpoints update, not a snapshot.
+    let mut fewer = config.clone();
+    fewer
+        .backends
+        .get_mut("default/echo:8080")
+        .unwrap()
+        .endpoints
+        .truncate(1);
+    let v2 = hub.publish(&key, fewer);
+    match lines.next().await {
+        Update::Endpoints { version, backends } => {
+            assert_eq!(version, v2.to_string());
+            assert_eq!(backends["default/echo:8080"].len(), 1);
+        }
+        other => panic!("expected endpoints, got {other:?}"),
+    }
+
+    // A route change: a new snapshot.
+    let mut changed = config.clone();
+    changed.listeners[0].routes.clear();
+    let v3 = hub.publish(&key, changed.clone());
+    match lines.next().await {
+        Update::Snapshot { version, config: c } => {
+            assert_eq!(version, v3.to_string());
+            assert!(c.listeners[0].routes.is_empty());
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+
+    // Nothing changes: a ping arrives.
+    assert_eq!(lines.next().await, Update::Ping);
+
+    // Acks are recorded per pod; a bad version is a clear 400.
+    let ack = |body: String| {
+        hyper::Request::post(format!("http://{addr}/v1/gateways/default/gw/ack"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let ok = client
+        .request(ack(format!(
+            r#"{{"pod":"p1","version":"{v3}","accepted":true}}"#
+        )))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 204);
+    let acks = hub.acks(&key);
+    assert!(acks["p1"].accepted && acks["p1"].version == v3);
+    let bad = client
+        .request(ack(r#"{"pod":"p1","version":"x","accepted":true}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body = bad.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("\"x\""));
+
+    // Deleting the Gateway ends the stream.
+    hub.retain(|_| false);
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match lines.body.frame().await {
+                None => return,
+                Some(Ok(_)) => continue,
+                Some(Err(_)) => return,
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "stream should end when its Gateway is gone");
+}
