@@ -5,6 +5,9 @@
 #
 #   scripts/conformance.sh [runner flags...]     e.g. -run-test HTTPRouteSimpleSameNamespace
 #
+# Environment: GATEWAY_CLASS (pylon), CONTROLLER_NAME (pylon.dev/gateway-controller),
+# PYLON_VERSION (the workspace version), USABLE_ADDRESS / UNUSABLE_ADDRESS (GatewayStaticAddresses).
+#
 # A full run rewrites conformance/reports/v1.5.1/pylon-{report,tests}.yaml so newly passing
 # tests can be committed. A filtered run (-run-test, -skip-tests, -fail-fast) leaves them alone.
 # Exit status: 0 no regression, 1 a test that passes in the committed report does not pass now
@@ -62,12 +65,18 @@ for arg in "$@"; do
   case $arg in -run-test* | --run-test* | -skip-tests* | --skip-tests* | -fail-fast* | --fail-fast*) partial=1 ;; esac
 done
 
+# GatewayStaticAddresses needs an address the implementation can give a Gateway and one it can't
+# (e.g. from the local cluster's load-balancer range and from outside it).
+extra=()
+[ -z "${USABLE_ADDRESS:-}" ] || extra+=(-usable-address "$USABLE_ADDRESS")
+[ -z "${UNUSABLE_ADDRESS:-}" ] || extra+=(-unusable-address "$UNUSABLE_ADDRESS")
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "conformance: running the suite (Pylon $PYLON_VERSION, GatewayClass $GATEWAY_CLASS)"
 set +e
 (cd "$repo" && "$runner" -gateway-class "$GATEWAY_CLASS" -version "$PYLON_VERSION" \
-  -report-output "$work/pylon-report.yaml" -results-output "$work/pylon-tests.yaml" "$@") 2>&1 |
+  -report-output "$work/pylon-report.yaml" -results-output "$work/pylon-tests.yaml" ${extra[@]+"${extra[@]}"} "$@") 2>&1 |
   tee "$work/suite.log"
 rc=${PIPESTATUS[0]}
 set -e
