@@ -72,6 +72,8 @@ pub enum Target {
 pub struct CompiledRule {
     /// `namespace/name` of the route (bounded metric label).
     pub route: String,
+    /// Index of the rule in its route.
+    pub rule: usize,
     pub kind: RouteKind,
     pub filters: Filters,
     /// (cumulative weight, target); weight-0 targets are left out.
@@ -257,7 +259,7 @@ fn build_listener(
         let rp = format!("{path}.routes[{ri}]");
         let label = format!("{}/{}", route.namespace, route.name);
         for (ui, rule) in route.rules.iter().enumerate() {
-            let compiled = Arc::new(compile_rule(&label, route.kind, rule, backends));
+            let compiled = Arc::new(compile_rule(&label, ui, route.kind, rule, backends));
             let matches: Vec<Option<&config::RouteMatch>> = if rule.matches.is_empty() {
                 vec![None]
             } else {
@@ -307,6 +309,7 @@ fn build_listener(
 
 fn compile_rule(
     label: &str,
+    index: usize,
     kind: RouteKind,
     rule: &config::Rule,
     backends: &HashMap<String, Arc<BackendRt>>,
@@ -330,6 +333,7 @@ fn compile_rule(
     let nonzero = |d: Option<config::Duration>| d.map(|d| d.0).filter(|d| !d.is_zero());
     CompiledRule {
         route: label.to_string(),
+        rule: index,
         kind,
         filters: Filters::build(&rule.filters, backends),
         targets,
