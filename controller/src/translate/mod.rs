@@ -60,15 +60,15 @@ pub fn translate(s: &Snapshot) -> Translation {
     }
     for (key, r) in &s.http_routes {
         let parents = route::attach(s, r, &mut owned);
-        if !parents.is_empty() {
-            t.http_routes.insert(key.clone(), parents);
-        }
+        // Routes with no parent of ours are listed too (empty), so the status writer removes
+        // entries it wrote before a parentRef was dropped.
+        t.http_routes.insert(key.clone(), parents);
     }
     for (key, r) in &s.grpc_routes {
         let parents = route::attach(s, r, &mut owned);
-        if !parents.is_empty() {
-            t.grpc_routes.insert(key.clone(), parents);
-        }
+        // Routes with no parent of ours are listed too (empty), so the status writer removes
+        // entries it wrote before a parentRef was dropped.
+        t.grpc_routes.insert(key.clone(), parents);
     }
     for (key, o) in owned {
         let gw = &s.gateways[&key];

@@ -104,9 +104,9 @@ pub struct Translation {
     pub gateway_classes: BTreeMap<String, GatewayClassStatus>,
     /// Gateway statuses (only Gateways of this controller's classes).
     pub gateways: BTreeMap<ObjectKey, GatewayStatus>,
-    /// HTTPRoute parent statuses written by this controller.
+    /// HTTPRoute parent statuses written by this controller (every route; empty = none ours).
     pub http_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
-    /// GRPCRoute parent statuses written by this controller.
+    /// GRPCRoute parent statuses written by this controller (every route; empty = none ours).
     pub grpc_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
     /// Data-plane config per Gateway (endpoints included).
     pub configs: BTreeMap<ObjectKey, dp::Config>,
