@@ -63,6 +63,31 @@ pub fn cleanup_all(state_dir: &Path, prefix: &str) -> usize {
         let _ = netns::run("ip", &["netns", "del", &ns]);
     }
     crate::hostpaths::cleanup_record(&state_dir.join("created-paths"));
+    unmount_netns_dir_if_empty();
     let _ = std::fs::remove_dir_all(state_dir.join("logs"));
     count
+}
+
+/// `ip netns add` bind-mounts /run/netns onto itself the first time (so namespace mounts can
+/// propagate). Undo that once no namespace is left in it, so nothing of ours stays mounted.
+pub fn unmount_netns_dir_if_empty() {
+    let dir = Path::new("/run/netns");
+    let empty = std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !empty {
+        return;
+    }
+    // It may be stacked (several first-time `ip netns add` racing); unmount every layer.
+    for _ in 0..8 {
+        let mounted = std::fs::read_to_string("/proc/self/mounts")
+            .map(|m| {
+                m.lines()
+                    .any(|l| l.split_whitespace().nth(1) == Some("/run/netns"))
+            })
+            .unwrap_or(false);
+        if !mounted || nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+    }
 }

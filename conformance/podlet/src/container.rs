@@ -33,6 +33,9 @@ pub struct PodEnv {
     pub name: String,
     pub pod_ip: Ipv4Addr,
     pub netns_path: PathBuf,
+    /// The Pod's network, recreated if its namespace disappears (e.g. removed by hand).
+    pub net: crate::netns::PodNet,
+    pub net_lock: tokio::sync::Mutex<()>,
     pub volumes: BTreeMap<String, PathBuf>,
     /// (host file, target) pairs for /etc/resolv.conf and /etc/hosts.
     pub etc_files: Vec<(PathBuf, PathBuf)>,
@@ -159,6 +162,19 @@ async fn start(
         ));
     }
     let config_err = |m: String| ("CreateContainerConfigError", m);
+    if !penv.netns_path.exists() {
+        let _guard = penv.net_lock.lock().await;
+        if !penv.netns_path.exists() {
+            tracing::warn!(pod = %penv.name, namespace = %penv.namespace, netns = %penv.net.netns, "pod network namespace vanished; recreating it");
+            crate::netns::setup(
+                &penv.net,
+                &ctx.cfg.bridge,
+                ctx.cfg.pod_cidr.len,
+                ctx.cfg.node_ip,
+            )
+            .map_err(|e| ("RunContainerError", format!("recreating pod network: {e}")))?;
+        }
+    }
     let refs = fetch_refs(&ctx.client, &penv.namespace, c)
         .await
         .map_err(|e| config_err(format!("reading env references: {e}")))?;
@@ -173,8 +189,20 @@ async fn start(
     let mounts = crate::volumes::container_mounts(c, &penv.volumes, &penv.etc_files)
         .map_err(|e| config_err(e.to_string()))?;
     for m in &mounts {
+        // The mount point must match the source's type; a source that vanished (its state
+        // removed under us) must not turn a directory mount point into a file.
+        let dir = match std::fs::metadata(&m.source) {
+            Ok(meta) => meta.is_dir(),
+            Err(e) => {
+                return Err(config_err(format!(
+                    "volume source {} for {}: {e}",
+                    m.source.display(),
+                    m.target.display()
+                )));
+            }
+        };
         ctx.host_paths
-            .ensure(&penv.uid, &m.target, m.source.is_dir())
+            .ensure(&penv.uid, &m.target, dir)
             .map_err(|e| config_err(format!("creating mount point {}: {e}", m.target.display())))?;
     }
     let spec = LaunchSpec {

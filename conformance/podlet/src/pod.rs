@@ -356,6 +356,8 @@ async fn sandbox(
         name: name.into(),
         pod_ip: n.ip,
         netns_path: PathBuf::from(n.netns_path()),
+        net: n.clone(),
+        net_lock: tokio::sync::Mutex::new(()),
         volumes,
         etc_files: vec![
             (resolv, PathBuf::from("/etc/resolv.conf")),
