@@ -97,13 +97,16 @@ async fn main() -> anyhow::Result<()> {
     let hub = Arc::new(ConfigHub::default());
     let (latest_tx, latest_rx) = watch::channel(None);
     let (full_tx, full_rx) = watch::channel(None);
+    // Without election this replica always leads; the sender lives as long as main so the
+    // loops never see the channel close.
+    let (_always_leader, always) = watch::channel(true);
     let leading = if cli.leader_elect {
         let identity = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| format!("pylon-controller-{}", std::process::id()));
         leader::start(client.clone(), &cli.namespace, identity)
     } else {
-        watch::channel(true).1
+        always
     };
     tokio::spawn(run::translate_loop(
         stores,
