@@ -1,0 +1,224 @@
+//! The controller client against a real axum server speaking config protocol v1: snapshot,
+//! endpoints update, rejected snapshot (nack with the field path), pings, reconnect.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get as route_get, post};
+use common::*;
+use pylon_dataplane::client::ControllerClient;
+use pylon_dataplane::config::protocol::Ack;
+use pylon_dataplane::server::{Limits, ListenerManager};
+use pylon_dataplane::state::Shared;
+use tokio::sync::{Mutex, mpsc};
+
+#[derive(Clone)]
+struct Srv {
+    /// Each new stream takes the next line source.
+    streams: Arc<Mutex<mpsc::Receiver<mpsc::Receiver<String>>>>,
+    acks: mpsc::Sender<Ack>,
+    seen: mpsc::Sender<(String, String, Option<String>)>,
+    connections: Arc<AtomicUsize>,
+}
+
+async fn config_stream(
+    State(s): State<Srv>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    s.connections.fetch_add(1, Ordering::SeqCst);
+    let auth = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_string());
+    let _ = s
+        .seen
+        .send((
+            format!("{ns}/{name}"),
+            q.get("pod").cloned().unwrap_or_default(),
+            auth,
+        ))
+        .await;
+    let lines = s
+        .streams
+        .lock()
+        .await
+        .recv()
+        .await
+        .expect("a stream per connection");
+    let stream = futures::stream::unfold(lines, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|l| (Ok::<_, std::convert::Infallible>(format!("{l}\n")), rx))
+    });
+    axum::response::Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap()
+}
+
+async fn ack(State(s): State<Srv>, axum::Json(a): axum::Json<Ack>) {
+    let _ = s.acks.send(a).await;
+}
+
+fn config_json(port: u16, addr: std::net::SocketAddr, path_regex: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "pylon.dev/dataplane/v1",
+        "listeners": [{"name": "http", "port": port, "protocol": "HTTP", "routes": [{
+            "kind": "HTTPRoute", "namespace": "d", "name": "r", "creationTimestamp": "2024-01-01T00:00:00Z",
+            "rules": [{"matches": [{"path": {"type": "RegularExpression", "value": path_regex}}],
+                       "backendRefs": [{"type": "Backend", "name": "web"}]}]}]}],
+        "backends": {"web": {"endpoints": [{"address": addr.to_string()}]}}
+    })
+}
+
+async fn next_ack(rx: &mut mpsc::Receiver<Ack>) -> Ack {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("ack in time")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn streams_applies_acks_and_reconnects() {
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let (streams_tx, streams_rx) = mpsc::channel(4);
+    let (acks_tx, mut acks) = mpsc::channel(16);
+    let (seen_tx, mut seen) = mpsc::channel(4);
+    let srv = Srv {
+        streams: Arc::new(Mutex::new(streams_rx)),
+        acks: acks_tx,
+        seen: seen_tx,
+        connections: Arc::new(AtomicUsize::new(0)),
+    };
+    let app = Router::new()
+        .route("/v1/gateways/{ns}/{name}/config", route_get(config_stream))
+        .route("/v1/gateways/{ns}/{name}/ack", post(ack))
+        .with_state(srv.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ctrl = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let token = std::env::temp_dir().join(format!("pylon-token-{}", std::process::id()));
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let shared = Shared::new();
+    let (_drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(
+        ListenerManager::new(
+            shared.clone(),
+            "127.0.0.1".parse().unwrap(),
+            Limits::default(),
+            drain_rx,
+        )
+        .run(),
+    );
+    let client = ControllerClient::new(
+        &format!("http://{ctrl}"),
+        "infra/gw",
+        "pod-1",
+        Some(token.clone()),
+        shared.clone(),
+    )
+    .unwrap();
+    tokio::spawn(client.run());
+
+    let (line_tx, line_rx) = mpsc::channel(8);
+    streams_tx.send(line_rx).await.unwrap();
+    let (gw, pod, auth) = seen.recv().await.unwrap();
+    assert_eq!(
+        (gw.as_str(), pod.as_str(), auth.as_deref()),
+        ("infra/gw", "pod-1", Some("Bearer s3cret"))
+    );
+
+    let port = free_port();
+    let snap = serde_json::json!({"type": "snapshot", "version": "1", "config": config_json(port, a.addr, "/.*")});
+    line_tx.send(snap.to_string()).await.unwrap();
+    let ack1 = next_ack(&mut acks).await;
+    assert_eq!(
+        (ack1.pod.as_str(), ack1.version.as_str(), ack1.accepted),
+        ("pod-1", "1", true)
+    );
+    wait_port(port).await;
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/x"), &[])
+            .await
+            .backend(),
+        "a"
+    );
+
+    line_tx.send(r#"{"type":"ping"}"#.into()).await.unwrap();
+    let eps = serde_json::json!({"type": "endpoints", "version": "2", "backends": {"web": [{"address": b.addr.to_string()}]}});
+    line_tx.send(eps.to_string()).await.unwrap();
+    let ack2 = next_ack(&mut acks).await;
+    assert_eq!((ack2.version.as_str(), ack2.accepted), ("2", true));
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/x"), &[])
+            .await
+            .backend(),
+        "b"
+    );
+
+    let bad = serde_json::json!({"type": "snapshot", "version": "3", "config": config_json(port, a.addr, "([")});
+    line_tx.send(bad.to_string()).await.unwrap();
+    let ack3 = next_ack(&mut acks).await;
+    assert_eq!((ack3.version.as_str(), ack3.accepted), ("3", false));
+    let err = ack3.error.unwrap();
+    assert!(
+        err.contains("listeners[0].routes[0].rules[0].matches[0].path.value: regex parse error"),
+        "{err}"
+    );
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/x"), &[])
+            .await
+            .backend(),
+        "b",
+        "old config still serves"
+    );
+
+    // Stream loss: the last good config keeps serving, the client reconnects.
+    let (line_tx2, line_rx2) = mpsc::channel(8);
+    streams_tx.send(line_rx2).await.unwrap();
+    drop(line_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("reconnected");
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/x"), &[])
+            .await
+            .backend(),
+        "b"
+    );
+    let snap4 = serde_json::json!({"type": "snapshot", "version": "4", "config": config_json(port, a.addr, "/.*")});
+    line_tx2.send(snap4.to_string()).await.unwrap();
+    assert!(next_ack(&mut acks).await.accepted);
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/x"), &[])
+            .await
+            .backend(),
+        "a"
+    );
+    assert_eq!(srv.connections.load(Ordering::SeqCst), 2);
+    let _ = std::fs::remove_file(token);
+}
+
+#[test]
+fn rejects_bad_arguments() {
+    let shared = Shared::new();
+    for (url, gw) in [
+        ("ftp://x:1", "a/b"),
+        ("http://x:1", "nogateway"),
+        ("http://x:1", "a/b/c"),
+        ("not a url", "a/b"),
+    ] {
+        assert!(
+            ControllerClient::new(url, gw, "p", None, shared.clone()).is_err(),
+            "{url} {gw}"
+        );
+    }
+}
