@@ -222,6 +222,7 @@ async fn start(
     std::fs::create_dir_all(&log_dir).map_err(|e| config_err(e.to_string()))?;
     // Keep the current and the previous run's log (for `previous=true`).
     let _ = std::fs::remove_file(log_dir.join(format!("{}.log", restart - 2)));
+    let _ = std::fs::remove_file(crate::logquery::exited_marker(&log_dir, restart - 2));
     let log_path = log_dir.join(format!("{restart}.log"));
     let log = tokio::fs::OpenOptions::new()
         .create(true)
@@ -474,6 +475,11 @@ pub async fn run(
             finished_at: Timestamp::now(),
         };
         tracing::info!(pod = %penv.name, container = %c.name, exit_code, "container exited");
+        // Tells `follow` readers that this log is complete.
+        let _ = std::fs::write(
+            crate::logquery::exited_marker(&penv.log_dir.join(&c.name), restarts),
+            b"",
+        );
         slot.update(|rt| {
             rt.ready = false;
             rt.state = terminated.clone();

@@ -203,6 +203,11 @@ pub fn pod_log_dir(logs_root: &Path, ns: &str, pod: &str, uid: &str) -> PathBuf 
     logs_root.join(format!("{ns}_{pod}_{uid}"))
 }
 
+/// The marker written when run `restart` of a container has exited (its log is complete).
+pub fn exited_marker(container_log_dir: &Path, restart: i32) -> PathBuf {
+    container_log_dir.join(format!("{restart}.exited"))
+}
+
 /// The log files of a container, oldest first (by restart count).
 pub fn container_logs(logs_root: &Path, ns: &str, pod: &str, container: &str) -> Vec<PathBuf> {
     let prefix = format!("{ns}_{pod}_");

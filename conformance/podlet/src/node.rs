@@ -167,13 +167,22 @@ pub async fn heartbeat(
 }
 
 /// Heartbeats forever; errors are logged and retried on the next tick.
-pub async fn heartbeat_loop(client: kube::Client, cfg: Config, node_uid: String) {
+pub async fn heartbeat_loop(client: kube::Client, cfg: Config, mut node_uid: String) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.tick().await;
     loop {
         tick.tick().await;
-        if let Err(e) = heartbeat(&client, &cfg, &node_uid).await {
-            tracing::warn!(error = %e, "node heartbeat failed");
+        match heartbeat(&client, &cfg, &node_uid).await {
+            Ok(()) => {}
+            // Someone deleted the Node: register it again, as the kubelet does.
+            Err(kube::Error::Api(e)) if e.code == 404 => match register(&client, &cfg).await {
+                Ok(uid) => {
+                    tracing::info!(node = %cfg.node_name, "node re-registered");
+                    node_uid = uid;
+                }
+                Err(e) => tracing::warn!(error = %e, "re-registering node failed"),
+            },
+            Err(e) => tracing::warn!(error = %e, "node heartbeat failed"),
         }
     }
 }

@@ -222,6 +222,8 @@ async fn follow(
         if query.limit_bytes.is_some_and(|l| sent >= l) || tx.is_closed() {
             return;
         }
+        // Checked before reading, so the last lines written before the exit are still sent.
+        let exited = file.with_extension("exited").exists();
         let Ok(mut f) = tokio::fs::File::open(&file).await else {
             return;
         };
@@ -248,6 +250,9 @@ async fn follow(
             if tx.send(Ok(Frame::data(Bytes::from(out)))).await.is_err() {
                 return;
             }
+        }
+        if exited {
+            return; // everything up to the exit has been sent
         }
         let restarted = std::fs::read_dir(&dir)
             .map(|d| {
@@ -325,6 +330,40 @@ mod tests {
             StatusCode::BAD_REQUEST
         );
         assert_eq!(get(&root, "/healthz").await, (StatusCode::OK, "ok".into()));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn follow_streams_appended_lines_until_the_container_exits() {
+        let root = std::env::temp_dir().join(format!("pyt-follow-{}", std::process::id()));
+        let dir = logquery::pod_log_dir(&root, "ns", "p", "uid1").join("c");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("0.log");
+        std::fs::write(&log, "2026-01-01T00:00:00Z stdout F first\n").unwrap();
+        let req = Request::get("/containerLogs/ns/p/c?follow=true")
+            .body(())
+            .unwrap();
+        let resp = handle(req, &root).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let writer = {
+            let log = log.clone();
+            let dir = dir.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+                f.write_all(b"2026-01-01T00:00:01Z stderr F second\n")
+                    .unwrap();
+                std::fs::write(logquery::exited_marker(&dir, 0), b"").unwrap();
+            })
+        };
+        let body = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
+            .await
+            .expect("follow ends once the container has exited")
+            .unwrap()
+            .to_bytes();
+        writer.await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&body), "first\nsecond\n");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
