@@ -13,12 +13,13 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use pylon_dataplane::config::{self as dp, protocol};
 use tokio::sync::watch;
 
+use crate::auth::{AuthError, Authenticator};
 use crate::model::ObjectKey;
 
 /// The latest config of one Gateway.
@@ -141,12 +142,43 @@ impl ConfigHub {
     }
 }
 
+/// Shared state of the config server's handlers.
+#[derive(Clone)]
+struct ServerState {
+    hub: Arc<ConfigHub>,
+    ping_every: Duration,
+    auth: Arc<Authenticator>,
+}
+
 /// The config server's routes.
-pub fn router(hub: Arc<ConfigHub>, ping_every: Duration) -> axum::Router {
+pub fn router(hub: Arc<ConfigHub>, ping_every: Duration, auth: Authenticator) -> axum::Router {
     axum::Router::new()
         .route("/v1/gateways/{namespace}/{name}/config", get(stream))
         .route("/v1/gateways/{namespace}/{name}/ack", post(ack))
-        .with_state((hub, ping_every))
+        .with_state(ServerState {
+            hub,
+            ping_every,
+            auth: Arc::new(auth),
+        })
+}
+
+/// Authenticates a request for a Gateway; `Err` is the response to send.
+async fn authenticate(
+    st: &ServerState,
+    headers: &HeaderMap,
+    key: &ObjectKey,
+) -> Result<(), Response> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    st.auth.check(header, key).await.map_err(|e| {
+        tracing::warn!(gateway = %key, error = %e, "refused data plane");
+        let code = match e {
+            AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        (code, format!("{e}\n")).into_response()
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -214,11 +246,16 @@ fn next_update(st: &mut StreamState) -> Option<protocol::Update> {
 }
 
 async fn stream(
-    State((hub, ping_every)): State<(Arc<ConfigHub>, Duration)>,
+    State(server): State<ServerState>,
     Path((namespace, name)): Path<(String, String)>,
     Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
 ) -> Response {
     let key = ObjectKey::new(namespace, name);
+    if let Err(r) = authenticate(&server, &headers, &key).await {
+        return r;
+    }
+    let (hub, ping_every) = (server.hub.clone(), server.ping_every);
     tracing::info!(gateway = %key, pod = q.pod.as_deref().unwrap_or("?"), "data plane connected");
     let mut ping = tokio::time::interval(ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -262,10 +299,16 @@ async fn stream(
 }
 
 async fn ack(
-    State((hub, _)): State<(Arc<ConfigHub>, Duration)>,
+    State(server): State<ServerState>,
     Path((namespace, name)): Path<(String, String)>,
+    headers: HeaderMap,
     Json(a): Json<protocol::Ack>,
 ) -> Response {
+    let key = ObjectKey::new(namespace, name);
+    if let Err(r) = authenticate(&server, &headers, &key).await {
+        return r;
+    }
+    let hub = &server.hub;
     let Ok(version) = a.version.parse::<u64>() else {
         return (
             StatusCode::BAD_REQUEST,
@@ -274,7 +317,6 @@ async fn ack(
             .into_response();
     };
     crate::metrics::ACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let key = ObjectKey::new(namespace, name);
     if !a.accepted {
         crate::metrics::REJECTED_ACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(gateway = %key, pod = %a.pod, version, error = a.error.as_deref().unwrap_or(""), "data plane rejected config");

@@ -13,6 +13,7 @@ pub mod translate;
 /// The controllerName Pylon answers to by default.
 pub const DEFAULT_CONTROLLER_NAME: &str = "pylon.dev/gateway-controller";
 pub mod admin;
+pub mod auth;
 pub mod config_server;
 pub mod honest;
 pub mod leader;

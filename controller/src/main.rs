@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use pylon_controller::auth::Authenticator;
 use pylon_controller::config_server::{self, ConfigHub};
 use pylon_controller::provision::apply::Provisioner;
 use pylon_controller::run::{self, Outputs};
@@ -47,6 +48,10 @@ struct Cli {
     /// Namespace of the controller (holds the Lease).
     #[arg(long, env = "POD_NAMESPACE", default_value = "pylon-system")]
     namespace: String,
+    /// Require data planes to present their ServiceAccount token (checked with TokenReview;
+    /// only the Gateway's own data-plane ServiceAccount may read its config).
+    #[arg(long, env = "PYLON_DATAPLANE_AUTH")]
+    dataplane_auth: bool,
     /// Kubeconfig to use (default: in-cluster, or KUBECONFIG / ~/.kube/config).
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -108,6 +113,11 @@ async fn main() -> anyhow::Result<()> {
     } else {
         always
     };
+    let auth = if cli.dataplane_auth {
+        Authenticator::token_review(client.clone())
+    } else {
+        Authenticator::Open
+    };
     tokio::spawn(run::translate_loop(
         stores,
         changes,
@@ -132,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
     let config = serve(
         "config server",
         cli.config_addr,
-        config_server::router(hub, Duration::from_secs(15)),
+        config_server::router(hub, Duration::from_secs(15), auth),
     );
     let admin = serve("admin server", cli.admin_addr, admin::router(latest_rx));
     tokio::select! {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use pylon_controller::auth::Authenticator;
 use pylon_controller::config_server::{ConfigHub, router};
 use pylon_controller::model::ObjectKey;
 use pylon_controller::snapshot::{Options, Snapshot};
@@ -55,7 +56,7 @@ async fn streams_snapshots_endpoints_pings_and_records_acks() {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(hub.clone(), Duration::from_millis(300));
+    let app = router(hub.clone(), Duration::from_millis(300), Authenticator::Open);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
