@@ -207,11 +207,21 @@ async fn start(
     }
     let spec = LaunchSpec {
         netns: Some(penv.netns_path.clone()),
-        hostname: Some(penv.name.chars().take(63).collect()),
+        hostname: Some(
+            penv.pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.hostname.clone())
+                .unwrap_or_else(|| penv.name.clone())
+                .chars()
+                .take(63)
+                .collect(),
+        ),
         mounts,
         argv,
         env,
-        working_dir: c.working_dir.as_ref().map(PathBuf::from),
+        // Images usually default to `/`; never inherit the podlet's own directory.
+        working_dir: Some(PathBuf::from(c.working_dir.as_deref().unwrap_or("/"))),
     };
     let spec_path = penv.pod_dir.join(format!("{}.launch.json", c.name));
     let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| config_err(e.to_string()))?;

@@ -8,6 +8,7 @@
 pub mod cleanup;
 pub mod container;
 pub mod context;
+pub mod dns;
 pub mod environ;
 pub mod hostpaths;
 pub mod images;

@@ -327,19 +327,20 @@ async fn sandbox(
     std::fs::create_dir_all(&etc).map_err(|e| e.to_string())?;
     let resolv = etc.join("resolv.conf");
     let hosts = etc.join("hosts");
-    let dns_policy = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.dns_policy.as_deref())
-        .unwrap_or("ClusterFirst");
-    let resolv_text = if dns_policy == "Default" {
-        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
-    } else {
-        crate::volumes::resolv_conf(ns, &ctx.cfg.cluster_dns, &ctx.cfg.cluster_domain)
-    };
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv_text = crate::dns::resolv_conf(
+        pod.spec.as_ref(),
+        &host_resolv,
+        ns,
+        &ctx.cfg.cluster_dns,
+        &ctx.cfg.cluster_domain,
+    );
     std::fs::write(&resolv, resolv_text).map_err(|e| e.to_string())?;
-    std::fs::write(&hosts, crate::volumes::hosts_file(&n.ip.to_string(), name))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &hosts,
+        crate::dns::hosts_file(pod, &n.ip.to_string(), name, &ctx.cfg.cluster_domain),
+    )
+    .map_err(|e| e.to_string())?;
     let facts = PodFacts {
         pod_ip: n.ip.to_string(),
         host_ip: ctx.cfg.node_ip.to_string(),

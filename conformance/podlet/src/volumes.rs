@@ -447,20 +447,6 @@ pub fn container_mounts(
     Ok(mounts)
 }
 
-/// The Pod's `/etc/resolv.conf`.
-pub fn resolv_conf(namespace: &str, dns: &str, domain: &str) -> String {
-    format!(
-        "nameserver {dns}\nsearch {namespace}.svc.{domain} svc.{domain} {domain}\noptions ndots:5\n"
-    )
-}
-
-/// The Pod's `/etc/hosts`.
-pub fn hosts_file(pod_ip: &str, pod_name: &str) -> String {
-    format!(
-        "# Kubernetes-managed hosts file (pylon-podlet).\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{pod_ip}\t{pod_name}\n"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,9 +567,5 @@ mod tests {
         assert!(m[1].read_only);
         let missing = container_mounts(&c, &BTreeMap::new(), &[]).unwrap_err();
         assert!(missing.to_string().contains("tok"));
-        assert_eq!(
-            resolv_conf("infra", "10.96.0.10", "cluster.local"),
-            "nameserver 10.96.0.10\nsearch infra.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
-        );
     }
 }
