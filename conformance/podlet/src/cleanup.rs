@@ -9,6 +9,52 @@ use nix::sys::signal::Signal;
 use crate::container::signal_group;
 use crate::netns::{self, PodNet};
 
+/// An exclusive lock on a state directory, held by a running podlet for its whole life, so
+/// `cleanup` (or a second podlet) cannot pull Pods out from under it.
+pub struct StateLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Errors taking the state directory lock.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("opening {path}: {source}")]
+    Open {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "another pylon-podlet is running with state directory {dir} (it holds {path}); stop it first"
+    )]
+    Busy {
+        dir: std::path::PathBuf,
+        path: std::path::PathBuf,
+    },
+}
+
+/// Takes the state directory's lock without waiting.
+pub fn lock_state_dir(state_dir: &Path) -> Result<StateLock, LockError> {
+    let path = state_dir.join("podlet.lock");
+    let open_err = |source| LockError::Open {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(state_dir).map_err(open_err)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(open_err)?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(StateLock { _lock: lock }),
+        Err(_) => Err(LockError::Busy {
+            dir: state_dir.to_owned(),
+            path,
+        }),
+    }
+}
+
 /// SIGKILLs every process group recorded in `pod_dir/pids` whose pid still runs the recorded
 /// executable (a recycled pid belonging to someone else is left alone).
 pub fn kill_recorded(pod_dir: &Path) {
@@ -89,5 +135,24 @@ pub fn unmount_netns_dir_if_empty() {
         if !mounted || nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH).is_err() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_lock_is_exclusive() {
+        let dir = std::env::temp_dir().join(format!("pyt-lock-{}", std::process::id()));
+        let held = lock_state_dir(&dir).unwrap();
+        let err = lock_state_dir(&dir).err().expect("second lock must fail");
+        assert!(
+            err.to_string().contains("another pylon-podlet is running"),
+            "{err}"
+        );
+        drop(held);
+        lock_state_dir(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

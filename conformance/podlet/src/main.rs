@@ -96,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Cmd::Cleanup { state_dir, bridge }) => {
             init_tracing();
+            let _lock = cleanup::lock_state_dir(&state_dir)?;
             let pods = cleanup::cleanup_all(&state_dir, NET_PREFIX);
             let veths = remove_bridge_veths(&bridge);
             println!(
@@ -193,6 +194,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(cfg.pods_dir())
         .with_context(|| format!("creating {}", cfg.pods_dir().display()))?;
     std::fs::create_dir_all(cfg.logs_dir())?;
+    // Held until exit: `cleanup` and a second podlet refuse to touch a live state directory.
+    let _lock = cleanup::lock_state_dir(&cfg.state_dir)?;
     let stale = cleanup::cleanup_all(&cfg.state_dir, NET_PREFIX);
     if stale > 0 {
         tracing::info!(
