@@ -248,14 +248,64 @@ impl CheckedRules {
                 }),
             });
         }
-        Ok(dp::Rule {
+        let rule = dp::Rule {
             name: rule.rule_name(),
             matches: rule.config_matches(),
             filters,
             backend_refs,
             timeouts,
             retry: None,
-        })
+        };
+        self.data_plane_accepts::<R>(&rule)?;
+        Ok(rule)
+    }
+
+    /// Runs the data plane's own validation on this rule alone, so a rule the data plane would
+    /// reject is dropped here (UnsupportedValue) instead of making it reject the whole config.
+    fn data_plane_accepts<R: TranslateRule>(&self, rule: &dp::Rule) -> Result<(), String> {
+        let probe = dp::Config {
+            api_version: dp::API_VERSION.into(),
+            listeners: vec![dp::Listener {
+                name: "probe".into(),
+                port: 1,
+                protocol: dp::ListenerProtocol::Http,
+                hostname: None,
+                tls: None,
+                routes: vec![dp::Route {
+                    kind: R::DP_KIND,
+                    namespace: "probe".into(),
+                    name: "probe".into(),
+                    creation_timestamp: "1970-01-01T00:00:00Z".into(),
+                    hostnames: vec![],
+                    rules: vec![rule.clone()],
+                }],
+            }],
+            backends: self
+                .clusters
+                .iter()
+                .map(|(name, c)| {
+                    let backend = dp::Backend {
+                        protocol: c.protocol,
+                        endpoints: vec![],
+                        tls: None,
+                    };
+                    (name.clone(), backend)
+                })
+                .collect(),
+        };
+        let problems = dp::validate(&probe);
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let prefix = "listeners[0].routes[0].rules[0]";
+        let shown: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                let path = p.path.strip_prefix(prefix).unwrap_or(&p.path);
+                format!("{}: {}", path.trim_start_matches('.'), p.message)
+            })
+            .collect();
+        Err(shown.join("; "))
     }
 }
 
