@@ -1,4 +1,4 @@
-//! The admin server (axum): `/ready`, `/metrics` (Prometheus text) and `/config_dump`.
+//! The admin server (axum): `/ready`, `/metrics` (Prometheus text) and `/config_dump` (private keys redacted).
 
 use std::sync::Arc;
 
@@ -43,8 +43,42 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
 
 async fn config_dump(State(s): State<Arc<Shared>>) -> Response {
     match s.table() {
-        Some(t) => axum::Json(serde_json::json!({ "version": t.version, "config": &*t.config }))
-            .into_response(),
+        Some(t) => {
+            let mut config = serde_json::to_value(&*t.config).unwrap_or_default();
+            redact_keys(&mut config);
+            axum::Json(serde_json::json!({ "version": t.version, "config": config }))
+                .into_response()
+        }
         None => (StatusCode::NOT_FOUND, "no config loaded\n").into_response(),
+    }
+}
+
+/// Private keys never leave the process: `keyPem` and `clientKeyPem` are replaced.
+fn redact_keys(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                if k == "keyPem" || k == "clientKeyPem" {
+                    *val = serde_json::Value::String("[redacted]".into());
+                } else {
+                    redact_keys(val);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_keys),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_are_redacted() {
+        let mut v = serde_json::json!({"listeners": [{"tls": {"certificates": [{"certPem": "C", "keyPem": "K"}]}}],
+            "backends": {"b": {"tls": {"clientKeyPem": "K2", "caPem": "CA"}}}});
+        super::redact_keys(&mut v);
+        let s = v.to_string();
+        assert!(!s.contains("\"K\"") && !s.contains("K2"), "{s}");
+        assert!(s.contains("\"C\"") && s.contains("CA"));
     }
 }

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod errors;
 pub mod filters;
+pub mod idle;
 pub mod matching;
 pub mod metrics;
 pub mod proxy;

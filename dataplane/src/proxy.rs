@@ -261,13 +261,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authorization",
 ];
 
-fn upstream_headers(
-    src: &HeaderMap,
-    host: &str,
-    ctx: &RuleCtx<'_>,
-    upgrade: bool,
-    h2: bool,
-) -> HeaderMap {
+fn upstream_headers(src: &HeaderMap, host: &str, ctx: &RuleCtx<'_>, upgrade: bool) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(src.len() + 3);
     for (k, v) in src {
         let name = k.as_str();
@@ -278,7 +272,9 @@ fn upstream_headers(
         }
         h.append(k.clone(), v.clone());
     }
-    if !h2 && let Ok(v) = HeaderValue::from_str(host) {
+    // HTTP/2 upstreams get the Host header too: hyper takes :authority from the URI (the
+    // endpoint address), and backends (gRPC included) read the Host header.
+    if let Ok(v) = HeaderValue::from_str(host) {
         h.insert(header::HOST, v);
     }
     let peer = ctx.conn.peer.ip().to_string();
@@ -326,7 +322,7 @@ async fn forward(
 ) -> Result<Response<Body>, ProxyError> {
     let upgrade = req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
     let h2 = backend.is_h2();
-    let headers = upstream_headers(req.headers(), host, ctx, upgrade, h2);
+    let headers = upstream_headers(req.headers(), host, ctx, upgrade);
     let method = req.method().clone();
     let retry = rule.retry.as_ref().filter(|r| r.attempts > 0);
     let mirrors: Vec<_> = rule
@@ -357,7 +353,6 @@ async fn forward(
         *mreq.headers_mut() = headers.clone();
         if m.is_h2() {
             *mreq.version_mut() = Version::HTTP_2;
-            mreq.headers_mut().remove(header::HOST);
         }
         // Fire and forget: the mirror's answer (or failure) never affects the response.
         tokio::spawn(async move {

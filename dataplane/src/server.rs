@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::idle::{Activity, InFlight, Tracked};
 use crate::proxy::{self, ConnInfo};
 use crate::state::Shared;
 
@@ -228,19 +229,33 @@ async fn serve_http<I>(
         .max_header_list_size(limits.max_header_bytes as u32)
         .keep_alive_interval(Some(limits.idle_timeout / 2))
         .keep_alive_timeout(Duration::from_secs(20));
+    let activity = Activity::new();
+    let io = Tracked::new(io, activity.clone());
     let svc_shared = shared.clone();
+    let svc_activity = activity.clone();
     let service = service_fn(move |req| {
         let (shared, info) = (svc_shared.clone(), info.clone());
-        async move { Ok::<_, std::convert::Infallible>(proxy::handle(shared, info, req).await) }
+        let guard = InFlight::start(&svc_activity);
+        async move {
+            let resp = proxy::handle(shared, info, req).await;
+            drop(guard);
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     if *drain.borrow() {
         conn.as_mut().graceful_shutdown();
     }
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = drain.wait_for(|d| *d) => {}
+    // Watchdog: close connections with no request and no bytes moving for the idle timeout.
+    let idle = limits.idle_timeout;
+    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(10)));
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = drain.wait_for(|d| *d) => break,
+            _ = tick.tick() => if activity.idle_for(idle) { break },
+        }
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;

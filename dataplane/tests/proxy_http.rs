@@ -314,7 +314,11 @@ backends:
     );
     let _p = Proxy::start(&yaml).await;
     let c = h2c();
-    let grpc = [("content-type", "application/grpc"), ("te", "trailers")];
+    let grpc = [
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+        ("host", "grpc.example.com"),
+    ];
     let ok = send(
         &c,
         "POST",
@@ -326,6 +330,7 @@ backends:
     let j = ok.json();
     assert_eq!(j["version"], "HTTP/2.0", "h2c upstream");
     assert_eq!(j["path"], "/echo.Echo/Say");
+    assert_eq!(j["host"], "grpc.example.com");
     let missing = send(
         &c,
         "POST",
