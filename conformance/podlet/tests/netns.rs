@@ -31,6 +31,8 @@ impl Drop for Cleanup {
         netns::teardown(&self.net);
         let _ = netns::run("ip", &["link", "del", BRIDGE]);
         let _ = std::fs::remove_dir_all(&self.dir);
+        // `ip netns add` mounted /run/netns on itself; leave no mount behind if we were alone.
+        pylon_podlet::cleanup::unmount_netns_dir_if_empty();
     }
 }
 
