@@ -10,8 +10,21 @@ source "$(dirname "$0")/lib.sh"
 base=$(cd "$repo/conformance/suite" && go mod download -json "sigs.k8s.io/gateway-api/conformance@$GATEWAY_API_VERSION" | jq -r .Dir)/base/manifests.yaml
 namespaces=(gateway-conformance-infra gateway-conformance-app-backend gateway-conformance-web-backend)
 
+# The suite creates the TLS backends' certificates itself at setup; do the same here so those
+# Pods can start (self-signed for abc.example.com is all the backends need to serve).
+tls_secret() { # NAMESPACE NAME
+  local tmp; tmp=$(mktemp -d)
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=abc.example.com \
+    -addext subjectAltName=DNS:abc.example.com -keyout "$tmp/key" -out "$tmp/crt" 2>/dev/null
+  kubectl -n "$1" create secret tls "$2" --cert "$tmp/crt" --key "$tmp/key" --dry-run=client -o yaml |
+    kubectl apply -f - >/dev/null
+  rm -rf "$tmp"
+}
 apply_base() {
-  sed 's/{GATEWAY_CLASS_NAME}/pylon/g' "$base" | kubectl apply -f - >/dev/null
+  sed 's/{GATEWAY_CLASS_NAME}/pylon/g' "$base" | kubectl apply -f - >/dev/null || return 1
+  tls_secret gateway-conformance-infra tls-checks-certificate
+  tls_secret gateway-conformance-infra tls-passthrough-checks-certificate
+  tls_secret gateway-conformance-app-backend tls-passthrough-checks-certificate
 }
 pods_ready() {
   for ns in "${namespaces[@]}"; do

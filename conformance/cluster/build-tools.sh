@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local cluster's pinned Go tools into $PYLON_CACHE/tools/<tool>-<version>/bin.
-# Each tool is built once per version: a `.complete` stamp marks a finished build, so a warm run
-# costs nothing. The Go module cache and build cache are Go's own (outside the repository).
+# Each tool is built once per version and wrapper source: a `.complete` stamp holds a hash of the
+# wrapper module that built it, so a warm run costs nothing and a changed wrapper rebuilds. The Go module cache and build cache are Go's own (outside the repository).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -19,12 +19,14 @@ check_pin "$here/tools/coredns" github.com/coredns/coredns "$COREDNS_VERSION"
 
 build() { # name out-dir module-dir ldflags packages...
   local name=$1 out=$2 dir=$3 ldflags=$4; shift 4
-  if [ -f "$out/.complete" ]; then return; fi
+  local stamp
+  stamp=$(cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go 2>/dev/null | sha256sum | cut -c1-16)
+  if [ "$(cat "$out/.complete" 2>/dev/null)" = "$stamp" ]; then return; fi
   echo "build-tools: building $name into $out (once per version)"
   local start=$SECONDS
   mkdir -p "$out"
   (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out/" "$@")
-  touch "$out/.complete"
+  echo "$stamp" >"$out/.complete"
   echo "build-tools: $name built in $((SECONDS - start))s"
 }
 

@@ -31,6 +31,9 @@ if [ -x "$K8S_BIN/kube-proxy" ]; then
   "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
 fi
 
+iptables -D FORWARD -j PYLON-EGRESS 2>/dev/null
+iptables -F PYLON-EGRESS 2>/dev/null && iptables -X PYLON-EGRESS
+
 # Anything still attached to the bridge belongs to a Pod of ours.
 if ip link show "$BRIDGE" >/dev/null 2>&1; then
   for link in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do

@@ -30,6 +30,12 @@ sysctl -qw net.bridge.bridge-nf-call-iptables=1
 # this machine (nobody on the bridge answers ARP for it).
 ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
 ip route replace "$LB_CIDR" dev "$BRIDGE"
+# Pods talk to each other, to Services (DNAT-ed to Pods before forwarding) and to the node; never
+# beyond this machine. (Some conformance backends are configured with public resolvers.)
+iptables -N PYLON-EGRESS 2>/dev/null || iptables -F PYLON-EGRESS
+iptables -A PYLON-EGRESS -s "$POD_CIDR" -d "$POD_CIDR" -j RETURN
+iptables -A PYLON-EGRESS -s "$POD_CIDR" -j REJECT
+iptables -C FORWARD -j PYLON-EGRESS 2>/dev/null || iptables -I FORWARD 1 -j PYLON-EGRESS
 
 # --- etcd
 if ! curl -fsS http://127.0.0.1:2379/health >/dev/null 2>&1; then

@@ -8,6 +8,9 @@ import (
 
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/errors"
+	// The conformance suite's own CoreDNS (a UDPRoute backend) configures `forward`; Pods cannot
+	// reach beyond the cluster (up.sh rejects their egress), so it never leaves this machine.
+	_ "github.com/coredns/coredns/plugin/forward"
 	_ "github.com/coredns/coredns/plugin/health"
 	_ "github.com/coredns/coredns/plugin/kubernetes"
 	_ "github.com/coredns/coredns/plugin/loadbalance"
