@@ -147,6 +147,37 @@ pub struct Filter {
     /// RequestMirror.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_mirror: Option<RequestMirror>,
+    /// CORS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+}
+
+/// The CORS filter's settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cors {
+    /// Allowed origins.
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// Whether credentials are allowed.
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// Allowed methods.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed to scripts.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Preflight cache seconds (CRD default 5).
+    #[serde(default = "default_max_age")]
+    pub max_age: i32,
+}
+
+fn default_max_age() -> i32 {
+    5
 }
 
 /// Header additions, replacements and removals.
@@ -286,6 +317,23 @@ pub struct HttpRule {
     /// Timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<HttpTimeouts>,
+    /// Retry policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<HttpRetry>,
+}
+
+/// `rules[].retry`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HttpRetry {
+    /// Retries after the first attempt.
+    #[serde(default)]
+    pub attempts: Option<i64>,
+    /// Delay between attempts (Gateway API duration).
+    #[serde(default)]
+    pub backoff: Option<String>,
+    /// HTTP statuses that trigger a retry.
+    #[serde(default)]
+    pub codes: Vec<i64>,
 }
 
 /// `rules[].timeouts` (Gateway API durations, e.g. "10s").
@@ -360,6 +408,7 @@ impl RouteRule for HttpRule {
             filters: vec![],
             backend_refs: vec![],
             timeouts: None,
+            retry: None,
         }]
     }
 

@@ -152,6 +152,27 @@ pub fn timeouts(t: &HttpTimeouts) -> Result<dp::Timeouts, String> {
     })
 }
 
+/// Converts a retry policy.
+pub fn retry(r: &crate::model::route::HttpRetry) -> Result<dp::Retry, String> {
+    Ok(dp::Retry {
+        codes: r
+            .codes
+            .iter()
+            .map(|c| u16::try_from(*c).map_err(|_| format!("retry code {c}")))
+            .collect::<Result<_, _>>()?,
+        attempts: u32::try_from(r.attempts.unwrap_or(0))
+            .map_err(|_| "retry attempts".to_string())?,
+        backoff: r
+            .backoff
+            .as_ref()
+            .map(|d| {
+                d.parse::<dp::Duration>()
+                    .map_err(|e| format!("retry backoff {d:?}: {e}"))
+            })
+            .transpose()?,
+    })
+}
+
 fn path_modifier(p: &PathModifier) -> Result<dp::PathModifier, String> {
     match (
         p.kind.as_str(),
@@ -229,6 +250,18 @@ pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, 
                 backend: mirror_backend
                     .ok_or_else(|| "mirror backend did not resolve".to_string())?,
                 percent,
+            })
+        }
+        "CORS" => {
+            let c = f.cors.as_ref().ok_or_else(missing)?;
+            dp::Filter::Cors(dp::Cors {
+                allow_origins: c.allow_origins.clone(),
+                allow_credentials: c.allow_credentials,
+                allow_methods: c.allow_methods.clone(),
+                allow_headers: c.allow_headers.clone(),
+                expose_headers: c.expose_headers.clone(),
+                max_age: u32::try_from(c.max_age)
+                    .map_err(|_| format!("CORS maxAge {}", c.max_age))?,
             })
         }
         other => return Err(format!("filter {other:?} is not supported")),

@@ -27,6 +27,10 @@ pub trait TranslateRule: RouteRule {
     fn config_timeouts(&self) -> Option<&crate::model::route::HttpTimeouts>;
     /// The rule's name.
     fn rule_name(&self) -> Option<String>;
+    /// The rule's retry policy.
+    fn config_retry(&self) -> Result<Option<dp::Retry>, String> {
+        Ok(None)
+    }
 }
 
 impl TranslateRule for HttpRule {
@@ -37,6 +41,7 @@ impl TranslateRule for HttpRule {
         "RequestRedirect",
         "URLRewrite",
         "RequestMirror",
+        "CORS",
     ];
     const DEFAULT_UPSTREAM: dp::BackendProtocol = dp::BackendProtocol::Http1;
     fn config_matches(&self) -> Vec<dp::RouteMatch> {
@@ -44,6 +49,9 @@ impl TranslateRule for HttpRule {
     }
     fn config_timeouts(&self) -> Option<&crate::model::route::HttpTimeouts> {
         self.timeouts.as_ref()
+    }
+    fn config_retry(&self) -> Result<Option<dp::Retry>, String> {
+        self.retry.as_ref().map(config::retry).transpose()
     }
     fn rule_name(&self) -> Option<String> {
         self.name.clone()
@@ -254,7 +262,7 @@ impl CheckedRules {
             filters,
             backend_refs,
             timeouts,
-            retry: None,
+            retry: rule.config_retry()?,
         };
         self.data_plane_accepts::<R>(&rule)?;
         Ok(rule)
