@@ -419,6 +419,17 @@ async fn forward(
         {
             return Ok(tunnel(shared, client_up, resp));
         }
+        let mut resp = resp;
+        // Connection-level headers describe the upstream hop, not ours.
+        for h in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            resp.headers_mut().remove(h);
+        }
         return Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed()));
     }
     Err(last)

@@ -114,7 +114,12 @@ impl ListenerManager {
     pub async fn run(mut self) {
         let mut changes = self.shared.subscribe();
         loop {
-            self.sync().await;
+            let errors = self.sync().await;
+            if !errors.is_empty() {
+                // Surface bind failures on /ready; the rest of the config keeps serving.
+                *self.shared.last_error.lock().expect("poisoned") =
+                    Some(format!("cannot bind: {}", errors.join("; ")));
+            }
             tokio::select! {
                 r = changes.changed() => if r.is_err() { break },
                 _ = self.drain.changed() => break,
