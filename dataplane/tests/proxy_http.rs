@@ -349,3 +349,47 @@ backends:
     .await;
     assert_eq!(down.headers["grpc-status"], "14");
 }
+
+#[tokio::test]
+async fn listeners_on_one_port_are_isolated_by_hostname() {
+    let (a, b, c) = (
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    );
+    let port = free_port();
+    let route = |backend: &str| {
+        format!(
+            "[{{kind: HTTPRoute, namespace: d, name: r-{backend}, creationTimestamp: '2024-01-01T00:00:00Z', rules: [{{backendRefs: [{{type: Backend, name: {backend}}}]}}]}}]"
+        )
+    };
+    let yaml = format!(
+        "apiVersion: pylon.dev/dataplane/v1
+listeners:
+- {{name: empty-hostname, port: {port}, protocol: HTTP, routes: {}}}
+- {{name: wildcard, port: {port}, protocol: HTTP, hostname: '*.example.com', routes: {}}}
+- {{name: exact, port: {port}, protocol: HTTP, hostname: foo.example.com, routes: {}}}
+backends:
+  a: {{endpoints: [{{address: '{}'}}]}}
+  b: {{endpoints: [{{address: '{}'}}]}}
+  c: {{endpoints: [{{address: '{}'}}]}}
+",
+        route("a"),
+        route("b"),
+        route("c"),
+        a.addr,
+        b.addr,
+        c.addr
+    );
+    let _p = Proxy::start(&yaml).await;
+    let url = format!("http://127.0.0.1:{port}/");
+    for (host, want) in [
+        ("foo.example.com", "c"),
+        ("bar.example.com", "b"),
+        ("a.b.example.com", "b"),
+        ("example.com", "a"),
+        ("other.org", "a"),
+    ] {
+        assert_eq!(get(&url, &[("host", host)]).await.backend(), want, "{host}");
+    }
+}
