@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use nix::sys::signal::{Signal, killpg};
@@ -88,10 +88,24 @@ async fn stop_requested(stop: &mut StopRx) -> Duration {
 }
 
 /// Fetches the Secrets and ConfigMaps a container's env/envFrom reference.
-async fn fetch_refs(client: &kube::Client, ns: &str, c: &Container) -> Result<Refs, kube::Error> {
+async fn fetch_refs(
+    client: &kube::Client,
+    ns: &str,
+    c: &Container,
+    pod_spec_links: bool,
+) -> Result<Refs, kube::Error> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let mut refs = Refs::default();
+    // The API server's Service is always exposed (in-cluster clients need KUBERNETES_SERVICE_*).
+    let default_services: Api<Service> = Api::namespaced(client.clone(), "default");
+    refs.services
+        .extend(default_services.get_opt("kubernetes").await?);
+    if pod_spec_links {
+        let services: Api<Service> = Api::namespaced(client.clone(), ns);
+        refs.services
+            .extend(services.list(&Default::default()).await?.items);
+    }
     let mut secret_names = vec![];
     let mut cm_names = vec![];
     for e in c.env.iter().flatten() {
@@ -175,7 +189,13 @@ async fn start(
             .map_err(|e| ("RunContainerError", format!("recreating pod network: {e}")))?;
         }
     }
-    let refs = fetch_refs(&ctx.client, &penv.namespace, c)
+    let links = penv
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let refs = fetch_refs(&ctx.client, &penv.namespace, c, links)
         .await
         .map_err(|e| config_err(format!("reading env references: {e}")))?;
     let facts = PodFacts {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, Service};
 
 /// Errors building a container's environment; the message becomes the container's
 /// `CreateContainerConfigError` status.
@@ -45,6 +45,61 @@ pub struct PodFacts {
 pub struct Refs {
     pub secrets: BTreeMap<String, Option<BTreeMap<String, String>>>,
     pub config_maps: BTreeMap<String, Option<BTreeMap<String, String>>>,
+    /// Services whose `*_SERVICE_HOST`-style variables the container gets: the `kubernetes`
+    /// Service always, the Pod's namespace's Services unless `enableServiceLinks: false`.
+    pub services: Vec<Service>,
+}
+
+/// Docker-links-style variables for Services, as the kubelet sets them
+/// (`FOO_SERVICE_HOST`, `FOO_SERVICE_PORT[_NAME]`, `FOO_PORT`, `FOO_PORT_80_TCP[_PROTO|_PORT|_ADDR]`).
+pub fn service_env(services: &[Service]) -> Vec<(String, String)> {
+    let mut sorted: Vec<&Service> = services.iter().collect();
+    sorted.sort_by_key(|s| s.metadata.name.clone());
+    sorted.dedup_by_key(|s| s.metadata.name.clone());
+    let upper = |s: &str| s.to_uppercase().replace('-', "_");
+    let mut env = vec![];
+    for svc in sorted {
+        let Some(spec) = &svc.spec else { continue };
+        let ip = spec.cluster_ip.as_deref().unwrap_or("");
+        let ports = spec.ports.as_deref().unwrap_or(&[]);
+        if ip.is_empty() || ip == "None" || ports.is_empty() {
+            continue;
+        }
+        let n = upper(svc.metadata.name.as_deref().unwrap_or(""));
+        env.push((format!("{n}_SERVICE_HOST"), ip.to_owned()));
+        env.push((format!("{n}_SERVICE_PORT"), ports[0].port.to_string()));
+        for p in ports {
+            if let Some(name) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                env.push((
+                    format!("{n}_SERVICE_PORT_{}", upper(name)),
+                    p.port.to_string(),
+                ));
+            }
+        }
+        let proto = |p: &k8s_openapi::api::core::v1::ServicePort| {
+            p.protocol.as_deref().unwrap_or("TCP").to_owned()
+        };
+        env.push((
+            format!("{n}_PORT"),
+            format!(
+                "{}://{ip}:{}",
+                proto(&ports[0]).to_lowercase(),
+                ports[0].port
+            ),
+        ));
+        for p in ports {
+            let proto = proto(p);
+            let prefix = format!("{n}_PORT_{}_{}", p.port, proto.to_uppercase());
+            env.push((
+                prefix.clone(),
+                format!("{}://{ip}:{}", proto.to_lowercase(), p.port),
+            ));
+            env.push((format!("{prefix}_PROTO"), proto.to_lowercase()));
+            env.push((format!("{prefix}_PORT"), p.port.to_string()));
+            env.push((format!("{prefix}_ADDR"), ip.to_owned()));
+        }
+    }
+    env
 }
 
 /// Builds the ordered environment of a container: KUBERNETES_SERVICE_*, envFrom, then env.
@@ -55,17 +110,6 @@ pub fn build_env(
     refs: &Refs,
 ) -> Result<Vec<(String, String)>, EnvError> {
     let mut env: Vec<(String, String)> = vec![
-        ("KUBERNETES_SERVICE_HOST".into(), "10.96.0.1".into()),
-        ("KUBERNETES_SERVICE_PORT".into(), "443".into()),
-        ("KUBERNETES_SERVICE_PORT_HTTPS".into(), "443".into()),
-        ("KUBERNETES_PORT".into(), "tcp://10.96.0.1:443".into()),
-        (
-            "KUBERNETES_PORT_443_TCP".into(),
-            "tcp://10.96.0.1:443".into(),
-        ),
-        ("KUBERNETES_PORT_443_TCP_PROTO".into(), "tcp".into()),
-        ("KUBERNETES_PORT_443_TCP_PORT".into(), "443".into()),
-        ("KUBERNETES_PORT_443_TCP_ADDR".into(), "10.96.0.1".into()),
         (
             "PATH".into(),
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
@@ -75,6 +119,7 @@ pub fn build_env(
             pod.metadata.name.clone().unwrap_or_default(),
         ),
     ];
+    env.extend(service_env(&refs.services));
     let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
         env.retain(|(name, _)| *name != k);
         env.push((k, v));
@@ -330,7 +375,6 @@ mod tests {
         assert_eq!(get("NAME"), Some("Corefile-3000"));
         assert_eq!(get("PW"), Some("hunter2"));
         assert_eq!(get("OPT"), None);
-        assert_eq!(get("KUBERNETES_SERVICE_HOST"), Some("10.96.0.1"));
         let argv = build_argv(Path::new("/bin/echo-basic"), c, &env);
         assert_eq!(
             argv,
@@ -351,6 +395,33 @@ mod tests {
         let c = &pod.spec.as_ref().unwrap().containers[0];
         let err = build_env(&pod, c, &PodFacts::default(), &Refs::default()).unwrap_err();
         assert_eq!(err.to_string(), "env PW: Secret \"s\" not found");
+    }
+
+    #[test]
+    fn service_links_match_the_kubelets() {
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kubernetes"},
+            "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}
+        }))
+        .unwrap();
+        let headless: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "h"}, "spec": {"clusterIP": "None", "ports": [{"port": 1}]}
+        }))
+        .unwrap();
+        let dns: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kube-dns"},
+            "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}
+        }))
+        .unwrap();
+        let env = service_env(&[svc, headless, dns]);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("KUBERNETES_SERVICE_HOST"), Some("10.96.0.1"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT"), Some("443"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT_HTTPS"), Some("443"));
+        assert_eq!(get("KUBERNETES_PORT"), Some("tcp://10.96.0.1:443"));
+        assert_eq!(get("KUBERNETES_PORT_443_TCP_ADDR"), Some("10.96.0.1"));
+        assert_eq!(get("KUBE_DNS_PORT_53_UDP"), Some("udp://10.96.0.10:53"));
+        assert!(!env.iter().any(|(k, _)| k.starts_with("H_")));
     }
 
     #[test]
