@@ -140,6 +140,13 @@ fn container_status(c: &ContainerRt) -> ContainerStatus {
 /// The Pod phase per the kubelet's rules.
 pub fn phase(restart_policy: &str, rt: &PodRt) -> &'static str {
     let cs = &rt.containers;
+    let init_failed = rt
+        .init_containers
+        .iter()
+        .any(|c| matches!(c.state, CState::Terminated { exit_code, .. } if exit_code != 0));
+    if !rt.initialized && init_failed && restart_policy == "Never" {
+        return "Failed"; // an init container failed and will not be retried
+    }
     if !rt.initialized || cs.is_empty() {
         return "Pending";
     }
@@ -340,6 +347,12 @@ mod tests {
         let mut init = rt(vec![(running(), true)]);
         init.initialized = false;
         assert_eq!(phase("Always", &init), "Pending");
+        init.init_containers = vec![ContainerRt {
+            state: exited(1),
+            ..ContainerRt::new("init", "img")
+        }];
+        assert_eq!(phase("Never", &init), "Failed");
+        assert_eq!(phase("OnFailure", &init), "Pending");
     }
 
     #[test]
