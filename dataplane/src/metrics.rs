@@ -1,7 +1,7 @@
 //! Prometheus metrics with bounded label sets: route labels come from the config, codes are
 //! HTTP statuses; the label map is capped so a flood of distinct values cannot grow it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -12,7 +12,8 @@ const MAX_SERIES: usize = 10_000;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// route → code → count.
+    requests: Mutex<HashMap<String, BTreeMap<u16, u64>>>,
     buckets: [AtomicU64; BUCKETS_MS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -26,11 +27,20 @@ impl Metrics {
     pub fn record(&self, route: &str, code: u16, latency: Duration) {
         {
             let mut m = self.requests.lock().expect("metrics poisoned");
-            let key = (route.to_string(), code);
-            if m.len() < MAX_SERIES || m.contains_key(&key) {
-                *m.entry(key).or_default() += 1;
+            // The hot path allocates nothing once a (route, code) series exists.
+            if let Some(n) = m.get_mut(route).and_then(|codes| codes.get_mut(&code)) {
+                *n += 1;
             } else {
-                *m.entry(("_overflow".to_string(), code)).or_default() += 1;
+                let series: usize = m.values().map(BTreeMap::len).sum();
+                let route = if series < MAX_SERIES {
+                    route
+                } else {
+                    "_overflow"
+                };
+                *m.entry(route.to_string())
+                    .or_default()
+                    .entry(code)
+                    .or_default() += 1;
             }
         }
         let ms = latency.as_millis() as u64;
@@ -48,13 +58,19 @@ impl Metrics {
     pub fn render(&self, ready: bool) -> String {
         let mut s = String::new();
         s.push_str("# HELP pylon_requests_total Requests by route and response code.\n# TYPE pylon_requests_total counter\n");
-        for ((route, code), n) in self.requests.lock().expect("metrics poisoned").iter() {
+        let requests = self.requests.lock().expect("metrics poisoned");
+        let mut routes: Vec<_> = requests.iter().collect();
+        routes.sort_by_key(|(r, _)| r.as_str());
+        for (route, codes) in routes {
             let route = route.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(
-                s,
-                "pylon_requests_total{{route=\"{route}\",code=\"{code}\"}} {n}"
-            );
+            for (code, n) in codes {
+                let _ = writeln!(
+                    s,
+                    "pylon_requests_total{{route=\"{route}\",code=\"{code}\"}} {n}"
+                );
+            }
         }
+        drop(requests);
         s.push_str("# HELP pylon_request_duration_seconds Request latency.\n# TYPE pylon_request_duration_seconds histogram\n");
         for (i, b) in BUCKETS_MS.iter().enumerate() {
             let le = *b as f64 / 1000.0;
@@ -105,5 +121,40 @@ impl Metrics {
             self.config_rejections.load(Ordering::Relaxed)
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_series_and_caps_them() {
+        let m = Metrics::default();
+        m.record("ns/a", 200, Duration::from_millis(3));
+        m.record("ns/a", 200, Duration::from_millis(3));
+        m.record("ns/\"b", 503, Duration::from_secs(20));
+        let text = m.render(true);
+        assert!(
+            text.contains("pylon_requests_total{route=\"ns/a\",code=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pylon_requests_total{route=\"ns/\\\"b\",code=\"503\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pylon_request_duration_seconds_bucket{le=\"0.005\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pylon_request_duration_seconds_count 3"),
+            "{text}"
+        );
+        for i in 0..MAX_SERIES + 10 {
+            m.record(&format!("r{i}"), 200, Duration::ZERO);
+        }
+        let series: usize = m.requests.lock().unwrap().values().map(BTreeMap::len).sum();
+        assert!(series <= MAX_SERIES + 1, "{series} series");
     }
 }
