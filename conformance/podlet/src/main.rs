@@ -96,7 +96,13 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Cmd::Cleanup { state_dir, bridge }) => {
             init_tracing();
-            let _lock = cleanup::lock_state_dir(&state_dir)?;
+            // No state directory: nothing recorded, but stray netns/veths may remain; do not
+            // create the directory just to lock it.
+            let _lock = if state_dir.exists() {
+                Some(cleanup::lock_state_dir(&state_dir)?)
+            } else {
+                None
+            };
             let pods = cleanup::cleanup_all(&state_dir, NET_PREFIX);
             let veths = remove_bridge_veths(&bridge);
             println!(
