@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::core::{EndpointSlice, Namespace, Secret, Service};
+use crate::model::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
 use crate::model::gateway::{Gateway, GatewayClass, ReferenceGrant};
+use crate::model::policy::BackendTlsPolicy;
 use crate::model::route::{GrpcRoute, HttpRoute};
 use crate::model::{ObjectKey, convert};
 
@@ -59,6 +60,10 @@ pub struct Snapshot {
     pub secrets: BTreeMap<ObjectKey, Secret>,
     /// Namespaces by name.
     pub namespaces: BTreeMap<String, Namespace>,
+    /// BackendTLSPolicies.
+    pub backend_tls_policies: BTreeMap<ObjectKey, BackendTlsPolicy>,
+    /// ConfigMaps (CA bundles).
+    pub config_maps: BTreeMap<ObjectKey, ConfigMap>,
 }
 
 /// A YAML input that could not be read.
@@ -164,6 +169,14 @@ impl Snapshot {
                 "Secret" => {
                     let o = convert::secret(&parse(index, value)?);
                     s.secrets.insert(o.meta.key(), o);
+                }
+                "BackendTLSPolicy" => {
+                    let p = convert::backend_tls_policy(&parse(index, value)?)?;
+                    s.backend_tls_policies.insert(p.meta.key(), p);
+                }
+                "ConfigMap" => {
+                    let o = convert::config_map(&parse(index, value)?);
+                    s.config_maps.insert(o.meta.key(), o);
                 }
                 "Namespace" => {
                     let o = convert::namespace(&parse(index, value)?);

@@ -97,8 +97,41 @@ pub fn route_status(
     controller_name: &str,
     now: &str,
 ) -> Value {
+    entries_status(existing, desired, controller_name, now, Entries::ROUTE)
+}
+
+/// Field names of per-controller status lists: route `parents`/`parentRef`, policy
+/// `ancestors`/`ancestorRef`.
+#[derive(Clone, Copy)]
+pub struct Entries {
+    list: &'static str,
+    reference: &'static str,
+}
+
+impl Entries {
+    /// Routes.
+    pub const ROUTE: Entries = Entries {
+        list: "parents",
+        reference: "parentRef",
+    };
+    /// Policies.
+    pub const POLICY: Entries = Entries {
+        list: "ancestors",
+        reference: "ancestorRef",
+    };
+}
+
+/// Status with a per-controller list (routes, policies): ours replaced, others' kept.
+pub fn entries_status(
+    existing: &Value,
+    desired: &[RouteParentStatus],
+    controller_name: &str,
+    now: &str,
+    fields: Entries,
+) -> Value {
+    let Entries { list, reference } = fields;
     let old = existing
-        .get("parents")
+        .get(list)
         .and_then(|p| p.as_array())
         .cloned()
         .unwrap_or_default();
@@ -110,15 +143,15 @@ pub fn route_status(
     for d in desired {
         let parent_ref = serde_json::to_value(&d.parent_ref).unwrap_or(Value::Null);
         let prev = old.iter().find(|p| {
-            p["controllerName"] == controller_name && same_parent(&p["parentRef"], &parent_ref)
+            p["controllerName"] == controller_name && same_parent(&p[reference], &parent_ref)
         });
         parents.push(json!({
-            "parentRef": parent_ref,
+            reference: parent_ref,
             "controllerName": controller_name,
             "conditions": merge_conditions(prev.and_then(|p| p.get("conditions")), &d.conditions, now),
         }));
     }
-    json!({ "parents": parents })
+    json!({ list: parents })
 }
 
 /// Compares parentRefs with the API's defaults applied on both sides.
@@ -227,11 +260,15 @@ impl StatusWriter {
             writes += self.count(r);
         }
         let controller = self.controller_name.clone();
-        for (kind, routes) in [("HTTPRoute", &t.http_routes), ("GRPCRoute", &t.grpc_routes)] {
+        for (kind, routes, fields) in [
+            ("HTTPRoute", &t.http_routes, Entries::ROUTE),
+            ("GRPCRoute", &t.grpc_routes, Entries::ROUTE),
+            ("BackendTLSPolicy", &t.backend_tls_policies, Entries::POLICY),
+        ] {
             for (key, parents) in routes {
                 let r = self
                     .apply(kind, key, |old| {
-                        route_status(old, parents, &controller, &now)
+                        entries_status(old, parents, &controller, &now, fields)
                     })
                     .await;
                 writes += self.count(r);

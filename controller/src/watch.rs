@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::{Stream, StreamExt};
 use gateway_api::experimental as gw;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
@@ -46,10 +46,12 @@ pub struct Stores {
     endpoint_slices: Store<EndpointSlice>,
     secrets: Store<Secret>,
     namespaces: Store<Namespace>,
+    backend_tls_policies: Store<DynamicObject>,
+    config_maps: Store<ConfigMap>,
 }
 
 /// Number of watched kinds.
-pub const KINDS: usize = 9;
+pub const KINDS: usize = 11;
 
 fn gateway_api(kind: &str, version: &str) -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk(
@@ -167,6 +169,13 @@ impl Stores {
             endpoint_slices: typed(client, "EndpointSlice", changes, true),
             secrets: typed(client, "Secret", changes, false),
             namespaces,
+            backend_tls_policies: dynamic(
+                client,
+                "BackendTLSPolicy",
+                gateway_api("BackendTLSPolicy", "v1"),
+                changes,
+            ),
+            config_maps: typed(client, "ConfigMap", changes, false),
         }
     }
 
@@ -201,6 +210,18 @@ impl Stores {
         for o in self.secrets.state() {
             let o = convert::secret(&o);
             s.secrets.insert(o.meta.key(), o);
+        }
+        for p in each::<gateway_api::backendtlspolicies::BackendTlsPolicy>(
+            "BackendTLSPolicy",
+            &self.backend_tls_policies,
+        ) {
+            if let Some(p) = skip_bad(convert::backend_tls_policy(&p)) {
+                s.backend_tls_policies.insert(p.meta.key(), p);
+            }
+        }
+        for o in self.config_maps.state() {
+            let o = convert::config_map(&o);
+            s.config_maps.insert(o.meta.key(), o);
         }
         for o in self.namespaces.state() {
             let o = convert::namespace(&o);

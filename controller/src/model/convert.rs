@@ -11,10 +11,11 @@ use serde::de::DeserializeOwned;
 
 use super::Meta;
 use super::core::{
-    Endpoint, EndpointPort, EndpointSlice, LoadBalancerAddress, Namespace, Secret, Service,
-    ServicePort,
+    ConfigMap, Endpoint, EndpointPort, EndpointSlice, LoadBalancerAddress, Namespace, Secret,
+    Service, ServicePort,
 };
 use super::gateway::{Gateway, GatewayClass, GrantFrom, GrantTo, ParametersRef, ReferenceGrant};
+use super::policy::BackendTlsPolicy;
 use super::route::{GrpcRoute, HttpRoute, Route, RouteRule, RouteSpec};
 
 /// An object that could not be converted; it is logged and skipped, never fatal.
@@ -225,6 +226,23 @@ pub fn secret(o: &core::Secret) -> Secret {
         secret_type: o.type_.clone().unwrap_or_else(|| "Opaque".into()),
         tls_crt: text("tls.crt"),
         tls_key: text("tls.key"),
+    }
+}
+
+/// Converts a BackendTLSPolicy.
+pub fn backend_tls_policy(
+    o: &gateway_api::backendtlspolicies::BackendTlsPolicy,
+) -> Result<BackendTlsPolicy, ConvertError> {
+    let m = meta(&o.metadata);
+    let spec = via_json("BackendTLSPolicy", &m, &o.spec)?;
+    Ok(BackendTlsPolicy { meta: m, spec })
+}
+
+/// Converts a ConfigMap, keeping only `ca.crt`.
+pub fn config_map(o: &core::ConfigMap) -> ConfigMap {
+    ConfigMap {
+        meta: meta(&o.metadata),
+        ca_crt: o.data.as_ref().and_then(|d| d.get("ca.crt").cloned()),
     }
 }
 

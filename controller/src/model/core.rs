@@ -87,3 +87,12 @@ pub struct Namespace {
     /// Metadata (namespace empty, name = the namespace).
     pub meta: Meta,
 }
+
+/// A ConfigMap; only `ca.crt` is kept (BackendTLSPolicy CA bundles).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigMap {
+    /// Metadata.
+    pub meta: Meta,
+    /// `data["ca.crt"]`, if present.
+    pub ca_crt: Option<String>,
+}

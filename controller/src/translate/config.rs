@@ -23,6 +23,12 @@ pub struct ClusterConfig {
     pub port: i32,
     /// Upstream protocol.
     pub protocol: dp::BackendProtocol,
+    /// TLS to the backend (from a valid BackendTLSPolicy).
+    pub tls: Option<dp::BackendTls>,
+    /// The BackendTLSPolicy that applies, valid or not.
+    pub policy: Option<crate::model::ObjectKey>,
+    /// Why the applicable policy is invalid: the backend must then not be used in plain text.
+    pub tls_error: Option<String>,
 }
 
 /// Endpoints per backend name.
@@ -82,7 +88,7 @@ pub fn with_backends(
             let backend = dp::Backend {
                 protocol: c.protocol,
                 endpoints: endpoints.get(name).cloned().unwrap_or_default(),
-                tls: None,
+                tls: c.tls.clone(),
             };
             (name.clone(), backend)
         })

@@ -3,6 +3,7 @@
 //! No I/O, no clock, no mutation of the input: the same snapshot always yields the same
 //! statuses and configs, which is what makes the golden tests meaningful.
 
+pub mod backend_tls;
 pub mod config;
 pub mod gateway;
 pub mod output;
@@ -70,6 +71,13 @@ pub fn translate(s: &Snapshot) -> Translation {
         // entries it wrote before a parentRef was dropped.
         t.grpc_routes.insert(key.clone(), parents);
     }
+    let mut used: BTreeMap<ObjectKey, std::collections::BTreeSet<ObjectKey>> = BTreeMap::new();
+    for (key, o) in &owned {
+        for policy in o.clusters.values().filter_map(|c| c.policy.as_ref()) {
+            used.entry(policy.clone()).or_default().insert(key.clone());
+        }
+    }
+    t.backend_tls_policies = backend_tls::statuses(s, &used);
     for (key, o) in owned {
         let gw = &s.gateways[&key];
         t.gateways.insert(key.clone(), gateway_status(s, gw, &o));

@@ -108,6 +108,8 @@ pub struct Translation {
     pub http_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
     /// GRPCRoute parent statuses written by this controller (every route; empty = none ours).
     pub grpc_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
+    /// BackendTLSPolicy ancestor statuses written by this controller (every policy).
+    pub backend_tls_policies: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
     /// Data-plane config per Gateway (endpoints included).
     pub configs: BTreeMap<ObjectKey, dp::Config>,
     /// Backends per Gateway, kept so EndpointSlice changes re-resolve endpoints without a

@@ -134,7 +134,7 @@ pub fn certificate(
 }
 
 /// Checks that `text` holds a well-formed PEM block with one of `labels` (base64 body decodes).
-fn check_pem(text: &str, labels: &[&str]) -> Result<(), String> {
+pub(crate) fn check_pem(text: &str, labels: &[&str]) -> Result<(), String> {
     let mut reader = std::io::BufReader::new(text.as_bytes());
     let mut found = false;
     loop {

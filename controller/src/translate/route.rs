@@ -165,11 +165,20 @@ pub fn resolve_backend<R: TranslateRule>(
         Some("kubernetes.io/ws") => dp::BackendProtocol::Ws,
         Some(other) => return Err(BackendError::UnsupportedProtocol(shown, other.into())),
     };
+    let policy = super::backend_tls::policy_for(s, &ns, &b.name, &sp.name);
+    let (tls, tls_error) = match policy.map(|p| super::backend_tls::evaluate(s, p)) {
+        None => (None, None),
+        Some(Ok(tls)) => (Some(tls), None),
+        Some(Err(e)) => (None, Some(e.to_string())),
+    };
     let cluster = ClusterConfig {
         namespace: ns.clone(),
         service: b.name.clone(),
         port,
         protocol,
+        tls,
+        policy: policy.map(|p| p.meta.key()),
+        tls_error,
     };
     Ok((cluster_name(&ns, &b.name, port), cluster))
 }
@@ -195,6 +204,12 @@ impl CheckedRules {
         b: &BackendRef,
     ) -> Result<String, &'static str> {
         match resolve_backend::<R>(s, ns, b) {
+            Ok((name, c)) if c.tls_error.is_some() => {
+                // The policy's status reports why; the backend must not be used in plain text,
+                // so its share of requests fails (the reference itself resolved).
+                self.clusters.insert(name, c);
+                Err("InvalidBackendTLSPolicy")
+            }
             Ok((name, c)) => {
                 self.clusters.insert(name.clone(), c);
                 Ok(name)

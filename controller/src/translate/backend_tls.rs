@@ -1,0 +1,191 @@
+//! BackendTLSPolicy: which policy applies to a Service port, what TLS settings it yields for
+//! the data plane, and the policy's status per ancestor Gateway.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pylon_dataplane::config as dp;
+
+use crate::model::ObjectKey;
+use crate::model::policy::BackendTlsPolicy;
+use crate::model::route::ParentRef;
+use crate::snapshot::Snapshot;
+
+use super::output::{Condition, RouteParentStatus};
+use super::refs::check_pem;
+
+/// Why a policy cannot be applied; each variant carries the reasons it becomes.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PolicyError {
+    /// A CA reference is not a core ConfigMap.
+    #[error("caCertificateRef {0}: only core ConfigMaps are supported")]
+    InvalidKind(String),
+    /// A CA ConfigMap is missing or has no valid `ca.crt`.
+    #[error("caCertificateRef {0}: {1}")]
+    InvalidCaRef(String, String),
+    /// Valid API, but not something Pylon supports.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl PolicyError {
+    /// (Accepted reason, ResolvedRefs reason if refs are the problem).
+    fn reasons(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Self::InvalidKind(_) => ("NoValidCACertificate", Some("InvalidKind")),
+            Self::InvalidCaRef(..) => ("NoValidCACertificate", Some("InvalidCACertificateRef")),
+            Self::Unsupported(_) => ("Invalid", None),
+        }
+    }
+}
+
+/// The policy for a Service port: one naming the port beats one for the whole Service; among
+/// equals the oldest wins (then the name), as the spec's conflict rules say.
+pub fn policy_for<'a>(
+    s: &'a Snapshot,
+    namespace: &str,
+    service: &str,
+    port_name: &str,
+) -> Option<&'a BackendTlsPolicy> {
+    s.backend_tls_policies
+        .values()
+        .filter(|p| p.meta.namespace == namespace)
+        .filter_map(|p| {
+            let specific = p.spec.target_refs.iter().find_map(|t| {
+                let service_match = t.group.is_empty() && t.kind == "Service" && t.name == service;
+                match (&t.section_name, service_match) {
+                    (_, false) => None,
+                    (Some(section), true) if section == port_name => Some(true),
+                    (Some(_), true) => None,
+                    (None, true) => Some(false),
+                }
+            })?;
+            Some((p, specific))
+        })
+        .min_by(|(a, a_specific), (b, b_specific)| {
+            b_specific
+                .cmp(a_specific)
+                .then_with(|| a.meta.creation_timestamp.cmp(&b.meta.creation_timestamp))
+                .then_with(|| a.meta.name.cmp(&b.meta.name))
+        })
+        .map(|(p, _)| p)
+}
+
+/// The data plane's backend TLS settings for a policy.
+pub fn evaluate(s: &Snapshot, p: &BackendTlsPolicy) -> Result<dp::BackendTls, PolicyError> {
+    let v = &p.spec.validation;
+    if v.ca_certificate_refs.is_empty() {
+        return Err(PolicyError::Unsupported(
+            match &v.well_known_ca_certificates {
+                Some(w) => {
+                    format!("wellKnownCACertificates {w:?} is not supported; use caCertificateRefs")
+                }
+                None => "validation needs caCertificateRefs".into(),
+            },
+        ));
+    }
+    let mut bundle = String::new();
+    for r in &v.ca_certificate_refs {
+        let shown = format!("{}/{}", p.meta.namespace, r.name);
+        if !r.group.is_empty() || r.kind != "ConfigMap" {
+            return Err(PolicyError::InvalidKind(format!(
+                "{}/{} {shown}",
+                r.group, r.kind
+            )));
+        }
+        let cm = s
+            .config_maps
+            .get(&ObjectKey::new(p.meta.namespace.clone(), r.name.clone()))
+            .ok_or_else(|| {
+                PolicyError::InvalidCaRef(shown.clone(), "ConfigMap not found".into())
+            })?;
+        let ca = cm
+            .ca_crt
+            .as_ref()
+            .ok_or_else(|| PolicyError::InvalidCaRef(shown.clone(), "no ca.crt key".into()))?;
+        check_pem(ca, &["CERTIFICATE"])
+            .map_err(|e| PolicyError::InvalidCaRef(shown.clone(), format!("ca.crt: {e}")))?;
+        bundle.push_str(ca.trim_end());
+        bundle.push('\n');
+    }
+    let subject_alt_names = v
+        .subject_alt_names
+        .iter()
+        .map(|san| match (san.kind.as_str(), &san.hostname, &san.uri) {
+            ("Hostname", Some(h), _) => Ok(dp::SubjectAltName::Hostname { value: h.clone() }),
+            ("URI", _, Some(u)) => Ok(dp::SubjectAltName::Uri { value: u.clone() }),
+            (kind, ..) => Err(PolicyError::Unsupported(format!(
+                "subjectAltName {kind:?} lacks its value"
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(dp::BackendTls {
+        ca_pem: bundle,
+        hostname: v.hostname.clone(),
+        subject_alt_names,
+        client_cert_pem: None,
+        client_key_pem: None,
+    })
+}
+
+/// Status of every policy in use: one ancestor entry per Gateway whose routes use a targeted
+/// Service port.
+pub fn statuses(
+    s: &Snapshot,
+    used: &BTreeMap<ObjectKey, BTreeSet<ObjectKey>>,
+) -> BTreeMap<ObjectKey, Vec<RouteParentStatus>> {
+    let mut out = BTreeMap::new();
+    for (key, p) in &s.backend_tls_policies {
+        let g = p.meta.generation;
+        let conditions = match evaluate(s, p) {
+            Ok(_) => vec![
+                Condition::new("Accepted", true, "Accepted", "Policy is applied", g),
+                Condition::new(
+                    "ResolvedRefs",
+                    true,
+                    "ResolvedRefs",
+                    "All references resolved",
+                    g,
+                ),
+            ],
+            Err(e) => {
+                let (accepted, resolved) = e.reasons();
+                let mut c = vec![Condition::new(
+                    "Accepted",
+                    false,
+                    accepted,
+                    e.to_string(),
+                    g,
+                )];
+                c.push(match resolved {
+                    Some(r) => Condition::new("ResolvedRefs", false, r, e.to_string(), g),
+                    None => Condition::new(
+                        "ResolvedRefs",
+                        true,
+                        "ResolvedRefs",
+                        "All references resolved",
+                        g,
+                    ),
+                });
+                c
+            }
+        };
+        let ancestors: Vec<RouteParentStatus> = used
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|gw| RouteParentStatus {
+                parent_ref: ParentRef {
+                    group: crate::model::GATEWAY_GROUP.into(),
+                    kind: "Gateway".into(),
+                    namespace: Some(gw.namespace.clone()),
+                    name: gw.name.clone(),
+                    section_name: None,
+                    port: None,
+                },
+                conditions: conditions.clone(),
+            })
+            .collect();
+        out.insert(key.clone(), ancestors);
+    }
+    out
+}
