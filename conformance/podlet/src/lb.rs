@@ -115,6 +115,22 @@ impl Allocator {
             self.pool.release(ip);
         }
     }
+
+    /// After a full re-list: releases addresses of Services that no longer exist (deleted
+    /// while the watch was down, so no Delete event came).
+    pub fn retain_listed(&mut self, listed: &std::collections::BTreeSet<String>) {
+        let gone: Vec<String> = self
+            .held
+            .keys()
+            .filter(|k| !listed.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(ip) = self.held.remove(&k) {
+                self.pool.release(ip);
+            }
+        }
+    }
 }
 
 /// Watches all Services and keeps LoadBalancer addresses assigned.
@@ -124,14 +140,26 @@ pub async fn run(client: kube::Client, cidr: Cidr) {
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
+    let mut listed = std::collections::BTreeSet::new();
     while let Some(event) = stream.next().await {
         let svc = match event {
-            Ok(watcher::Event::Apply(s)) | Ok(watcher::Event::InitApply(s)) => s,
+            Ok(watcher::Event::Init) => {
+                listed.clear();
+                continue;
+            }
+            Ok(watcher::Event::InitApply(s)) => {
+                listed.insert(key(&s));
+                s
+            }
+            Ok(watcher::Event::InitDone) => {
+                alloc.retain_listed(&listed);
+                continue;
+            }
+            Ok(watcher::Event::Apply(s)) => s,
             Ok(watcher::Event::Delete(s)) => {
                 alloc.delete(&s);
                 continue;
             }
-            Ok(_) => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "service watch error; retrying");
                 continue;
@@ -223,5 +251,12 @@ mod tests {
         );
         a.delete(&svc("a", "LoadBalancer", None, None));
         assert!(a.pool.claim(one).is_ok());
+        // A re-list that no longer contains "c" releases its address.
+        a.retain_listed(&std::collections::BTreeSet::from(["ns/e".to_string()]));
+        assert!(a.pool.claim(want).is_ok());
+        assert!(
+            a.pool.claim(Ipv4Addr::new(10, 245, 0, 9)).is_err(),
+            "e keeps its address"
+        );
     }
 }
