@@ -18,7 +18,12 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
         let Some(Err(why)) = served.get(key) else {
             continue;
         };
-        for c in &mut st.conditions {
+        // Listeners are not serving either until a data plane runs the config.
+        let listener_conditions = st
+            .listeners
+            .iter_mut()
+            .flat_map(|l| l.conditions.iter_mut());
+        for c in st.conditions.iter_mut().chain(listener_conditions) {
             if c.kind == "Programmed" && c.status == "True" {
                 *c = Condition::new(
                     "Programmed",
@@ -107,6 +112,8 @@ spec:
             cond(&h.gateways[&gw].conditions, "Programmed").reason,
             "Pending"
         );
+        let listener = &h.gateways[&gw].listeners[0];
+        assert_eq!(cond(&listener.conditions, "Programmed").reason, "Pending");
         let accepted = cond(&h.http_routes[&route][0].conditions, "Accepted");
         assert_eq!(
             (accepted.status.as_str(), accepted.reason.as_str()),

@@ -143,7 +143,20 @@ pub fn served(hub: &ConfigHub, t: &Translation) -> Served {
         .collect()
 }
 
-/// Writes statuses whenever a translation, an ack or leadership changes (leader only).
+/// Delay before retrying failed status writes or provisioning.
+pub const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Sleeps for [`RETRY_AFTER`] when `retry`, otherwise never completes.
+async fn retry_timer(retry: bool) {
+    if retry {
+        tokio::time::sleep(RETRY_AFTER).await;
+    } else {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Writes statuses whenever a translation, an ack or leadership changes (leader only); failed
+/// writes are retried after [`RETRY_AFTER`].
 pub async fn status_loop(
     mut writer: StatusWriter,
     mut full: watch::Receiver<Option<(Arc<Snapshot>, Arc<Translation>)>>,
@@ -154,12 +167,15 @@ pub async fn status_loop(
         let current = full.borrow_and_update().clone();
         let is_leader = *leader.borrow_and_update();
         let acked = hub.ack_notify.notified();
+        let mut retry = false;
         if let (Some((_, t)), true) = (current, is_leader) {
             let honest = honest::apply(&t, &served(&hub, &t));
             let n = writer.write(&honest).await;
             crate::metrics::STATUS_WRITES.fetch_add(n as u64, Ordering::Relaxed);
+            retry = writer.failed();
         }
         tokio::select! {
+            _ = retry_timer(retry) => {}
             r = full.changed() => if r.is_err() { return },
             r = leader.changed() => if r.is_err() { return },
             _ = acked => {}
@@ -176,10 +192,12 @@ pub async fn provision_loop(
     loop {
         let current = full.borrow_and_update().clone();
         let is_leader = *leader.borrow_and_update();
+        let mut retry = false;
         if let (Some((s, t)), true) = (current, is_leader) {
-            provisioner.sync(&s, &t).await;
+            retry = !provisioner.sync(&s, &t).await;
         }
         tokio::select! {
+            _ = retry_timer(retry) => {}
             r = full.changed() => if r.is_err() { return },
             r = leader.changed() => if r.is_err() { return },
         }

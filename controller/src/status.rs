@@ -228,6 +228,8 @@ pub struct StatusWriter {
     controller_name: String,
     /// Last status written per object, to skip writes without re-reading.
     written: BTreeMap<(&'static str, ObjectKey), Value>,
+    /// Whether the last pass had failures.
+    failed: bool,
 }
 
 impl StatusWriter {
@@ -237,12 +239,14 @@ impl StatusWriter {
             client,
             controller_name,
             written: BTreeMap::new(),
+            failed: false,
         }
     }
 
     /// Writes every status of a translation that changed; returns the number of writes.
     pub async fn write(&mut self, t: &Translation) -> usize {
         let mut writes = 0;
+        self.failed = false;
         let now = now_rfc3339();
         for (name, st) in &t.gateway_classes {
             let key = ObjectKey::new("", name.clone());
@@ -277,14 +281,20 @@ impl StatusWriter {
         writes
     }
 
-    fn count(&self, r: Result<bool, StatusError>) -> usize {
+    fn count(&mut self, r: Result<bool, StatusError>) -> usize {
         match r {
             Ok(written) => usize::from(written),
             Err(e) => {
-                tracing::warn!(error = %e, "status write failed");
+                tracing::warn!(error = %e, "status write failed; will retry");
+                self.failed = true;
                 0
             }
         }
+    }
+
+    /// Whether the last [`StatusWriter::write`] left statuses unwritten (the caller retries).
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// Reads the object, merges, and patches with its resourceVersion; retries on conflict.

@@ -31,8 +31,10 @@ impl Provisioner {
         }
     }
 
-    /// Makes the cluster match the Gateways of this translation.
-    pub async fn sync(&mut self, s: &Snapshot, t: &Translation) {
+    /// Makes the cluster match the Gateways of this translation; `false` if something failed
+    /// (the caller retries).
+    pub async fn sync(&mut self, s: &Snapshot, t: &Translation) -> bool {
+        let mut ok = true;
         for key in t.gateways.keys() {
             let Some(gw) = s.gateways.get(key) else {
                 continue;
@@ -48,7 +50,8 @@ impl Provisioner {
                     self.applied.insert(key.clone(), objects);
                 }
                 Err(e) => {
-                    tracing::warn!(gateway = %key, error = %e, "provisioning failed; will retry on next change")
+                    ok = false;
+                    tracing::warn!(gateway = %key, error = %e, "provisioning failed; will retry")
                 }
             }
         }
@@ -60,11 +63,13 @@ impl Provisioner {
             .collect();
         for key in gone {
             if let Err(e) = self.delete(&key).await {
+                ok = false;
                 tracing::warn!(gateway = %key, error = %e, "deleting data plane failed");
             } else {
                 self.applied.remove(&key);
             }
         }
+        ok
     }
 
     async fn apply(&self, key: &ObjectKey, o: &DataplaneObjects) -> Result<(), kube::Error> {
