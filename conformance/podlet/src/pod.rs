@@ -152,6 +152,7 @@ async fn run(ctx: Arc<Ctx>, mut pod_rx: watch::Receiver<Pod>, mut gone_rx: watch
     };
 
     if let Some(penv) = penv {
+        let refresher = tokio::spawn(refresh_volumes(ctx.clone(), penv.clone()));
         let default_grace = grace(&pod);
         // 2. Init containers, in order, each to success.
         let mut init_ok = true;
@@ -218,6 +219,7 @@ async fn run(ctx: Arc<Ctx>, mut pod_rx: watch::Receiver<Pod>, mut gone_rx: watch
             .await;
         }
         stopping = stopping || stop_tx.borrow().is_some();
+        refresher.abort();
     }
 
     // 4. Teardown. A finished (Succeeded/Failed) Pod keeps its status; its sandbox goes now.
@@ -347,7 +349,7 @@ async fn sandbox(
         node_name: ctx.cfg.node_name.clone(),
     };
     let volumes: BTreeMap<String, PathBuf> =
-        crate::volumes::materialize(&ctx.client, pod, &facts, &pod_dir.join("volumes"))
+        crate::volumes::materialize(&ctx.client, pod, &facts, &pod_dir.join("volumes"), true)
             .await
             .map_err(|e| e.to_string())?;
     Ok(PodEnv {
@@ -367,6 +369,25 @@ async fn sandbox(
         pod_dir: pod_dir.to_owned(),
         log_dir: log_dir.to_owned(),
     })
+}
+
+/// Keeps Secret, ConfigMap and downward API volume contents current, as the kubelet does
+/// (it syncs about once a minute).
+async fn refresh_volumes(ctx: Arc<Ctx>, penv: Arc<PodEnv>) {
+    let facts = PodFacts {
+        pod_ip: penv.pod_ip.to_string(),
+        host_ip: ctx.cfg.node_ip.to_string(),
+        node_name: ctx.cfg.node_name.clone(),
+    };
+    let root = penv.pod_dir.join("volumes");
+    loop {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        if let Err(e) =
+            crate::volumes::materialize(&ctx.client, &penv.pod, &facts, &root, false).await
+        {
+            tracing::debug!(pod = %penv.name, namespace = %penv.namespace, error = %e, "refreshing volumes");
+        }
+    }
 }
 
 /// Removes the Pod's processes (already stopped), network, host paths and state.

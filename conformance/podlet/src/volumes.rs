@@ -134,9 +134,16 @@ fn write_file(path: &Path, bytes: &[u8], mode: i32) -> Result<(), VolumeError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
     }
-    std::fs::write(path, bytes).map_err(io("writing", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode as u32 & 0o777))
-        .map_err(io("chmod", path))
+    // Write aside and rename, so a container reading the file during a refresh sees either
+    // the old or the new contents, never a partial file.
+    let tmp = path.with_file_name(format!(
+        ".{}.pylon-tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    std::fs::write(&tmp, bytes).map_err(io("writing", &tmp))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode as u32 & 0o777))
+        .map_err(io("chmod", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("renaming into place", path))
 }
 
 /// Resolves a downward API field for a volume file.
@@ -186,11 +193,17 @@ fn downward_value(
 }
 
 /// Materialises every volume of `pod` under `root/<volume name>`; returns name → host path.
+///
+/// `fresh` starts from empty directories (Pod start). A refresh (`fresh == false`) rewrites
+/// Secret, ConfigMap and downward API contents in place (atomically per file, so running
+/// containers see updates through their bind mounts), leaves emptyDirs alone, and keeps
+/// service-account tokens (they are requested with the API server's extended lifetime).
 pub async fn materialize(
     client: &kube::Client,
     pod: &Pod,
     facts: &PodFacts,
     root: &Path,
+    fresh: bool,
 ) -> Result<BTreeMap<String, PathBuf>, VolumeError> {
     let ns = pod
         .metadata
@@ -216,8 +229,10 @@ pub async fn materialize(
             continue;
         }
         let dir = root.join(name);
-        // Rewrite from scratch so a restarted Pod never sees stale keys.
-        let _ = std::fs::remove_dir_all(&dir);
+        if fresh {
+            // Rewrite from scratch so a restarted Pod never sees stale keys.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         if v.empty_dir.is_some() {
         } else if let Some(s) = &v.secret {
@@ -275,6 +290,9 @@ pub async fn materialize(
         } else if let Some(p) = &v.projected {
             for src in p.sources.iter().flatten() {
                 if let Some(t) = &src.service_account_token {
+                    if !fresh {
+                        continue;
+                    }
                     let token =
                         request_token(client, pod, t.audience.clone(), t.expiration_seconds)
                             .await
@@ -478,6 +496,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(std::fs::read(dir.join("sub/crt")).unwrap(), b"CERT");
+        // A refresh replaces the contents in place and leaves no temporary file behind.
+        let newer = BTreeMap::from([("tls.crt".to_string(), b"CERT2".to_vec())]);
+        write_items(
+            "v",
+            &dir,
+            Items {
+                kind: "Secret",
+                name: "s",
+                data: &newer,
+                items: Some(&items),
+                default_mode: None,
+                optional: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(dir.join("sub/crt")).unwrap(), b"CERT2");
+        assert_eq!(std::fs::read_dir(dir.join("sub")).unwrap().count(), 1);
         assert!(!dir.join("tls.key").exists());
         let mode = std::fs::metadata(dir.join("sub/crt"))
             .unwrap()
