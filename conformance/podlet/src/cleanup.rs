@@ -88,9 +88,10 @@ fn is_launcher(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Removes everything a podlet with this state dir made: processes, netns/veths (by record and
-/// by `prefix`), created mount points, Pod records and logs. Returns how many Pods it cleaned.
-pub fn cleanup_all(state_dir: &Path, prefix: &str) -> usize {
+/// Removes everything a podlet with this state dir made: processes, netns/veths (by record, and
+/// by `prefix` for addresses inside `pod_cidr`, so another podlet's Pods on other addresses are
+/// left alone), created mount points, Pod records and logs. Returns how many Pods it cleaned.
+pub fn cleanup_all(state_dir: &Path, prefix: &str, pod_cidr: crate::ipam::Cidr) -> usize {
     let pods = state_dir.join("pods");
     let mut count = 0;
     for entry in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
@@ -106,7 +107,9 @@ pub fn cleanup_all(state_dir: &Path, prefix: &str) -> usize {
     }
     // Anything with our prefix that the records missed (e.g. a crash between steps).
     for ns in netns::list_netns(prefix) {
-        let _ = netns::run("ip", &["netns", "del", &ns]);
+        if netns::netns_ip(prefix, &ns).is_some_and(|ip| pod_cidr.contains(ip)) {
+            let _ = netns::run("ip", &["netns", "del", &ns]);
+        }
     }
     crate::hostpaths::cleanup_record(&state_dir.join("created-paths"));
     unmount_netns_dir_if_empty();

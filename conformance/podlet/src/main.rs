@@ -74,6 +74,9 @@ enum Cmd {
         state_dir: PathBuf,
         #[arg(long, default_value = "pylon0")]
         bridge: String,
+        /// only network namespaces of Pod IPs in this range are swept (beyond the recorded ones)
+        #[arg(long, default_value = "10.244.0.0/16")]
+        pod_cidr: Cidr,
     },
     /// (internal) Enter a Pod's namespaces and exec a container; used by the podlet itself.
     #[command(hide = true)]
@@ -94,7 +97,11 @@ fn main() -> anyhow::Result<()> {
             eprintln!("pylon-podlet launch: {err}");
             std::process::exit(127);
         }
-        Some(Cmd::Cleanup { state_dir, bridge }) => {
+        Some(Cmd::Cleanup {
+            state_dir,
+            bridge,
+            pod_cidr,
+        }) => {
             init_tracing();
             // No state directory: nothing recorded, but stray netns/veths may remain; do not
             // create the directory just to lock it.
@@ -103,7 +110,7 @@ fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
-            let pods = cleanup::cleanup_all(&state_dir, NET_PREFIX);
+            let pods = cleanup::cleanup_all(&state_dir, NET_PREFIX, pod_cidr);
             let veths = remove_bridge_veths(&bridge);
             println!(
                 "pylon-podlet cleanup: removed {pods} pod(s) and {veths} stray veth(s) from {}",
@@ -202,7 +209,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(cfg.logs_dir())?;
     // Held until exit: `cleanup` and a second podlet refuse to touch a live state directory.
     let _lock = cleanup::lock_state_dir(&cfg.state_dir)?;
-    let stale = cleanup::cleanup_all(&cfg.state_dir, NET_PREFIX);
+    let stale = cleanup::cleanup_all(&cfg.state_dir, NET_PREFIX, cfg.pod_cidr);
     if stale > 0 {
         tracing::info!(
             pods = stale,

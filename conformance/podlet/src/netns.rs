@@ -136,6 +136,15 @@ pub fn teardown(net: &PodNet) {
     let _ = run("ip", &["netns", "del", &net.netns]);
 }
 
+/// The Pod IP a netns name made by [`PodNet::new`] encodes.
+pub fn netns_ip(prefix: &str, name: &str) -> Option<Ipv4Addr> {
+    let hex = name.strip_prefix(prefix)?.strip_prefix('-')?;
+    if hex.len() != 8 {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok().map(Ipv4Addr::from)
+}
+
 /// Every netns whose name starts with `prefix-` (for cleanup of a previous run).
 pub fn list_netns(prefix: &str) -> Vec<String> {
     let out = run("ip", &["netns", "list"]).unwrap_or_default();
@@ -157,5 +166,8 @@ mod tests {
         assert_eq!(net.host_veth, "pylon0af4fffe");
         assert!(format!("{}p", net.host_veth).len() <= 15);
         assert_eq!(net.netns_path(), "/run/netns/pylon-0af4fffe");
+        assert_eq!(netns_ip("pylon", &net.netns), Some(net.ip));
+        assert_eq!(netns_ip("pylon", "pylon-xyz"), None);
+        assert_eq!(netns_ip("pyt", &net.netns), None);
     }
 }
