@@ -31,6 +31,8 @@ pub struct GatewayState {
     pub snapshot_version: u64,
     /// The full config (endpoints included); `None` until the Gateway is translated.
     pub config: Option<Arc<dp::Config>>,
+    /// Since which version each listener and route has its current form (honest status).
+    pub since: Arc<crate::honest::Since>,
 }
 
 /// The last ack of one data-plane pod.
@@ -92,10 +94,12 @@ impl ConfigHub {
                 st.version = self.bump();
                 if !endpoints_only {
                     st.snapshot_version = st.version;
+                    st.since = Arc::new(st.since.advance(&config, st.version));
                 }
             } else {
                 st.version = self.bump();
                 st.snapshot_version = st.version;
+                st.since = Arc::new(st.since.advance(&config, st.version));
             }
             st.config = Some(Arc::new(config.clone()));
             out = st.version;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::config_server::ConfigHub;
-use crate::honest::{self, Served};
+use crate::honest::{self, Served, Serving};
 use crate::provision::apply::Provisioner;
 use crate::snapshot::{Options, Snapshot};
 use crate::status::StatusWriter;
@@ -114,31 +114,33 @@ fn endpoint_update(
     t
 }
 
-/// Whether each Gateway's data planes run its current config (see [`honest`]).
+/// What each Gateway's data planes run (see [`honest`]).
 pub fn served(hub: &ConfigHub, t: &Translation) -> Served {
     t.gateways
         .keys()
         .map(|key| {
             let state = hub.state(key);
             let acks = hub.acks(key);
-            let current = state.snapshot_version;
-            let result = if acks.values().any(|a| a.accepted && a.version >= current) {
-                Ok(())
-            } else if let Some((pod, a)) = acks
+            let acked = acks
+                .values()
+                .filter(|a| a.accepted)
+                .map(|a| a.version)
+                .max();
+            let rejected = acks
                 .iter()
-                .find(|(_, a)| !a.accepted && a.version >= current)
-            {
-                Err(format!(
-                    "data plane {pod} rejected config version {}: {}",
-                    a.version,
-                    a.error.as_deref().unwrap_or("no reason given")
-                ))
-            } else {
-                Err(format!(
-                    "waiting for a data plane to apply config version {current}"
-                ))
+                .filter(|(_, a)| !a.accepted && acked.is_none_or(|v| a.version > v))
+                .max_by_key(|(_, a)| a.version)
+                .map(|(pod, a)| {
+                    let error = a.error.clone().unwrap_or_else(|| "no reason given".into());
+                    (pod.clone(), a.version, error)
+                });
+            let serving = Serving {
+                acked,
+                rejected,
+                since: (*state.since).clone(),
+                current: state.snapshot_version,
             };
-            (key.clone(), result)
+            (key.clone(), serving)
         })
         .collect()
 }
