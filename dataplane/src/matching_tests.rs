@@ -214,3 +214,61 @@ fn grpc_matching() {
         ],
     );
 }
+
+#[test]
+fn segment_index_keeps_precedence() {
+    // Many routes on one host: the segment index must give the same winners as a scan.
+    let mut routes = Vec::new();
+    for i in 0..300 {
+        routes.push(route(
+            &format!("r{i:03}"),
+            T0,
+            "[]",
+            &format!("[{{matches: [{{path: {{type: PathPrefix, value: /s{i}}}}}]}}]"),
+        ));
+    }
+    routes.push(route(
+        "exact",
+        T1,
+        "[]",
+        "[{matches: [{path: {type: Exact, value: /s7/x}}]}]",
+    ));
+    routes.push(route(
+        "deep",
+        T1,
+        "[]",
+        "[{matches: [{path: {type: PathPrefix, value: /s7/x/y}}]}]",
+    ));
+    routes.push(route(
+        "regex",
+        T0,
+        "[]",
+        "[{matches: [{path: {type: RegularExpression, value: '/s7/r.*'}}]}]",
+    ));
+    routes.push(route(
+        "root",
+        T1,
+        "[]",
+        "[{matches: [{path: {type: PathPrefix, value: /}}]}]",
+    ));
+    routes.push(route(
+        "slash",
+        T1,
+        "[]",
+        "[{matches: [{path: {type: Exact, value: /}}]}]",
+    ));
+    let t = table(&format!("[{}]", routes.join(", ")));
+    check(
+        &t,
+        &[
+            ("GET h /s7", Some("ns/r007#0")),
+            ("GET h /s7/x", Some("ns/exact#0")),
+            ("GET h /s7/x/y/z", Some("ns/deep#0")),
+            ("GET h /s7/r1", Some("ns/regex#0")),
+            ("GET h /s299/a", Some("ns/r299#0")),
+            ("GET h /s3000", Some("ns/root#0")),
+            ("GET h /", Some("ns/slash#0")),
+            ("GET h /s70", Some("ns/r070#0")),
+        ],
+    );
+}

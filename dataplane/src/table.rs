@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::backend::{BackendRt, Clients};
 use crate::config::{self, Config, Filter, ListenerProtocol, RouteKind};
-use crate::matching::{Matcher, Precedence, RequestView, host_matches};
+use crate::matching::{Matcher, PathCond, Precedence, RequestView, host_matches};
 use crate::tls::SniResolver;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,17 +105,60 @@ struct Entry {
     rule: Arc<CompiledRule>,
 }
 
+/// The matches of one host group, in precedence order, indexed by the first path segment so
+/// thousands of routes on one hostname are not scanned linearly.
 #[derive(Debug, Default)]
 struct HostGroup {
     entries: Vec<Entry>,
+    /// First path segment → indices of Exact / PathPrefix entries that can only match paths
+    /// starting with it (ascending = precedence order).
+    by_segment: HashMap<String, Vec<usize>>,
+    /// Indices of entries that can match any first segment (prefix `/`, regex, gRPC).
+    unsegmented: Vec<usize>,
+}
+
+/// The first segment of a path (`/a/b` → `a`, `/` → ``).
+fn first_segment(path: &str) -> &str {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    rest.split('/').next().unwrap_or("")
 }
 
 impl HostGroup {
+    fn index(&mut self) {
+        self.entries.sort_by(|a, b| a.prec.cmp(&b.prec));
+        for (i, e) in self.entries.iter().enumerate() {
+            let segment = match &e.matcher.path {
+                Some(PathCond::Exact(p)) => Some(first_segment(p)),
+                Some(PathCond::Prefix(p)) if !p.is_empty() => Some(first_segment(p)),
+                _ => None,
+            };
+            match segment {
+                Some(s) => self.by_segment.entry(s.to_string()).or_default().push(i),
+                None => self.unsegmented.push(i),
+            }
+        }
+    }
+
     fn find(&self, req: &RequestView<'_>, grpc: bool) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .filter(|e| grpc || e.rule.kind == RouteKind::Http)
-            .find(|e| e.matcher.matches(req))
+        let bucket = self
+            .by_segment
+            .get(first_segment(req.path))
+            .map_or(&[][..], Vec::as_slice);
+        let (mut a, mut b) = (bucket.iter().peekable(), self.unsegmented.iter().peekable());
+        // Merge the two ascending index lists: the first entry that matches wins.
+        loop {
+            let i = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x < y => a.next(),
+                (Some(_), Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => return None,
+            };
+            let e = &self.entries[*i.expect("peeked")];
+            if (grpc || e.rule.kind == RouteKind::Http) && e.matcher.matches(req) {
+                return Some(e);
+            }
+        }
     }
 }
 
@@ -294,10 +337,9 @@ fn build_listener(
             }
         }
     }
-    let sort = |g: &mut HostGroup| g.entries.sort_by(|a, b| a.prec.cmp(&b.prec));
-    exact.values_mut().for_each(sort);
-    wildcard.values_mut().for_each(sort);
-    sort(&mut any);
+    exact.values_mut().for_each(HostGroup::index);
+    wildcard.values_mut().for_each(HostGroup::index);
+    any.index();
     Ok(ListenerTable {
         name: l.name.clone(),
         hostname: l.hostname.clone(),
