@@ -141,7 +141,18 @@ fn gateway_status(
         .map(|svc| svc.load_balancer.clone())
         .unwrap_or_default();
     let valid = o.listeners.iter().filter(|l| l.programmed).count();
-    let accepted = if !gw.spec.addresses.is_empty() {
+    let accepted = if let Some(p) = &gw.spec.infrastructure.parameters_ref {
+        Condition::new(
+            "Accepted",
+            false,
+            "InvalidParameters",
+            format!(
+                "infrastructure.parametersRef {}/{} {} is not supported yet",
+                p.group, p.kind, p.name
+            ),
+            g,
+        )
+    } else if !gw.spec.addresses.is_empty() {
         Condition::new(
             "Accepted",
             false,
