@@ -192,7 +192,10 @@ async fn podlet_against_a_real_api_server() {
         openssl genrsa -out sa.key 2048 2>/dev/null && openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
     "#,
     );
-    let _ = Command::new("ip").args(["link", "del", BRIDGE]).status();
+    let _ = Command::new("ip")
+        .args(["link", "del", BRIDGE])
+        .stderr(Stdio::null())
+        .status();
     sh(
         &dir,
         &format!(
@@ -405,6 +408,113 @@ async fn podlet_against_a_real_api_server() {
     // Logs through the API server (which calls the podlet's HTTPS endpoint with its client cert).
     let logs = pods.logs("web", &LogParams::default()).await.unwrap();
     assert!(logs.contains("hello from web"), "{logs}");
+
+    // Volumes appear at their mountPaths inside the container only; mount points that do not
+    // exist on the host are created for it and removed with the Pod.
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "default");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "default");
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &serde_json::from_value(serde_json::json!({"metadata": {"name": "cfg"}, "data": {"greeting": "hi-from-configmap"}})).unwrap()).await.unwrap();
+    cms.create(&PostParams::default(), &serde_json::from_value(serde_json::json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "pyt-ca"}})).unwrap()).await.unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "sec"}, "stringData": {"pw": "hunter2"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": "pyt-sa"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut vols = pod(
+        "vols",
+        "pyt.local/sh",
+        "cat /pyt-e2e/cfg/greeting /pyt-e2e/sec/pw /pyt-e2e/sa/namespace /pyt-e2e/sa/ca.crt; echo; \
+         test -s /pyt-e2e/sa/token && echo token-ok; grep -q 'nameserver 10.97.0.10' /etc/resolv.conf && echo dns-ok; \
+         touch /pyt-e2e/scratch/x && echo scratch-ok; hostname; exec python3 -m http.server 8080",
+    );
+    let vol_spec: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(serde_json::json!({
+        "nodeName": NODE, "serviceAccountName": "pyt-sa", "terminationGracePeriodSeconds": 5,
+        "containers": [],
+        "volumes": [
+            {"name": "cfg", "configMap": {"name": "cfg"}},
+            {"name": "sec", "secret": {"secretName": "sec"}},
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "sa", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+            ]}}
+        ]
+    }))
+    .unwrap();
+    let mut spec = vols.spec.take().unwrap();
+    spec.service_account_name = vol_spec.service_account_name;
+    spec.volumes = vol_spec.volumes;
+    spec.containers[0].volume_mounts = Some(
+        ["cfg", "sec", "scratch", "sa"]
+            .iter()
+            .map(|v| k8s_openapi::api::core::v1::VolumeMount {
+                name: v.to_string(),
+                mount_path: format!("/pyt-e2e/{v}"),
+                read_only: Some(*v != "scratch"),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    vols.spec = Some(spec);
+    pods.create(&PostParams::default(), &vols).await.unwrap();
+    eventually("pod vols Ready", &env, Duration::from_secs(60), || {
+        let pods = pods.clone();
+        async move {
+            let st = pods.get("vols").await.ok()?.status?;
+            st.conditions?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
+    let logs = pods.logs("vols", &LogParams::default()).await.unwrap();
+    for want in [
+        "hi-from-configmap",
+        "hunter2",
+        "default",
+        "pyt-ca",
+        "token-ok",
+        "dns-ok",
+        "scratch-ok",
+        "\nvols\n",
+    ] {
+        assert!(logs.contains(want), "{want:?} missing from {logs:?}");
+    }
+    assert!(
+        Path::new("/pyt-e2e/cfg").is_dir(),
+        "mount point is created on the host"
+    );
+    assert!(
+        !Path::new("/pyt-e2e/cfg/greeting").exists(),
+        "but the volume is not mounted on the host"
+    );
+    pods.delete("vols", &DeleteParams::default()).await.unwrap();
+    eventually("pod vols deleted", &env, Duration::from_secs(30), || {
+        let pods = pods.clone();
+        async move { pods.get_opt("vols").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    assert!(
+        !Path::new("/pyt-e2e").exists(),
+        "created mount points are removed with the Pod"
+    );
 
     // An unmapped image waits with ErrImagePull naming the image and the mapping file; a mapped
     // one whose executable is missing too.
