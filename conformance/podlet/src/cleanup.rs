@@ -55,37 +55,63 @@ pub fn lock_state_dir(state_dir: &Path) -> Result<StateLock, LockError> {
     }
 }
 
-/// SIGKILLs every process group recorded in `pod_dir/pids` whose pid still runs the recorded
-/// executable (a recycled pid belonging to someone else is left alone).
-pub fn kill_recorded(pod_dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(pod_dir.join("pids")) else {
-        return;
-    };
-    for line in text.lines() {
-        let Some((pid, exe)) = line.split_once(' ') else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        let current = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-        let ours = current.as_ref().is_some_and(|c| {
-            c == Path::new(exe) || c.to_string_lossy().trim_end_matches(" (deleted)") == exe
-        }) || is_launcher(pid);
-        if ours {
-            signal_group(pid, Signal::SIGKILL);
-        }
-    }
+/// A process's start time (clock ticks since boot, field 22 of /proc/<pid>/stat).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// A launcher that had not exec'd yet (`pylon-podlet launch ...`).
-fn is_launcher(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| {
-            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-            args.len() > 2 && args[0].ends_with(b"pylon-podlet") && args[1] == b"launch"
-        })
-        .unwrap_or(false)
+/// SIGKILLs every process group recorded in `pod_dir/pids` (`pid starttime exe` lines) whose
+/// process is still the one recorded: same pid and same start time. Returns how many it killed.
+pub fn kill_recorded(pod_dir: &Path) -> usize {
+    let Ok(text) = std::fs::read_to_string(pod_dir.join("pids")) else {
+        return 0;
+    };
+    let mut killed = 0;
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(Ok(pid)), Some(Ok(start))) = (
+            fields.next().map(str::parse::<u32>),
+            fields.next().map(str::parse::<u64>),
+        ) else {
+            continue;
+        };
+        if start_time(pid) == Some(start) {
+            signal_group(pid, Signal::SIGKILL);
+            killed += 1;
+        }
+    }
+    killed
+}
+
+/// SIGKILLs every process whose network namespace is one of `names` (under /run/netns).
+pub fn kill_netns_processes(names: &[String]) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let targets: Vec<(u64, u64)> = names
+        .iter()
+        .filter_map(|n| std::fs::metadata(format!("/run/netns/{n}")).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    if targets.is_empty() {
+        return 0;
+    }
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        if targets.contains(&(m.dev(), m.ino()))
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+        {
+            killed += 1;
+        }
+    }
+    killed
 }
 
 /// Removes everything a podlet with this state dir made: processes, netns/veths (by record, and
@@ -94,6 +120,13 @@ fn is_launcher(pid: u32) -> bool {
 pub fn cleanup_all(state_dir: &Path, prefix: &str, pod_cidr: crate::ipam::Cidr) -> usize {
     let pods = state_dir.join("pods");
     let mut count = 0;
+    // Whatever still runs inside one of our Pod network namespaces is ours, whatever the
+    // records say (a record may be missing, or from an older podlet).
+    let ours: Vec<String> = netns::list_netns(prefix)
+        .into_iter()
+        .filter(|ns| netns::netns_ip(prefix, ns).is_some_and(|ip| pod_cidr.contains(ip)))
+        .collect();
+    kill_netns_processes(&ours);
     for entry in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
         let dir = entry.path();
         kill_recorded(&dir);
@@ -106,10 +139,8 @@ pub fn cleanup_all(state_dir: &Path, prefix: &str, pod_cidr: crate::ipam::Cidr) 
         count += 1;
     }
     // Anything with our prefix that the records missed (e.g. a crash between steps).
-    for ns in netns::list_netns(prefix) {
-        if netns::netns_ip(prefix, &ns).is_some_and(|ip| pod_cidr.contains(ip)) {
-            let _ = netns::run("ip", &["netns", "del", &ns]);
-        }
+    for ns in ours {
+        let _ = netns::run("ip", &["netns", "del", &ns]);
     }
     crate::hostpaths::cleanup_record(&state_dir.join("created-paths"));
     unmount_netns_dir_if_empty();
@@ -144,6 +175,36 @@ pub fn unmount_netns_dir_if_empty() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn kills_recorded_processes_but_not_reused_pids() {
+        let dir = std::env::temp_dir().join(format!("pyt-kill-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let start = start_time(pid).unwrap();
+        // A record with the wrong start time (a reused pid) is left alone.
+        std::fs::write(
+            dir.join("pids"),
+            format!("{pid} {} /bin/sleep\n", start + 1),
+        )
+        .unwrap();
+        assert_eq!(kill_recorded(&dir), 0);
+        assert!(child.try_wait().unwrap().is_none(), "still running");
+        std::fs::write(dir.join("pids"), format!("{pid} {start} /bin/sleep\n")).unwrap();
+        assert_eq!(kill_recorded(&dir), 1);
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn state_lock_is_exclusive() {

@@ -293,16 +293,19 @@ async fn start(
     })
 }
 
-/// Appends `pid exe` to the Pod's pid record, so `cleanup` can kill stale processes (and
-/// check, via /proc/<pid>/exe, that the pid still is ours).
+/// Appends `pid starttime exe` to the Pod's pid record, so `cleanup` can kill stale processes.
+/// A pid alone may be reused; pid and start time identify one process for the machine's uptime.
 fn record_pid(pod_dir: &Path, pid: u32, exe: &Path) {
     use std::io::Write;
+    let Some(start) = crate::cleanup::start_time(pid) else {
+        return; // already gone
+    };
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(pod_dir.join("pids"))
     {
-        let _ = writeln!(f, "{pid} {}", exe.display());
+        let _ = writeln!(f, "{pid} {start} {}", exe.display());
     }
 }
 

@@ -150,6 +150,49 @@ fn pod(name: &str, image: &str, script: &str) -> Pod {
     .unwrap()
 }
 
+/// Starts the podlet (its log appended to `podlet.log`).
+fn start_podlet(dir: &Path, kubelet_port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("podlet.log"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_pylon-podlet"))
+        .args([
+            "--node-name",
+            NODE,
+            "--node-ip",
+            NODE_IP,
+            "--bridge",
+            BRIDGE,
+        ])
+        .args([
+            "--pod-cidr",
+            "10.246.0.0/16",
+            "--lb-cidr",
+            "10.247.0.0/24",
+            "--port",
+            &kubelet_port.to_string(),
+        ])
+        .args(["--cluster-dns", "10.97.0.10"])
+        .arg("--kubeconfig")
+        .arg(dir.join("kubeconfig"))
+        .arg("--images")
+        .arg(dir.join("images.yaml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--tls-cert")
+        .arg(dir.join("podlet.crt"))
+        .arg("--tls-key")
+        .arg(dir.join("podlet.key"))
+        .arg("--client-ca")
+        .arg(dir.join("ca.crt"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn podlet_against_a_real_api_server() {
     if !nix::unistd::geteuid().is_root() {
@@ -313,43 +356,7 @@ async fn podlet_against_a_real_api_server() {
     )
     .await;
 
-    let log = std::fs::File::create(dir.join("podlet.log")).unwrap();
-    env.podlet = Some(
-        Command::new(env!("CARGO_BIN_EXE_pylon-podlet"))
-            .args([
-                "--node-name",
-                NODE,
-                "--node-ip",
-                NODE_IP,
-                "--bridge",
-                BRIDGE,
-            ])
-            .args([
-                "--pod-cidr",
-                "10.246.0.0/16",
-                "--lb-cidr",
-                "10.247.0.0/24",
-                "--port",
-                &kubelet_port.to_string(),
-            ])
-            .args(["--cluster-dns", "10.97.0.10"])
-            .arg("--kubeconfig")
-            .arg(dir.join("kubeconfig"))
-            .arg("--images")
-            .arg(dir.join("images.yaml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg("--tls-cert")
-            .arg(dir.join("podlet.crt"))
-            .arg("--tls-key")
-            .arg(dir.join("podlet.key"))
-            .arg("--client-ca")
-            .arg(dir.join("ca.crt"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    env.podlet = Some(start_podlet(&dir, kubelet_port));
 
     // The Node registers and reports Ready.
     let nodes: Api<Node> = Api::all(client.clone());
@@ -638,6 +645,59 @@ async fn podlet_against_a_real_api_server() {
             .unwrap()
             .contains(lb_ip),
         "{lb_ip}"
+    );
+
+    // A podlet that dies and comes back kills the Pods' old processes and starts them afresh,
+    // keeping their addresses.
+    let old_pid: i32 = {
+        let cs = pods
+            .get("web")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .container_statuses
+            .unwrap();
+        let id = cs[0].container_id.clone().unwrap();
+        id.strip_prefix("pylon://").unwrap().parse().unwrap()
+    };
+    let mut podlet = env.podlet.take().unwrap();
+    podlet.kill().unwrap();
+    podlet.wait().unwrap();
+    env.podlet = Some(start_podlet(&dir, kubelet_port));
+    let new_ip: Ipv4Addr = eventually(
+        "pod web restarted by the new podlet",
+        &env,
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            async move {
+                let st = pods.get("web").await.ok()?.status?;
+                let id = st
+                    .container_statuses
+                    .as_ref()?
+                    .first()?
+                    .container_id
+                    .clone()?;
+                let ready = st
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                (ready && id != format!("pylon://{old_pid}")).then_some(())?;
+                st.pod_ip?.parse().ok()
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        new_ip, ip,
+        "the Pod keeps its address across a podlet restart"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{old_pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{old_pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the old process {old_pid} was killed"
     );
 
     // Deleting a Pod stops it gracefully, finalises the deletion and removes its netns.

@@ -144,6 +144,18 @@ fn pod_network_and_mounts() {
         "bind mount leaked to the host"
     );
 
+    // Cleanup finds the container by its network namespace, with no record at all.
+    assert_eq!(
+        pylon_podlet::cleanup::kill_netns_processes(std::slice::from_ref(&net.netns)),
+        1
+    );
+    let status = guard.child.as_mut().unwrap().wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    guard.child = None;
+
     // The executable is opened before mounting, so a volume covering its directory (CoreDNS
     // mounts its ConfigMap at /root) does not hide it.
     std::fs::create_dir_all(dir.join("bin")).unwrap();
