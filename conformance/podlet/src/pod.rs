@@ -394,6 +394,8 @@ async fn refresh_volumes(ctx: Arc<Ctx>, penv: Arc<PodEnv>) {
 fn teardown(ctx: &Ctx, uid: &str, pod_dir: &std::path::Path, net: Option<&PodNet>) {
     crate::cleanup::kill_recorded(pod_dir);
     if let Some(n) = net {
+        // Anything that escaped its process group (daemonised) still lives in the netns.
+        crate::cleanup::kill_netns_processes(std::slice::from_ref(&n.netns));
         netns::teardown(n);
         ctx.release_ip(n.ip);
     }
