@@ -64,6 +64,8 @@ pub struct Snapshot {
     pub backend_tls_policies: BTreeMap<ObjectKey, BackendTlsPolicy>,
     /// ConfigMaps (CA bundles).
     pub config_maps: BTreeMap<ObjectKey, ConfigMap>,
+    /// Pylon GatewayParameters.
+    pub parameters: BTreeMap<ObjectKey, crate::model::params::GatewayParametersSpec>,
 }
 
 /// A YAML input that could not be read.
@@ -173,6 +175,14 @@ impl Snapshot {
                 "BackendTLSPolicy" => {
                     let p = convert::backend_tls_policy(&parse(index, value)?)?;
                     s.backend_tls_policies.insert(p.meta.key(), p);
+                }
+                "GatewayParameters" => {
+                    let o: crate::model::params::GatewayParameters = parse(index, value)?;
+                    let key = ObjectKey::new(
+                        o.metadata.namespace.clone().unwrap_or_default(),
+                        o.metadata.name.clone().unwrap_or_default(),
+                    );
+                    s.parameters.insert(key, o.spec);
                 }
                 "ConfigMap" => {
                     let o = convert::config_map(&parse(index, value)?);

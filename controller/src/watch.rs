@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use crate::model::convert;
+use crate::model::params::{GatewayParameters, PARAMETERS_PLURAL, PYLON_GROUP};
 use crate::snapshot::{Options, Snapshot};
 
 /// What changed since the last translation.
@@ -48,10 +49,11 @@ pub struct Stores {
     namespaces: Store<Namespace>,
     backend_tls_policies: Store<DynamicObject>,
     config_maps: Store<ConfigMap>,
+    parameters: Store<DynamicObject>,
 }
 
 /// Number of watched kinds.
-pub const KINDS: usize = 11;
+pub const KINDS: usize = 12;
 
 fn gateway_api(kind: &str, version: &str) -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk(
@@ -89,6 +91,19 @@ where
                     };
                     flag.store(true, Ordering::SeqCst);
                     changes.notify.notify_one();
+                }
+                Err(watcher::Error::InitialListFailed(kube::Error::Api(s))) if s.code == 404 => {
+                    // The CRD is not installed: count the kind as listed (empty) so startup does
+                    // not wait for it; the watcher keeps retrying in case it appears.
+                    if !synced {
+                        synced = true;
+                        tracing::warn!(
+                            kind,
+                            "resource not served (CRD not installed?); treating as empty"
+                        );
+                        changes.synced.fetch_add(1, Ordering::SeqCst);
+                        changes.notify.notify_one();
+                    }
                 }
                 Err(e) => tracing::warn!(kind, error = %e, "watch failed; retrying"),
             }
@@ -176,6 +191,15 @@ impl Stores {
                 changes,
             ),
             config_maps: typed(client, "ConfigMap", changes, false),
+            parameters: dynamic(
+                client,
+                "GatewayParameters",
+                ApiResource::from_gvk_with_plural(
+                    &GroupVersionKind::gvk(PYLON_GROUP, "v1alpha1", "GatewayParameters"),
+                    PARAMETERS_PLURAL,
+                ),
+                changes,
+            ),
         }
     }
 
@@ -218,6 +242,13 @@ impl Stores {
             if let Some(p) = skip_bad(convert::backend_tls_policy(&p)) {
                 s.backend_tls_policies.insert(p.meta.key(), p);
             }
+        }
+        for p in each::<GatewayParameters>("GatewayParameters", &self.parameters) {
+            let key = crate::model::ObjectKey::new(
+                p.metadata.namespace.clone().unwrap_or_default(),
+                p.metadata.name.clone().unwrap_or_default(),
+            );
+            s.parameters.insert(key, p.spec);
         }
         for o in self.config_maps.state() {
             let o = convert::config_map(&o);

@@ -31,7 +31,60 @@ fn dataplane_objects() {
     };
     let s = Snapshot::from_yaml(INPUT, options.clone()).unwrap();
     let gw = &s.gateways[&ObjectKey::new("apps", "gw")];
-    insta::assert_yaml_snapshot!("dataplane_objects", render(gw, &options));
+    let defaults = Default::default();
+    insta::assert_yaml_snapshot!("dataplane_objects", render(gw, &options, &defaults));
+}
+
+#[test]
+fn parameters_shape_the_data_plane() {
+    let input = format!(
+        "{INPUT}\n---\n{}",
+        r#"
+apiVersion: pylon.dev/v1alpha1
+kind: GatewayParameters
+metadata: {name: big, namespace: apps}
+spec:
+  replicas: 3
+  serviceType: NodePort
+  image: registry.example.com/dp:1
+  resources: {requests: {cpu: 100m}, limits: {memory: 128Mi}}
+  labels: {tier: edge}
+"#
+    )
+    .replace(
+        "  infrastructure:\n",
+        "  infrastructure:\n    parametersRef: {group: pylon.dev, kind: GatewayParameters, name: big}\n",
+    );
+    let class = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: pylon}\nspec: {controllerName: pylon.dev/gateway-controller}\n---\n";
+    let s = Snapshot::from_yaml(&format!("{class}{input}"), Options::default()).unwrap();
+    let t = pylon_controller::translate::translate(&s);
+    let key = ObjectKey::new("apps", "gw");
+    let params = &t.parameters[&key];
+    let objects = render(&s.gateways[&key], &s.options, params);
+    let deployment = objects.deployment.spec.unwrap();
+    assert_eq!(deployment.replicas, Some(3));
+    let container = &deployment.template.spec.unwrap().containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("registry.example.com/dp:1")
+    );
+    let resources = container.resources.clone().unwrap();
+    assert_eq!(resources.requests.unwrap()["cpu"].0, "100m");
+    assert_eq!(resources.limits.unwrap()["memory"].0, "128Mi");
+    assert_eq!(
+        objects.service.spec.unwrap().type_.as_deref(),
+        Some("NodePort")
+    );
+    assert_eq!(objects.service.metadata.labels.unwrap()["tier"], "edge");
+}
+
+#[test]
+fn gateway_parameters_crd() {
+    use kube::CustomResourceExt;
+    insta::assert_yaml_snapshot!(
+        "gateway_parameters_crd",
+        pylon_controller::model::params::GatewayParameters::crd()
+    );
 }
 
 #[test]

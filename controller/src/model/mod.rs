@@ -7,6 +7,7 @@
 pub mod convert;
 pub mod core;
 pub mod gateway;
+pub mod params;
 pub mod policy;
 pub mod route;
 

@@ -39,7 +39,8 @@ impl Provisioner {
             let Some(gw) = s.gateways.get(key) else {
                 continue;
             };
-            let objects = render(gw, &s.options);
+            let params = t.parameters.get(key).cloned().unwrap_or_default();
+            let objects = render(gw, &s.options, &params);
             if self.applied.get(key) == Some(&objects) {
                 continue;
             }

@@ -5,13 +5,16 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, Probe, Service, ServiceAccount, ServicePort, ServiceSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, Service, ServiceAccount, ServicePort,
+    ServiceSpec,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::model::gateway::Gateway;
+use crate::model::params::GatewayParametersSpec;
 use crate::snapshot::Options;
 
 use super::dataplane_name;
@@ -44,11 +47,14 @@ fn selector_labels(gw: &Gateway) -> BTreeMap<String, String> {
     ])
 }
 
-fn meta(gw: &Gateway) -> ObjectMeta {
-    let mut labels = gw.spec.infrastructure.labels.clone();
+fn meta(gw: &Gateway, params: &GatewayParametersSpec) -> ObjectMeta {
+    let mut labels = params.labels.clone();
+    labels.extend(gw.spec.infrastructure.labels.clone());
     labels.extend(selector_labels(gw));
     labels.insert("app.kubernetes.io/managed-by".into(), "pylon".into());
-    let annotations = &gw.spec.infrastructure.annotations;
+    let mut annotations = params.annotations.clone();
+    annotations.extend(gw.spec.infrastructure.annotations.clone());
+    let annotations = &annotations;
     ObjectMeta {
         name: Some(dataplane_name(&gw.meta.name)),
         namespace: Some(gw.meta.namespace.clone()),
@@ -77,9 +83,10 @@ fn ports(gw: &Gateway) -> Vec<(String, i32)> {
     by_port.into_iter().map(|(p, n)| (n, p)).collect()
 }
 
-/// Renders the ServiceAccount, Deployment and Service of a Gateway's data plane.
-pub fn render(gw: &Gateway, options: &Options) -> DataplaneObjects {
-    let m = meta(gw);
+/// Renders the ServiceAccount, Deployment and Service of a Gateway's data plane with its
+/// effective [`GatewayParametersSpec`].
+pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -> DataplaneObjects {
+    let m = meta(gw, params);
     let selector = selector_labels(gw);
     let listener_ports = ports(gw);
     let mut container_ports: Vec<ContainerPort> = listener_ports
@@ -99,7 +106,26 @@ pub fn render(gw: &Gateway, options: &Options) -> DataplaneObjects {
     });
     let container = Container {
         name: "dataplane".into(),
-        image: Some(options.dataplane_image.clone()),
+        image: Some(
+            params
+                .image
+                .clone()
+                .unwrap_or_else(|| options.dataplane_image.clone()),
+        ),
+        resources: params.resources.as_ref().map(|r| {
+            let q = |m: &BTreeMap<String, String>| {
+                (!m.is_empty()).then(|| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+                        .collect()
+                })
+            };
+            ResourceRequirements {
+                requests: q(&r.requests),
+                limits: q(&r.limits),
+                ..Default::default()
+            }
+        }),
         args: Some(vec![
             "--controller".into(),
             options.config_url.clone(),
@@ -136,7 +162,7 @@ pub fn render(gw: &Gateway, options: &Options) -> DataplaneObjects {
     let deployment = Deployment {
         metadata: m.clone(),
         spec: Some(DeploymentSpec {
-            replicas: Some(1),
+            replicas: Some(params.replicas.unwrap_or(1)),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 ..Default::default()
@@ -160,7 +186,12 @@ pub fn render(gw: &Gateway, options: &Options) -> DataplaneObjects {
     let service = Service {
         metadata: m.clone(),
         spec: Some(ServiceSpec {
-            type_: Some("LoadBalancer".into()),
+            type_: Some(
+                params
+                    .service_type
+                    .clone()
+                    .unwrap_or_else(|| "LoadBalancer".into()),
+            ),
             selector: Some(selector),
             ports: Some(
                 listener_ports

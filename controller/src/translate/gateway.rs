@@ -11,20 +11,11 @@ use super::output::{Condition, GatewayClassStatus, ListenerStatus};
 use super::refs::{self, Certificate};
 
 /// Status of a GatewayClass that names this controller.
-pub fn class_status(class: &GatewayClass) -> GatewayClassStatus {
+pub fn class_status(s: &Snapshot, class: &GatewayClass) -> GatewayClassStatus {
     let g = class.meta.generation;
-    let accepted = match &class.parameters_ref {
-        None => Condition::new("Accepted", true, "Accepted", "Handled by Pylon", g),
-        Some(p) => Condition::new(
-            "Accepted",
-            false,
-            "InvalidParameters",
-            format!(
-                "parametersRef {}/{} {} is not supported yet",
-                p.group, p.kind, p.name
-            ),
-            g,
-        ),
+    let accepted = match super::params::class_params(s, class) {
+        Ok(_) => Condition::new("Accepted", true, "Accepted", "Handled by Pylon", g),
+        Err(e) => Condition::new("Accepted", false, "InvalidParameters", e.to_string(), g),
     };
     GatewayClassStatus {
         conditions: vec![

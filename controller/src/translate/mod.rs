@@ -7,6 +7,7 @@ pub mod backend_tls;
 pub mod config;
 pub mod gateway;
 pub mod output;
+pub mod params;
 pub mod refs;
 pub mod route;
 
@@ -30,7 +31,7 @@ pub fn translate(s: &Snapshot) -> Translation {
     for (name, class) in &s.gateway_classes {
         if class.controller_name == s.options.controller_name {
             t.gateway_classes
-                .insert(name.clone(), gateway::class_status(class));
+                .insert(name.clone(), gateway::class_status(s, class));
         }
     }
     let mut owned: BTreeMap<ObjectKey, OwnedGateway<'_>> = BTreeMap::new();
@@ -81,6 +82,9 @@ pub fn translate(s: &Snapshot) -> Translation {
     for (key, o) in owned {
         let gw = &s.gateways[&key];
         t.gateways.insert(key.clone(), gateway_status(s, gw, &o));
+        if let Ok(p) = params::gateway_params(s, gw) {
+            t.parameters.insert(key.clone(), p);
+        }
         let endpoints = config::resolve_endpoints(s, &o.clusters);
         t.configs.insert(
             key.clone(),
@@ -141,17 +145,8 @@ fn gateway_status(
         .map(|svc| svc.load_balancer.clone())
         .unwrap_or_default();
     let valid = o.listeners.iter().filter(|l| l.programmed).count();
-    let accepted = if let Some(p) = &gw.spec.infrastructure.parameters_ref {
-        Condition::new(
-            "Accepted",
-            false,
-            "InvalidParameters",
-            format!(
-                "infrastructure.parametersRef {}/{} {} is not supported yet",
-                p.group, p.kind, p.name
-            ),
-            g,
-        )
+    let accepted = if let Err(e) = params::gateway_params(s, gw) {
+        Condition::new("Accepted", false, "InvalidParameters", e.to_string(), g)
     } else if !gw.spec.addresses.is_empty() {
         Condition::new(
             "Accepted",

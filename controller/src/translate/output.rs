@@ -108,6 +108,9 @@ pub struct Translation {
     pub http_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
     /// GRPCRoute parent statuses written by this controller (every route; empty = none ours).
     pub grpc_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
+    /// Effective data-plane parameters per Gateway (provisioner input).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<ObjectKey, crate::model::params::GatewayParametersSpec>,
     /// BackendTLSPolicy ancestor statuses written by this controller (every policy).
     pub backend_tls_policies: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
     /// Data-plane config per Gateway (endpoints included).
