@@ -1,8 +1,14 @@
 //! The podlet: a kubelet stand-in for Pylon's local test cluster.
 //! Runs each Pod bound to its Node as processes in the Pod's own network and mount namespaces.
 //!
-//! Pure parts (image mapping, environment and argv, IP pools, log queries, status) are
-//! unit-tested; the parts that need root are exercised by `tests/netns.rs`.
+//! Flow: `manager` watches this node's Pods and runs one `pod` worker per Pod; a worker sets up
+//! the sandbox (`ipam`, `netns`, `volumes`, `dns`), runs each container through `container`
+//! (which re-executes this binary as the `launch`er to enter the namespaces), and publishes
+//! `status`. Alongside: `node` (registration, heartbeat), `lb` (LoadBalancer addresses),
+//! `server` (the logs endpoint, using `logquery`) and `cleanup`.
+//!
+//! Pure parts (image mapping, environment and argv, IP pools, log queries, status, DNS files)
+//! are unit-tested; `tests/netns.rs` and `tests/apiserver.rs` (root only) exercise the rest.
 #![forbid(unsafe_code)]
 
 pub mod cleanup;
