@@ -15,6 +15,8 @@ pub enum IpamError {
     NotInPool { ip: Ipv4Addr, pool: Cidr },
     #[error("address {0} is already allocated")]
     Taken(Ipv4Addr),
+    #[error("{0:?} is not an IPv4 address")]
+    BadAddress(String),
 }
 
 /// An IPv4 network.

@@ -79,34 +79,49 @@ impl Allocator {
                 None => Action::Nothing,
             });
         }
-        let requested: Option<Ipv4Addr> = svc
+        let requested = svc
             .spec
             .as_ref()
             .and_then(|s| s.load_balancer_ip.as_deref())
-            .filter(|s| !s.is_empty())
-            .and_then(|s| s.parse().ok());
-        if let Some(held) = self.held.get(&k).copied() {
-            match requested {
-                Some(r) if r != held && self.pool.contains(r) => {
-                    // The user asked for a different address: move if it is free.
-                    self.pool.claim(r)?;
-                    self.pool.release(held);
-                    self.held.insert(k, r);
-                    return Ok(Action::Assign(r));
-                }
-                _ => return Ok(Action::Assign(held)),
+            .filter(|s| !s.is_empty());
+        if let Some(text) = requested {
+            // A requested address is honoured exactly or not at all (as cloud load balancers
+            // do): handing out a different one would hide the problem from the Gateway.
+            let held = self.held.get(&k).copied();
+            let r: Ipv4Addr = match text.parse() {
+                Ok(r) => r,
+                Err(_) => return Err(crate::ipam::IpamError::BadAddress(text.to_owned())),
+            };
+            if held == Some(r) {
+                return Ok(Action::Assign(r));
             }
-        }
-        let ip = if let Some(r) = requested.filter(|r| self.pool.contains(*r)) {
             self.pool.claim(r)?;
-            r
-        } else if let Some(current) = status_ip(svc).filter(|ip| self.pool.claim(*ip).is_ok()) {
-            current // published by a previous run of the podlet
-        } else {
-            self.pool.allocate()?
+            if let Some(old) = held {
+                self.pool.release(old);
+            }
+            self.held.insert(k, r);
+            return Ok(Action::Assign(r));
+        }
+        if let Some(held) = self.held.get(&k).copied() {
+            return Ok(Action::Assign(held));
+        }
+        let ip = match status_ip(svc).filter(|ip| self.pool.claim(*ip).is_ok()) {
+            Some(current) => current, // published by a previous run of the podlet
+            None => self.pool.allocate()?,
         };
         self.held.insert(k, ip);
         Ok(Action::Assign(ip))
+    }
+
+    /// Drops the address a Service holds (its request can no longer be honoured).
+    pub fn unassign(&mut self, svc: &Service) -> bool {
+        match self.held.remove(&key(svc)) {
+            Some(ip) => {
+                self.pool.release(ip);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Releases a deleted Service's address.
@@ -176,7 +191,12 @@ pub async fn run(client: kube::Client, cidr: Cidr) {
             Ok(Action::Nothing) => continue,
             Err(e) => {
                 tracing::warn!(service = %name, namespace = %ns, error = %e, "cannot assign a load-balancer address");
-                continue;
+                // Whatever it had no longer matches what it asks for.
+                alloc.unassign(&svc);
+                if status_ip(&svc).is_none() {
+                    continue;
+                }
+                json!({"status": {"loadBalancer": {"ingress": null}}})
             }
         };
         let api: Api<Service> = Api::namespaced(client.clone(), &ns);
@@ -227,6 +247,15 @@ mod tests {
         // Someone else asking for a held address fails clearly.
         assert!(
             a.apply(&svc("c", "LoadBalancer", Some("10.245.0.77"), None))
+                .is_err()
+        );
+        // So does an address outside the pool or not an address: no substitute is handed out.
+        let outside = a
+            .apply(&svc("x", "LoadBalancer", Some("192.0.2.1"), None))
+            .unwrap_err();
+        assert!(outside.to_string().contains("192.0.2.1"), "{outside}");
+        assert!(
+            a.apply(&svc("x", "LoadBalancer", Some("nope"), None))
                 .is_err()
         );
         // Type change releases; the address becomes available again.
