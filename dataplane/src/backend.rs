@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
@@ -94,6 +95,9 @@ pub struct BackendRt {
     pub protocol: BackendProtocol,
     /// Ready endpoints only.
     pub endpoints: Vec<SocketAddr>,
+    /// `endpoints` as URI authorities, built once.
+    authorities: Vec<Authority>,
+    scheme: Scheme,
     next: AtomicUsize,
     upstream: Upstream,
 }
@@ -114,38 +118,48 @@ impl BackendRt {
             (None, BackendProtocol::H2c) => Upstream::Plain(clients.h2c.clone()),
             (None, _) => Upstream::Plain(clients.http1.clone()),
         };
+        let endpoints: Vec<SocketAddr> = b
+            .endpoints
+            .iter()
+            .filter(|e| e.ready)
+            .map(|e| e.address)
+            .collect();
+        let authorities = endpoints
+            .iter()
+            .map(|a| {
+                Authority::try_from(a.to_string()).expect("a socket address is a valid authority")
+            })
+            .collect();
+        let scheme = match upstream {
+            Upstream::Tls(_) => Scheme::HTTPS,
+            Upstream::Plain(_) => Scheme::HTTP,
+        };
         Ok(BackendRt {
             name: name.to_string(),
             protocol: b.protocol,
-            endpoints: b
-                .endpoints
-                .iter()
-                .filter(|e| e.ready)
-                .map(|e| e.address)
-                .collect(),
+            endpoints,
+            authorities,
+            scheme,
             next: AtomicUsize::new(0),
             upstream,
         })
     }
 
-    /// The next ready endpoint, round-robin; `None` = no ready endpoints (503).
-    pub fn pick(&self) -> Option<SocketAddr> {
+    /// The index of the next ready endpoint, round-robin; `None` = no ready endpoints (503).
+    pub fn pick(&self) -> Option<usize> {
         if self.endpoints.is_empty() {
             return None;
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        Some(self.endpoints[i % self.endpoints.len()])
+        Some(self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len())
     }
 
-    /// The URI to send to `addr` for `path_and_query`.
-    pub fn uri(&self, addr: SocketAddr, path_and_query: &str) -> Uri {
-        let scheme = match self.upstream {
-            Upstream::Tls(_) => "https",
-            Upstream::Plain(_) => "http",
-        };
-        format!("{scheme}://{addr}{path_and_query}")
-            .parse()
-            .unwrap_or_else(|_| Uri::from_static("/"))
+    /// The URI to send to endpoint `ep` (from [`pick`](Self::pick)) for `path_and_query`.
+    pub fn uri(&self, ep: usize, path_and_query: &PathAndQuery) -> Uri {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authorities[ep].clone());
+        parts.path_and_query = Some(path_and_query.clone());
+        Uri::from_parts(parts).expect("scheme, authority and path are all set")
     }
 
     pub fn is_h2(&self) -> bool {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -175,27 +176,36 @@ async fn serve_rule(
     if let Some(m) = &f.request_headers {
         filters::modify_headers(req.headers_mut(), m);
     }
-    // Rewrites change what is sent upstream, not what matched.
-    let mut path = req.uri().path().to_string();
+    // Rewrites change what is sent upstream, not what matched. Without a rewrite the
+    // request's own path and Host are reused (cheap clones of shared bytes).
+    let mut path_and_query = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let mut host_header = req
         .headers()
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
+        .cloned()
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        })
+        .unwrap_or_else(|| HeaderValue::from_static(""));
     if let Some(rw) = &f.rewrite {
         if let Some(p) = &rw.path {
-            path = filters::rewrite_path(&path, p, ctx.prefix);
+            let path = filters::rewrite_path(req.uri().path(), p, ctx.prefix);
+            let pq = match req.uri().query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            path_and_query = PathAndQuery::try_from(pq).map_err(|_| ProxyError::BadRequest)?;
         }
         if let Some(h) = &rw.hostname {
-            host_header = h.clone();
+            host_header = HeaderValue::from_str(h).map_err(|_| ProxyError::BadRequest)?;
         }
     }
-    let path_and_query = match req.uri().query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
-    };
     let total = rule.total_weight();
     if total == 0 {
         return Err(ProxyError::InvalidBackend);
@@ -217,8 +227,8 @@ async fn serve_rule(
         &backend,
         ctx,
         req,
-        &path_and_query,
-        &host_header,
+        path_and_query,
+        host_header,
     )
     .await?;
     for fl in [bfilters, f] {
@@ -261,24 +271,43 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authorization",
 ];
 
-fn upstream_headers(src: &HeaderMap, host: &str, ctx: &RuleCtx<'_>, upgrade: bool) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(src.len() + 3);
-    for (k, v) in src {
-        let name = k.as_str();
-        let keep_upgrade = upgrade && (name == "connection" || name == "upgrade");
-        let keep_te = name == "te" && v.as_bytes().eq_ignore_ascii_case(b"trailers");
-        if HOP_BY_HOP.contains(&name) && !keep_upgrade && !keep_te || name == "host" {
-            continue;
+/// Turns the client's headers into the upstream request's, in place: hop-by-hop headers (and
+/// those the Connection header names) go, except what an upgrade or gRPC (`te: trailers`) needs;
+/// Host, X-Forwarded-For and X-Forwarded-Proto are set.
+fn upstream_headers(
+    mut h: HeaderMap,
+    host: HeaderValue,
+    ctx: &RuleCtx<'_>,
+    upgrade: bool,
+) -> HeaderMap {
+    let named: Vec<String> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !(t.is_empty() || upgrade && t == "upgrade"))
+        .collect();
+    for name in named {
+        h.remove(name.as_str());
+    }
+    for name in HOP_BY_HOP {
+        let keep = match name {
+            "connection" | "upgrade" => upgrade,
+            "te" => h
+                .get(name)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers")),
+            _ => false,
+        };
+        if !keep {
+            h.remove(name);
         }
-        h.append(k.clone(), v.clone());
     }
     // HTTP/2 upstreams get the Host header too: hyper takes :authority from the URI (the
     // endpoint address), and backends (gRPC included) read the Host header.
-    if let Ok(v) = HeaderValue::from_str(host) {
-        h.insert(header::HOST, v);
-    }
+    h.insert(header::HOST, host);
     let peer = ctx.conn.peer.ip().to_string();
-    let xff = match src.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {peer}"),
         None => peer,
     };
@@ -317,12 +346,12 @@ async fn forward(
     backend: &Arc<BackendRt>,
     ctx: &RuleCtx<'_>,
     mut req: Request<Incoming>,
-    path_and_query: &str,
-    host: &str,
+    path_and_query: PathAndQuery,
+    host: HeaderValue,
 ) -> Result<Response<Body>, ProxyError> {
     let upgrade = req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
     let h2 = backend.is_h2();
-    let headers = upstream_headers(req.headers(), host, ctx, upgrade);
+    let headers = upstream_headers(std::mem::take(req.headers_mut()), host, ctx, upgrade);
     let method = req.method().clone();
     let retry = rule.retry.as_ref().filter(|r| r.attempts > 0);
     let mirrors: Vec<_> = rule
@@ -346,10 +375,10 @@ async fn forward(
         ReqBody::Stream(Some(req.into_body()))
     };
     for m in mirrors {
-        let Some(addr) = m.pick() else { continue };
+        let Some(ep) = m.pick() else { continue };
         let mut mreq = Request::new(body_clone(&body));
         *mreq.method_mut() = method.clone();
-        *mreq.uri_mut() = m.uri(addr, path_and_query);
+        *mreq.uri_mut() = m.uri(ep, &path_and_query);
         *mreq.headers_mut() = headers.clone();
         if m.is_h2() {
             *mreq.version_mut() = Version::HTTP_2;
@@ -373,10 +402,10 @@ async fn forward(
         if attempt > 0 {
             tokio::time::sleep(backoff * (1 << (attempt - 1).min(6))).await;
         }
-        let addr = backend.pick().ok_or(ProxyError::NoEndpoints)?;
+        let ep = backend.pick().ok_or(ProxyError::NoEndpoints)?;
         let mut up = Request::new(body.take());
         *up.method_mut() = method.clone();
-        *up.uri_mut() = backend.uri(addr, path_and_query);
+        *up.uri_mut() = backend.uri(ep, &path_and_query);
         *up.headers_mut() = headers.clone();
         if h2 {
             *up.version_mut() = Version::HTTP_2;
@@ -396,7 +425,7 @@ async fn forward(
                 } else {
                     ProxyError::Upstream
                 };
-                tracing::debug!(backend = %backend.name, %addr, error = %e, "upstream error");
+                tracing::debug!(backend = %backend.name, addr = %backend.endpoints[ep], error = %e, "upstream error");
                 if matches!(body, ReqBody::Buffered(_)) {
                     continue;
                 }

@@ -49,6 +49,8 @@ async fn routes_and_modifies_headers_over_http1_and_h2c() {
             ("x-remove", "gone"),
             ("x-set", "old"),
             ("host", "example.com"),
+            ("connection", "x-hop"),
+            ("x-hop", "dropped"),
         ],
     )
     .await;
@@ -61,6 +63,10 @@ async fn routes_and_modifies_headers_over_http1_and_h2c() {
     assert_eq!(j["headers"]["x-per-backend"], "a");
     assert_eq!(j["headers"]["x-add"], "one,two");
     assert!(j["headers"].get("x-remove").is_none());
+    assert!(
+        j["headers"].get("x-hop").is_none(),
+        "headers named by Connection are hop-by-hop"
+    );
     assert_eq!(j["headers"]["x-forwarded-proto"], "http");
     assert_eq!(got.headers["x-resp"], "r");
     assert!(!got.headers.contains_key("x-backend"));
