@@ -32,9 +32,9 @@ pub struct PodEnv {
     pub namespace: String,
     pub name: String,
     pub pod_ip: Ipv4Addr,
-    pub netns_path: PathBuf,
-    /// The Pod's network, recreated if its namespace disappears (e.g. removed by hand).
-    pub net: crate::netns::PodNet,
+    /// The Pod's network, recreated if its namespace disappears (e.g. removed by hand);
+    /// `None` for hostNetwork Pods.
+    pub net: Option<crate::netns::PodNet>,
     pub net_lock: tokio::sync::Mutex<()>,
     pub volumes: BTreeMap<String, PathBuf>,
     /// (host file, target) pairs for /etc/resolv.conf and /etc/hosts.
@@ -176,17 +176,14 @@ async fn start(
         ));
     }
     let config_err = |m: String| ("CreateContainerConfigError", m);
-    if !penv.netns_path.exists() {
+    if let Some(net) = &penv.net
+        && !Path::new(&net.netns_path()).exists()
+    {
         let _guard = penv.net_lock.lock().await;
-        if !penv.netns_path.exists() {
-            tracing::warn!(pod = %penv.name, namespace = %penv.namespace, netns = %penv.net.netns, "pod network namespace vanished; recreating it");
-            crate::netns::setup(
-                &penv.net,
-                &ctx.cfg.bridge,
-                ctx.cfg.pod_cidr.len,
-                ctx.cfg.node_ip,
-            )
-            .map_err(|e| ("RunContainerError", format!("recreating pod network: {e}")))?;
+        if !Path::new(&net.netns_path()).exists() {
+            tracing::warn!(pod = %penv.name, namespace = %penv.namespace, netns = %net.netns, "pod network namespace vanished; recreating it");
+            crate::netns::setup(net, &ctx.cfg.bridge, ctx.cfg.pod_cidr.len, ctx.cfg.node_ip)
+                .map_err(|e| ("RunContainerError", format!("recreating pod network: {e}")))?;
         }
     }
     let links = penv
@@ -226,8 +223,9 @@ async fn start(
             .map_err(|e| config_err(format!("creating mount point {}: {e}", m.target.display())))?;
     }
     let spec = LaunchSpec {
-        netns: Some(penv.netns_path.clone()),
-        hostname: Some(
+        netns: penv.net.as_ref().map(|n| PathBuf::from(n.netns_path())),
+        // hostNetwork Pods see the node's hostname, as with the kubelet.
+        hostname: penv.net.as_ref().map(|_| {
             penv.pod
                 .spec
                 .as_ref()
@@ -235,8 +233,8 @@ async fn start(
                 .unwrap_or_else(|| penv.name.clone())
                 .chars()
                 .take(63)
-                .collect(),
-        ),
+                .collect()
+        }),
         mounts,
         argv,
         env,

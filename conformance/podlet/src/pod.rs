@@ -300,7 +300,8 @@ async fn sandbox(
 ) -> Result<PodEnv, String> {
     std::fs::create_dir_all(pod_dir).map_err(|e| format!("creating {}: {e}", pod_dir.display()))?;
     std::fs::create_dir_all(log_dir).map_err(|e| format!("creating {}: {e}", log_dir.display()))?;
-    if net.is_none() {
+    let host_network = pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
+    if net.is_none() && !host_network {
         // After a podlet restart, keep the address the Pod already reports, so its endpoints
         // do not change under running clients.
         let previous: Option<std::net::Ipv4Addr> = pod
@@ -324,7 +325,8 @@ async fn sandbox(
         }
         *net = Some(n);
     }
-    let n = net.as_ref().expect("set above");
+    // hostNetwork Pods share the node's network (and address).
+    let pod_ip = net.as_ref().map_or(ctx.cfg.node_ip, |n| n.ip);
     let etc = pod_dir.join("etc");
     std::fs::create_dir_all(&etc).map_err(|e| e.to_string())?;
     let resolv = etc.join("resolv.conf");
@@ -340,11 +342,11 @@ async fn sandbox(
     std::fs::write(&resolv, resolv_text).map_err(|e| e.to_string())?;
     std::fs::write(
         &hosts,
-        crate::dns::hosts_file(pod, &n.ip.to_string(), name, &ctx.cfg.cluster_domain),
+        crate::dns::hosts_file(pod, &pod_ip.to_string(), name, &ctx.cfg.cluster_domain),
     )
     .map_err(|e| e.to_string())?;
     let facts = PodFacts {
-        pod_ip: n.ip.to_string(),
+        pod_ip: pod_ip.to_string(),
         host_ip: ctx.cfg.node_ip.to_string(),
         node_name: ctx.cfg.node_name.clone(),
     };
@@ -357,9 +359,8 @@ async fn sandbox(
         uid: uid.into(),
         namespace: ns.into(),
         name: name.into(),
-        pod_ip: n.ip,
-        netns_path: PathBuf::from(n.netns_path()),
-        net: n.clone(),
+        pod_ip,
+        net: net.clone(),
         net_lock: tokio::sync::Mutex::new(()),
         volumes,
         etc_files: vec![

@@ -647,6 +647,44 @@ async fn podlet_against_a_real_api_server() {
         "{lb_ip}"
     );
 
+    // A hostNetwork Pod shares the node's network and address.
+    let host_port = free_port();
+    let mut host = pod(
+        "host",
+        "pyt.local/sh",
+        &format!("exec python3 -m http.server {host_port} --bind {NODE_IP}"),
+    );
+    let spec = host.spec.as_mut().unwrap();
+    spec.host_network = Some(true);
+    spec.containers[0]
+        .readiness_probe
+        .as_mut()
+        .unwrap()
+        .http_get
+        .as_mut()
+        .unwrap()
+        .port = k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(host_port.into());
+    pods.create(&PostParams::default(), &host).await.unwrap();
+    let host_ip: String = eventually(
+        "hostNetwork pod Ready",
+        &env,
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            async move {
+                let st = pods.get("host").await.ok()?.status?;
+                let ready = st
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                if ready { st.pod_ip } else { None }
+            }
+        },
+    )
+    .await;
+    assert_eq!(host_ip, NODE_IP);
+    pods.delete("host", &DeleteParams::default()).await.unwrap();
+
     // A podlet that dies and comes back kills the Pods' old processes and starts them afresh,
     // keeping their addresses.
     let old_pid: i32 = {
