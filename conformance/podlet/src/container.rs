@@ -442,6 +442,7 @@ pub async fn run(
     mut stop: StopRx,
 ) -> Outcome {
     let mut restarts = 0;
+    let mut backoff_level = 0;
     let mut last_problem = String::new();
     loop {
         if stop.borrow().is_some() {
@@ -532,11 +533,11 @@ pub async fn run(
             };
         }
         // A container that ran for 10 minutes starts its back-off afresh, as the kubelet does.
-        let delay = if ran_since.elapsed() > Duration::from_secs(600) {
-            backoff(0)
-        } else {
-            backoff(restarts)
-        };
+        if ran_since.elapsed() > Duration::from_secs(600) {
+            backoff_level = 0;
+        }
+        let delay = backoff(backoff_level);
+        backoff_level += 1;
         restarts += 1;
         let message = format!(
             "back-off {}s restarting failed container={} pod={}_{}({})",
