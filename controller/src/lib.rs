@@ -20,4 +20,5 @@ pub mod leader;
 pub mod metrics;
 pub mod run;
 pub mod status;
+pub mod status_writer;
 pub mod watch;

@@ -13,7 +13,7 @@ use pylon_controller::config_server::{self, ConfigHub};
 use pylon_controller::provision::apply::Provisioner;
 use pylon_controller::run::{self, Outputs};
 use pylon_controller::snapshot::Options;
-use pylon_controller::status::StatusWriter;
+use pylon_controller::status_writer::StatusWriter;
 use pylon_controller::watch::{Changes, Stores};
 use pylon_controller::{DEFAULT_CONTROLLER_NAME, admin, leader};
 use tokio::sync::watch;
@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
         Authenticator::Open
     };
     tokio::spawn(run::translate_loop(
-        stores,
+        stores.clone(),
         changes,
         options,
         hub.clone(),
@@ -129,7 +129,11 @@ async fn main() -> anyhow::Result<()> {
         },
     ));
     tokio::spawn(run::status_loop(
-        StatusWriter::new(client.clone(), cli.controller_name.clone()),
+        StatusWriter::new(
+            client.clone(),
+            cli.controller_name.clone(),
+            Some(stores.clone()),
+        ),
         full_rx.clone(),
         hub.clone(),
         leading.clone(),

@@ -11,7 +11,7 @@ use crate::config_server::ConfigHub;
 use crate::honest::{self, Served, Serving};
 use crate::provision::apply::Provisioner;
 use crate::snapshot::{Options, Snapshot};
-use crate::status::StatusWriter;
+use crate::status_writer::StatusWriter;
 use crate::translate::config::{resolve_endpoints, with_backends};
 use crate::translate::output::Translation;
 use crate::translate::translate;

@@ -261,6 +261,32 @@ impl Stores {
         s
     }
 
+    /// The cached status and resourceVersion of a Gateway API object, if the store has it.
+    pub fn status_of(
+        &self,
+        kind: &str,
+        key: &crate::model::ObjectKey,
+    ) -> Option<(serde_json::Value, Option<String>)> {
+        let store = match kind {
+            "GatewayClass" => &self.gateway_classes,
+            "Gateway" => &self.gateways,
+            "HTTPRoute" => &self.http_routes,
+            "GRPCRoute" => &self.grpc_routes,
+            "BackendTLSPolicy" => &self.backend_tls_policies,
+            _ => return None,
+        };
+        let o = store.find(|o| {
+            o.metadata.name.as_deref() == Some(key.name.as_str())
+                && o.metadata.namespace.as_deref().unwrap_or("") == key.namespace
+        })?;
+        let status = o
+            .data
+            .get("status")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        Some((status, o.metadata.resource_version.clone()))
+    }
+
     /// A snapshot with only Services and EndpointSlices: enough to re-resolve endpoints.
     pub fn endpoints_snapshot(&self, options: &Options) -> Snapshot {
         let mut s = Snapshot {

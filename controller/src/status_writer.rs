@@ -1,0 +1,237 @@
+//! The one status writer: applies a [`Translation`]'s statuses to the API server.
+//!
+//! It reads current statuses from the reflector stores (no GET per object), skips objects whose
+//! status would not change, and patches the rest concurrently with the object's
+//! resourceVersion, so a concurrent writer makes it re-read (GET) and retry instead of
+//! clobbering.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use serde_json::{Value, json};
+
+use crate::model::ObjectKey;
+use crate::status::{
+    Entries, differs, entries_status, gateway_class_status, gateway_status, now_rfc3339,
+};
+use crate::translate::output::{GatewayClassStatus, GatewayStatus, RouteParentStatus, Translation};
+use crate::watch::Stores;
+
+/// Patches in flight at once.
+pub const CONCURRENCY: usize = 16;
+/// Attempts per object when patches conflict.
+pub const ATTEMPTS: u32 = 5;
+
+/// What went wrong writing one status.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The API call failed.
+    #[error("{kind} {key}: {source}")]
+    Api {
+        /// Kind.
+        kind: &'static str,
+        /// Object.
+        key: String,
+        /// Cause.
+        source: kube::Error,
+    },
+    /// Conflicts kept happening.
+    #[error("{kind} {key}: still conflicting after {attempts} attempts")]
+    Conflict {
+        /// Kind.
+        kind: &'static str,
+        /// Object.
+        key: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// The desired status of one object (owned, so writes can run concurrently in a task).
+#[derive(Clone)]
+enum Desired {
+    Class(GatewayClassStatus),
+    Gateway(GatewayStatus),
+    Entries(Vec<RouteParentStatus>, Entries),
+}
+
+impl Desired {
+    fn build(&self, old: &Value, controller: &str, now: &str) -> Value {
+        match self {
+            Desired::Class(st) => gateway_class_status(old, st, now),
+            Desired::Gateway(st) => gateway_status(old, st, now),
+            Desired::Entries(parents, fields) => {
+                entries_status(old, parents, controller, now, *fields)
+            }
+        }
+    }
+}
+
+fn resource(kind: &str) -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        crate::model::GATEWAY_GROUP,
+        "v1",
+        kind,
+    ))
+}
+
+/// The status writer: one task, fed the latest translation.
+pub struct StatusWriter {
+    client: kube::Client,
+    controller_name: String,
+    stores: Option<Stores>,
+    /// Last status written (or found current) per object, to skip unchanged ones.
+    written: BTreeMap<(&'static str, ObjectKey), Value>,
+    failed: bool,
+}
+
+impl StatusWriter {
+    /// Creates a writer; with `stores`, current statuses are read from the watch caches.
+    pub fn new(client: kube::Client, controller_name: String, stores: Option<Stores>) -> Self {
+        Self {
+            client,
+            controller_name,
+            stores,
+            written: BTreeMap::new(),
+            failed: false,
+        }
+    }
+
+    /// Whether the last [`StatusWriter::write`] left statuses unwritten (the caller retries).
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Writes every status of a translation that changed; returns the number of writes.
+    pub async fn write(&mut self, t: &Translation) -> usize {
+        let now = now_rfc3339();
+        let mut jobs: Vec<(&'static str, ObjectKey, Desired)> = vec![];
+        for (name, st) in &t.gateway_classes {
+            jobs.push((
+                "GatewayClass",
+                ObjectKey::new("", name.clone()),
+                Desired::Class(st.clone()),
+            ));
+        }
+        for (key, st) in &t.gateways {
+            jobs.push(("Gateway", key.clone(), Desired::Gateway(st.clone())));
+        }
+        for (kind, entries, fields) in [
+            ("HTTPRoute", &t.http_routes, Entries::ROUTE),
+            ("GRPCRoute", &t.grpc_routes, Entries::ROUTE),
+            ("BackendTLSPolicy", &t.backend_tls_policies, Entries::POLICY),
+        ] {
+            for (key, parents) in entries {
+                jobs.push((kind, key.clone(), Desired::Entries(parents.clone(), fields)));
+            }
+        }
+        let controller = self.controller_name.clone();
+        // Unchanged since our last write: skip without reading anything.
+        jobs.retain(|(kind, key, desired)| {
+            self.written
+                .get(&(*kind, key.clone()))
+                .is_none_or(|prev| differs(prev, &desired.build(prev, &controller, &now)))
+        });
+        let writes: Vec<_> = jobs
+            .into_iter()
+            .map(|(kind, key, desired)| {
+                let (client, stores) = (self.client.clone(), self.stores.clone());
+                let (controller, now) = (controller.clone(), now.clone());
+                async move {
+                    let r = apply(
+                        &client,
+                        stores.as_ref(),
+                        kind,
+                        &key,
+                        &desired,
+                        &controller,
+                        &now,
+                    )
+                    .await;
+                    (kind, key, r)
+                }
+            })
+            .collect();
+        let results: Vec<_> = futures::stream::iter(writes)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        self.failed = false;
+        let mut writes = 0;
+        for (kind, key, r) in results {
+            match r {
+                Ok((wrote, status)) => {
+                    writes += usize::from(wrote);
+                    self.written.insert((kind, key), status);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "status write failed; will retry");
+                    self.failed = true;
+                }
+            }
+        }
+        writes
+    }
+}
+
+/// Merges and patches one object's status; `Ok((written, status))`.
+async fn apply(
+    client: &kube::Client,
+    stores: Option<&Stores>,
+    kind: &'static str,
+    key: &ObjectKey,
+    desired: &Desired,
+    controller: &str,
+    now: &str,
+) -> Result<(bool, Value), StatusError> {
+    let ar = resource(kind);
+    let api: Api<DynamicObject> = if key.namespace.is_empty() {
+        Api::all_with(client.clone(), &ar)
+    } else {
+        Api::namespaced_with(client.clone(), &key.namespace, &ar)
+    };
+    let err = |source| StatusError::Api {
+        kind,
+        key: key.to_string(),
+        source,
+    };
+    for attempt in 0..ATTEMPTS {
+        // First from the watch cache; after a conflict, fresh from the API server.
+        let cached = if attempt == 0 {
+            stores.and_then(|s| s.status_of(kind, key))
+        } else {
+            None
+        };
+        let (old, resource_version) = match cached {
+            Some(c) => c,
+            None => match api.get_opt(&key.name).await.map_err(err)? {
+                Some(o) => (
+                    o.data.get("status").cloned().unwrap_or(Value::Null),
+                    o.metadata.resource_version.clone(),
+                ),
+                None => return Ok((false, Value::Null)),
+            },
+        };
+        let new = desired.build(&old, controller, now);
+        if !differs(&old, &new) {
+            return Ok((false, new));
+        }
+        let patch = json!({"metadata": {"resourceVersion": resource_version}, "status": new});
+        match api
+            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok((true, new)),
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok((false, Value::Null)),
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Err(StatusError::Conflict {
+        kind,
+        key: key.to_string(),
+        attempts: ATTEMPTS,
+    })
+}
