@@ -56,7 +56,8 @@ pub fn status_patch(cfg: &Config, now: Timestamp, since: Timestamp) -> Value {
     let resources = json!({
         "cpu": cpus.to_string(),
         "memory": format!("{}Ki", memory_kib()),
-        "pods": "110",
+        // Above the kubelet default (110): a conformance run creates many short-lived Pods.
+        "pods": "250",
         "ephemeral-storage": "10Gi",
     });
     let cond = |type_: &str, status: &str, reason: &str, message: &str| {
