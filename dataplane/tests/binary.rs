@@ -1,0 +1,145 @@
+//! The `pylon-dataplane` binary: `--config` file mode, SIGHUP reload (a bad file is rejected and
+//! the old config keeps serving), admin endpoints, JSON access log, SIGTERM drain and exit.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn cfg(port: u16, backend: std::net::SocketAddr, header: &str) -> String {
+    format!(
+        "apiVersion: pylon.dev/dataplane/v1
+listeners:
+- name: http
+  port: {port}
+  protocol: HTTP
+  routes:
+  - kind: HTTPRoute
+    namespace: d
+    name: r
+    creationTimestamp: '2024-01-01T00:00:00Z'
+    rules: [{{filters: [{{type: ResponseHeaderModifier, set: [{{name: x-config, value: {header}}}]}}], backendRefs: [{{type: Backend, name: a}}]}}]
+backends: {{a: {{endpoints: [{{address: '{backend}'}}]}}}}
+"
+    )
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[tokio::test]
+async fn file_mode_reload_and_drain() {
+    let a = Backend::start("a").await;
+    let (port, admin) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("pylon-bin-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, cfg(port, a.addr, "one")).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pylon-dataplane"))
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--bind-addr",
+            "127.0.0.1",
+        ])
+        .args([
+            "--admin-addr",
+            &format!("127.0.0.1:{admin}"),
+            "--drain-timeout-secs",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port).await;
+    wait_port(admin).await;
+    let url = format!("http://127.0.0.1:{port}/x");
+    assert_eq!(get(&url, &[]).await.headers["x-config"], "one");
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{admin}/ready"), &[])
+            .await
+            .status,
+        200
+    );
+
+    // A good reload takes effect.
+    std::fs::write(&file, cfg(port, a.addr, "two")).unwrap();
+    signal(child.id(), "-HUP");
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = get(&url, &[]).await.headers["x-config"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        if seen == "two" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, "two");
+
+    // A bad one is rejected whole; the old config keeps serving and /ready says why.
+    std::fs::write(
+        &file,
+        cfg(port, a.addr, "three").replace("endpoints: [{address:", "endpoints: [{adress:"),
+    )
+    .unwrap();
+    signal(child.id(), "-HUP");
+    let mut ready = serde_json::Value::Null;
+    for _ in 0..100 {
+        ready = get(&format!("http://127.0.0.1:{admin}/ready"), &[])
+            .await
+            .json();
+        if !ready["lastError"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        ready["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("backends.a.endpoints[0]"),
+        "{ready}"
+    );
+    assert_eq!(get(&url, &[]).await.headers["x-config"], "two");
+
+    // SIGTERM: the process drains and exits cleanly.
+    signal(child.id(), "-TERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    let mut log = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(log.lines().next().expect("access log lines")).unwrap();
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["route"], "d/r");
+    assert_eq!(line["path"], "/x");
+    let _ = std::fs::remove_dir_all(dir);
+}
