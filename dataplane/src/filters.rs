@@ -133,9 +133,9 @@ pub fn preflight_headers(c: &Cors, req: &HeaderMap) -> HeaderMap {
         return h;
     }
     add_origin(c, origin, &mut h);
-    let methods = if c.allow_methods.iter().any(|m| m == "*") && !c.allow_credentials {
-        Some(HeaderValue::from_static("*"))
-    } else if c.allow_methods.iter().any(|m| m == "*") {
+    // A `*` in allowMethods / allowHeaders answers with what was asked for: that is valid with
+    // and without credentials (a literal `*` is not, with credentials).
+    let methods = if c.allow_methods.iter().any(|m| m == "*") {
         req.get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
             .cloned()
     } else {
@@ -153,6 +153,9 @@ pub fn preflight_headers(c: &Cors, req: &HeaderMap) -> HeaderMap {
     if let Some(v) = headers {
         h.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, v);
     }
+    if let Some(v) = join(&c.expose_headers) {
+        h.insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
+    }
     h.insert(
         http::header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from(c.max_age),
@@ -160,12 +163,10 @@ pub fn preflight_headers(c: &Cors, req: &HeaderMap) -> HeaderMap {
     h
 }
 
+/// Echoes the (allowed) origin rather than answering `*`: correct with and without
+/// credentials, and what browsers and the conformance suite accept in every case.
 fn add_origin(c: &Cors, origin: &str, h: &mut HeaderMap) {
-    let value = if c.allow_origins.iter().any(|o| o == "*") && !c.allow_credentials {
-        HeaderValue::from_static("*")
-    } else {
-        HeaderValue::from_str(origin).unwrap_or(HeaderValue::from_static("null"))
-    };
+    let value = HeaderValue::from_str(origin).unwrap_or(HeaderValue::from_static("null"));
     h.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
     if c.allow_credentials {
         h.insert(
@@ -173,14 +174,7 @@ fn add_origin(c: &Cors, origin: &str, h: &mut HeaderMap) {
             HeaderValue::from_static("true"),
         );
     }
-    if !value_is_star(h) {
-        h.append(http::header::VARY, HeaderValue::from_static("Origin"));
-    }
-}
-
-fn value_is_star(h: &HeaderMap) -> bool {
-    h.get(http::header::ACCESS_CONTROL_ALLOW_ORIGIN)
-        .is_some_and(|v| v == "*")
+    h.append(http::header::VARY, HeaderValue::from_static("Origin"));
 }
 
 /// Adds CORS headers to an actual (non-preflight) response if the origin is allowed.
@@ -360,5 +354,27 @@ mod tests {
         assert_eq!(h["access-control-allow-origin"], "https://a.example");
         assert_eq!(h["access-control-allow-methods"], "GET, PUT");
         assert_eq!(h["access-control-max-age"], "0");
+        assert!(!h.contains_key("access-control-allow-credentials"));
+
+        // Wildcards answer with what was requested, and the origin is always echoed.
+        let wild = Cors {
+            allow_origins: vec!["*".into()],
+            allow_methods: vec!["*".into()],
+            allow_headers: vec!["*".into()],
+            expose_headers: vec!["x-e".into()],
+            allow_credentials: true,
+            max_age: 5,
+        };
+        req.insert("origin", HeaderValue::from_static("https://x.org:8443"));
+        req.insert(
+            "access-control-request-headers",
+            HeaderValue::from_static("x-1, x-2"),
+        );
+        let h = preflight_headers(&wild, &req);
+        assert_eq!(h["access-control-allow-origin"], "https://x.org:8443");
+        assert_eq!(h["access-control-allow-methods"], "PUT");
+        assert_eq!(h["access-control-allow-headers"], "x-1, x-2");
+        assert_eq!(h["access-control-expose-headers"], "x-e");
+        assert_eq!(h["access-control-allow-credentials"], "true");
     }
 }
