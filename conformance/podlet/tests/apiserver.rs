@@ -647,6 +647,67 @@ async fn podlet_against_a_real_api_server() {
         "{lb_ip}"
     );
 
+    // An exec readiness probe runs inside the container's namespaces: it sees the Pod's
+    // hostname (on the host it would not, and the Pod would never be Ready).
+    let mut probed = pod("exec-probe", "pyt.local/sh", "exec sleep 600");
+    probed.spec.as_mut().unwrap().containers[0].readiness_probe = Some(
+        serde_json::from_value(serde_json::json!({
+            "exec": {"command": ["/bin/sh", "-c", "test \"$(hostname)\" = exec-probe"]}, "periodSeconds": 1
+        }))
+        .unwrap(),
+    );
+    pods.create(&PostParams::default(), &probed).await.unwrap();
+    eventually(
+        "exec readiness probe passes",
+        &env,
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            async move {
+                let st = pods.get("exec-probe").await.ok()?.status?;
+                st.conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    // A failing liveness probe restarts the container.
+    let mut unlive = pod("unlive", "pyt.local/sh", "exec sleep 600");
+    let c = &mut unlive.spec.as_mut().unwrap().containers[0];
+    c.readiness_probe = None;
+    c.liveness_probe = Some(
+        serde_json::from_value(serde_json::json!({
+            "tcpSocket": {"port": 9}, "periodSeconds": 1, "failureThreshold": 2
+        }))
+        .unwrap(),
+    );
+    pods.create(&PostParams::default(), &unlive).await.unwrap();
+    eventually(
+        "liveness failure restarts the container",
+        &env,
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            async move {
+                let cs = pods
+                    .get("unlive")
+                    .await
+                    .ok()?
+                    .status?
+                    .container_statuses?
+                    .first()?
+                    .clone();
+                (cs.restart_count >= 1 && cs.last_state?.terminated.is_some()).then_some(())
+            }
+        },
+    )
+    .await;
+    let full_log = std::fs::read_to_string(dir.join("podlet.log")).unwrap();
+    assert!(full_log.contains("liveness probe failed"), "{full_log}");
+
     // A hostNetwork Pod shares the node's network and address.
     let host_port = free_port();
     let mut host = pod(
