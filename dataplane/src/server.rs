@@ -148,18 +148,22 @@ async fn accept_loop(
                 continue;
             }
         };
-        let active = shared.metrics.active_connections.load(Ordering::Relaxed);
+        // Count the connection before spawning so a burst of accepts cannot overshoot the cap.
+        let active = shared
+            .metrics
+            .active_connections
+            .fetch_add(1, Ordering::Relaxed);
         if active >= limits.max_connections as i64 {
+            shared
+                .metrics
+                .active_connections
+                .fetch_sub(1, Ordering::Relaxed);
             drop(stream);
             continue;
         }
         let _ = stream.set_nodelay(true);
         let (shared, limits, drain) = (shared.clone(), limits.clone(), drain.clone());
         tokio::spawn(async move {
-            shared
-                .metrics
-                .active_connections
-                .fetch_add(1, Ordering::Relaxed);
             serve_connection(stream, peer, port, &shared, &limits, drain).await;
             shared
                 .metrics
