@@ -7,7 +7,7 @@ export PYLON_CACHE ?= $(HOME)/.cache/pylon
 export PYLON_CLUSTER_DIR ?= /var/lib/pylon-cluster
 CARGO ?= cargo
 
-.PHONY: help deps build lint unit test e2e check-clean cluster-up cluster-down conformance install demo bench tools
+.PHONY: help deps build lint unit helm-lint test e2e check-clean cluster-up cluster-down conformance install demo bench tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -27,6 +27,10 @@ lint: deps ## rustfmt and clippy, warnings are errors
 
 unit: deps ## unit, golden and loopback integration tests (no cluster)
 	$(CARGO) test --workspace
+	cd conformance/suite && go vet ./... && go test ./...
+
+helm-lint: deps ## helm lint + template of charts/pylon (default and ci/ values), validated offline
+	@bash scripts/helm.sh lint
 
 tools: deps ## build the pinned Go tools (Kubernetes, etcd, CoreDNS, echo-basic) into $(PYLON_CACHE)
 	@bash conformance/cluster/build-tools.sh
@@ -37,14 +41,27 @@ cluster-up: deps tools build ## start the local cluster; prints a line to eval
 cluster-down: ## stop the local cluster and remove everything it made
 	@bash conformance/cluster/down.sh
 
-e2e: cluster-up ## end-to-end tests against the local cluster (leaves it up)
-	@bash e2e/cluster.sh
+install: cluster-up ## install Pylon into the local cluster with the Helm chart
+	@KUBECONFIG=$(PYLON_CLUSTER_DIR)/admin.kubeconfig bash scripts/helm.sh upgrade --install pylon charts/pylon \
+	  --namespace pylon-system --create-namespace --wait --timeout 3m
+
+conformance: install ## Gateway API v1.5.1 conformance: report, summary, regression check
+	@bash scripts/conformance.sh
+
+# Every suite runs even when an earlier one fails, so one run shows everything that is broken.
+e2e: install ## end-to-end tests against the local cluster (leaves it up)
+	@rc=0; \
+	  bash e2e/cluster.sh || rc=1; \
+	  bash e2e/gateway.sh || rc=1; \
+	  bash examples/e2e.sh || rc=1; \
+	  bash scripts/conformance.sh || rc=1; \
+	  exit $$rc
 
 check-clean: ## verify that cluster-down left nothing behind
 	@bash conformance/cluster/check-clean.sh
 
 # The cluster is torn down (and checked to leave nothing behind) whether or not e2e passes.
-test: lint unit ## everything CI runs
+test: lint unit helm-lint ## everything CI runs
 	@rc=0; $(MAKE) --no-print-directory e2e || rc=$$?; \
 	  $(MAKE) --no-print-directory cluster-down; \
 	  bash conformance/cluster/check-clean.sh || rc=1; \

@@ -78,17 +78,22 @@ YAML
 gateway_programmed() {
   kubectl -n "$ns" wait --for condition=Programmed --timeout 120s gateway/gw || {
     kubectl -n "$ns" get gateway gw -o yaml; return 1; }
-  addr=$(kubectl -n "$ns" get gateway gw -o jsonpath='{.status.addresses[0].value}')
-  [ -n "$addr" ] || { echo "Gateway has no address"; return 1; }
+  [ -n "$(gateway_address)" ] || { echo "Gateway has no address"; return 1; }
 }
+gateway_address() { kubectl -n "$ns" get gateway gw -o jsonpath='{.status.addresses[0].value}'; }
 serves_pod() { # HOST PREFIX: a request for HOST is answered by a Pod whose name starts with PREFIX
   local body
   body=$(curl -sS --max-time 3 -H "Host: $1" "http://$addr/e2e") || return 1
   echo "$body" | jq -e --arg p "$2" '.pod | startswith($p)' >/dev/null || { echo "$body"; return 1; }
 }
+route_condition_true() { # ROUTE TYPE: the route's (first) parent has condition TYPE=True
+  kubectl -n "$ns" get httproute "$1" -o json |
+    jq -e --arg t "$2" '.status.parents[0].conditions[] | select(.type == $t and .status == "True")'
+}
 route_accepted() {
-  kubectl -n "$ns" wait --for condition=Accepted --timeout 30s httproute/web &&
-    kubectl -n "$ns" wait --for condition=ResolvedRefs --timeout 30s httproute/web
+  eventually 30 route_condition_true web Accepted >/dev/null &&
+    eventually 30 route_condition_true web ResolvedRefs >/dev/null ||
+    { kubectl -n "$ns" get httproute web -o jsonpath='{.status}'; return 1; }
 }
 update_propagates() {
   local t0 t1
@@ -97,7 +102,7 @@ update_propagates() {
   for _ in $(seq 1 600); do
     if serves_pod e2e.example.com web-v2- >/dev/null 2>&1; then
       t1=$(date +%s%N)
-      echo "route update propagated in $(((t1 - t0) / 1000000)) ms (from kubectl apply to first request served by it)" >&2
+      echo "note: route update propagated in $(((t1 - t0) / 1000000)) ms (kubectl apply → first request served by it)"
       return 0
     fi
     sleep 0.01
@@ -115,10 +120,10 @@ delete_removes_dataplane() {
   eventually 60 bash -c "[ -z \"\$(kubectl -n $ns get deployments,services -l gateway.networking.k8s.io/gateway-name=gw -o name)\" ]"
 }
 
-addr=""
 check "controller installed and GatewayClass pylon Accepted" controller_ready
 check "backends and Gateway applied" setup
 check "Gateway Programmed with an address" gateway_programmed
+addr=$(gateway_address)
 check "HTTPRoute Accepted and ResolvedRefs" route_accepted
 check "request through the Gateway reaches echo-basic" eventually 30 serves_pod e2e.example.com web-v1-
 check "route update propagates" update_propagates

@@ -9,12 +9,14 @@ source "$repo/conformance/cluster/lib.sh"
 export KUBECONFIG=$DIR/admin.kubeconfig PATH="$K8S_BIN:$PATH"
 
 passed=0 failed=0
-# check NAME CMD...: run one check; on failure show the tail of its output.
+# check NAME CMD...: run one check; on failure show the tail of its output, on success the
+# lines it starts with "note: ".
 check() {
   local name=$1; shift
   local out
   if out=$("$@" 2>&1); then
     passed=$((passed + 1)); echo "ok   - $name"
+    echo "$out" | sed -n 's/^note: /       /p' # measurements a check reports
   else
     failed=$((failed + 1)); echo "FAIL - $name"; echo "$out" | tail -n 25 | sed 's/^/       /'
   fi
