@@ -103,9 +103,31 @@ fi
 
 echo
 set +e
-"$runner" summary -report "$work/pylon-report.yaml" -results "$work/pylon-tests.yaml" ${baseline[@]+"${baseline[@]}"}
-check=$?
+"$runner" summary -report "$work/pylon-report.yaml" -results "$work/pylon-tests.yaml" ${baseline[@]+"${baseline[@]}"} |
+  tee "$work/summary.txt"
+check=${PIPESTATUS[0]}
 set -e
+
+# A regression is re-run once, alone, before it fails the check: on a 2-core machine a test
+# can lose a timing race it wins in isolation. Such a test is reported as flaky, never hidden.
+if [ "$check" = 1 ] && [ "$partial" = 0 ]; then
+  regressed=$(sed -n 's/^REGRESSION: [0-9]* test(s) passed in the committed report and do not pass now: //p' "$work/summary.txt" | tr -d ',')
+  if [ -n "$regressed" ]; then
+    still=()
+    for t in $regressed; do
+      echo "conformance: re-running $t alone"
+      if (cd "$repo" && "$runner" -gateway-class "$GATEWAY_CLASS" -version "$PYLON_VERSION" -run-test "$t" \
+        -report-output "$work/rerun-report.yaml" -results-output "$work/rerun-tests.yaml" ${extra[@]+"${extra[@]}"}) \
+        >"$work/rerun-$t.log" 2>&1; then
+        echo "conformance: FLAKY: $t failed in the full run and passed alone"
+      else
+        tail -n 40 "$work/rerun-$t.log"
+        still+=("$t")
+      fi
+    done
+    if [ ${#still[@]} -eq 0 ]; then check=0; else echo "conformance: REGRESSION confirmed: ${still[*]}"; fi
+  fi
+fi
 
 if [ "$partial" = 0 ]; then
   mkdir -p "$report_dir"
