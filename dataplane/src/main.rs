@@ -70,6 +70,15 @@ async fn main() -> anyhow::Result<()> {
         .access_log
         .store(!args.no_access_log, Ordering::Relaxed);
 
+    // The listener manager exists before the first config so new ports are trial-bound on apply.
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let limits = server::Limits {
+        max_header_bytes: args.max_header_bytes,
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        max_connections: args.max_connections,
+    };
+    let manager = server::ListenerManager::new(shared.clone(), args.bind_addr, limits, drain_rx);
     if let Some(path) = &args.config {
         let cfg = config::load_file(path).with_context(|| format!("loading {}", path.display()))?;
         shared
@@ -106,14 +115,6 @@ async fn main() -> anyhow::Result<()> {
         bail!("one of --config FILE or --controller URL --gateway NS/NAME is required");
     }
 
-    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
-    let limits = server::Limits {
-        max_header_bytes: args.max_header_bytes,
-        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
-        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-        max_connections: args.max_connections,
-    };
-    let manager = server::ListenerManager::new(shared.clone(), args.bind_addr, limits, drain_rx);
     let listeners = tokio::spawn(manager.run());
 
     let admin = tokio::net::TcpListener::bind(args.admin_addr)

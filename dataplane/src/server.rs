@@ -59,6 +59,7 @@ impl ListenerManager {
         limits: Limits,
         drain: watch::Receiver<bool>,
     ) -> Self {
+        shared.sockets.lock().expect("poisoned").bind = Some(bind);
         ListenerManager {
             shared,
             bind,
@@ -107,6 +108,7 @@ impl ListenerManager {
                 }
             }
         }
+        self.shared.sockets.lock().expect("poisoned").bound = self.bound.keys().copied().collect();
         errors
     }
 

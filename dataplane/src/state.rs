@@ -24,6 +24,15 @@ pub struct Shared {
     changed: Option<watch::Sender<u64>>,
     pub access_log: AtomicBool,
     pub draining: AtomicBool,
+    /// Where listener sockets bind and which ports are bound (kept by the listener manager), so
+    /// a config with a port that cannot be bound is rejected before it is swapped in.
+    pub(crate) sockets: Mutex<Sockets>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Sockets {
+    pub bind: Option<std::net::IpAddr>,
+    pub bound: std::collections::BTreeSet<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +45,12 @@ pub enum ApplyError {
     NoConfig,
     #[error("endpoints update names unknown backend {0:?}")]
     UnknownBackend(String),
+    #[error("invalid config: {path}: cannot bind {addr}: {error}")]
+    Bind {
+        path: String,
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
 }
 
 impl Shared {
@@ -62,7 +77,8 @@ impl Shared {
             .subscribe()
     }
 
-    /// Validates `config`, builds its table and swaps it in; on error nothing changes.
+    /// Validates `config`, builds its table, checks that new listener ports can be bound, and
+    /// swaps it in; on error nothing changes.
     pub fn apply(&self, version: &str, config: Config) -> Result<(), ApplyError> {
         let result = config::load::check(config)
             .map_err(ApplyError::from)
@@ -72,8 +88,39 @@ impl Shared {
                     Arc::new(c),
                     &self.clients,
                 )?)
-            });
+            })
+            .and_then(|t| self.check_ports(&t).map(|()| t));
         self.finish(version, result)
+    }
+
+    /// Trial-binds the ports the new table adds (ports already ours are skipped).
+    fn check_ports(&self, table: &RouteTable) -> Result<(), ApplyError> {
+        let sockets = self.sockets.lock().expect("poisoned");
+        let Some(bind) = sockets.bind else {
+            return Ok(());
+        };
+        let current = self.table();
+        let ours = |port: u16| {
+            sockets.bound.contains(&port)
+                || current
+                    .as_ref()
+                    .is_some_and(|t| t.ports.contains_key(&port))
+        };
+        let mut checked = std::collections::BTreeSet::new();
+        for (i, l) in table.config.listeners.iter().enumerate() {
+            if ours(l.port) || !checked.insert(l.port) {
+                continue;
+            }
+            let addr = std::net::SocketAddr::new(bind, l.port);
+            if let Err(error) = std::net::TcpListener::bind(addr) {
+                return Err(ApplyError::Bind {
+                    path: format!("listeners[{i}].port"),
+                    addr,
+                    error,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Replaces the endpoints of the named backends in the current config.

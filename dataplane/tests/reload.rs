@@ -167,3 +167,37 @@ async fn invalid_config_is_rejected_whole_and_ports_follow_the_config() {
     }
     assert!(closed, "old port {port} still accepting");
 }
+
+#[tokio::test]
+async fn a_port_that_cannot_be_bound_rejects_the_config() {
+    let a = Backend::start("a").await;
+    let port = free_port();
+    let p = Proxy::start(&cfg(&[port], "a", a.addr)).await;
+    // Someone else holds this port.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    let err = p
+        .shared
+        .apply(
+            "v2",
+            config::parse_str(&cfg(&[port, taken], "a", a.addr)).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("listeners[1].port: cannot bind 127.0.0.1:{taken}")),
+        "{err}"
+    );
+    assert_eq!(p.shared.table().unwrap().version, "v1", "old config kept");
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/"), &[])
+            .await
+            .backend(),
+        "a"
+    );
+    // Ports the data plane already holds are not trial-bound again.
+    p.shared
+        .apply("v3", config::parse_str(&cfg(&[port], "a", a.addr)).unwrap())
+        .unwrap();
+    drop(squatter);
+}
