@@ -301,7 +301,7 @@ fn features_markdown() -> String {
     md.push_str(
         "The Gateway API features Pylon's controller advertises in \
          `GatewayClass.status.supportedFeatures` (names as in the Gateway API v1.5.1 \
-         conformance suite). The conformance suite runs the tests of exactly these features; \
+         conformance suite). The conformance runner infers the features to test from this list; \
          its latest results are in \
          [conformance/reports/v1.5.1/](../conformance/reports/v1.5.1/).\n\n",
     );
