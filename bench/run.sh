@@ -1,197 +1,224 @@
 #!/usr/bin/env bash
-# Data-plane benchmark (not a test): the backend directly, Pylon, and nginx and haproxy from
-# Debian configured as equivalent reverse proxies to the same backend; 1 route and 5,000 routes;
-# keep-alive and new-connection cases. Prints RPS and p50/p99 for each, the ratios Pylon/nginx
-# and Pylon/direct, Pylon's RSS idle and with 5,000 routes, and a final `BENCH {json}` line.
+# Data-plane benchmark (not a test): (a) the backend directly, (b) Pylon, (c) nginx and (d) haproxy
+# configured as equivalent reverse proxies to the same backend, each with 1 route and with 5,000
+# routes (by hostname and by path prefix, the request hitting the last route), keep-alive and
+# new-connection (`Connection: close`) cases. Prints RPS and p50/p99 per case, the ratios
+# Pylon/nginx and Pylon/direct, Pylon's RSS idle and with 5,000 routes, and ends with exactly one
+# `BENCH {json}` line. Asserts nothing about speed; exits non-zero only if something failed to
+# start or answer correctly, or a server died during the run. Loopback only.
 #
-# Everything binds 127.0.0.1. Tunables: BENCH_DURATION (5s), BENCH_CONNECTIONS (32),
-# BENCH_THREADS (2), PYLON_BIN (default: target/release/pylon-dataplane, built if missing).
+# Tunables (environment): BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS (64),
+# BENCH_THREADS (1), BENCH_ROUTES (5000), BENCH_CLIENT_CPU / BENCH_SERVER_CPU (the first two
+# CPUs this process may use), PYLON_BIN (skips the cargo build), CARGO (cargo).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DUR=${BENCH_DURATION:-5s}
-CONNS=${BENCH_CONNECTIONS:-32}
-THREADS=${BENCH_THREADS:-2}
-ROUTES=5000
-PYLON=${PYLON_BIN:-$ROOT/target/release/pylon-dataplane}
+export PATH="$PATH:/usr/sbin:/sbin"
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+# shellcheck source=bench/configs.sh
+. "$BENCH_DIR/configs.sh"
 
-for tool in wrk nginx haproxy; do
-  command -v "$tool" >/dev/null || {
-    echo "bench: $tool missing; install with: apt-get install -y wrk nginx-light haproxy" >&2
-    exit 1
-  }
-done
-[ -x "$PYLON" ] || (cd "$ROOT" && cargo build --release -p pylon-dataplane)
+DUR=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-2s}
+CONNS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-1}
+ROUTES=${BENCH_ROUTES:-5000}
+CARGO=${CARGO:-cargo}
+
+fail() {
+  echo "bench: $*" >&2
+  exit 1
+}
+
+# --- dependencies: Debian packages (idempotent) and the release data plane ------------------------
+missing=()
+for tool in wrk nginx haproxy; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench: installing ${missing[*]} from Debian" >&2
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get install -y "${missing[@]}" || { $SUDO apt-get update && $SUDO apt-get install -y "${missing[@]}"; } ||
+    fail "could not install ${missing[*]}"
+fi
+if [ -n "${PYLON_BIN:-}" ]; then
+  PYLON=$PYLON_BIN
+else
+  (cd "$ROOT" && $CARGO build --release -p pylon-dataplane) || fail "cargo build --release -p pylon-dataplane failed"
+  PYLON=$ROOT/target/release/pylon-dataplane
+fi
+[ -x "$PYLON" ] || fail "$PYLON is not an executable"
+
+# --- CPU pinning: the client gets one CPU to itself; the backend and the proxy under test share the
+# other, so every proxy pays the same backend cost and the direct case has the same budget. Every
+# proxy runs one worker (nginx worker_processes 1, haproxy nbthread 1, Pylon TOKIO_WORKER_THREADS=1).
+mapfile -t CPUS < <(awk -F'[:\t ]+' '/^Cpus_allowed_list/ {print $2}' /proc/self/status | tr ',' '\n' |
+  awk -F- '{ if (NF == 2) for (c = $1; c <= $2; c++) print c; else print $1 }')
+CLIENT_CPU=${BENCH_CLIENT_CPU:-${CPUS[0]}}
+SERVER_CPU=${BENCH_SERVER_CPU:-${CPUS[1]:-${CPUS[0]}}}
+# An array, not a function: a backgrounded function runs in a subshell and $! would not be the server.
+ON_SERVER=(taskset -c "$SERVER_CPU")
 
 WORK=$(mktemp -d)
-PIDS=()
+declare -A PID
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-BACKEND=19300
-declare -A PORT=([pylon1]=19301 [pylon5k]=19302 [nginx1]=19303 [nginx5k]=19304 [haproxy1]=19305 [haproxy5k]=19306)
-HOST=bench.local
-TARGET_PATH="/r$((ROUTES - 1))/x" # the last route: worst case for linear matchers
-
-wait_port() {
-  for _ in $(seq 200); do
+wait_port() { # port, name
+  for _ in $(seq 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
+    kill -0 "${PID[$2]}" 2>/dev/null || fail "$2 exited at start; its log: $(tail -5 "$WORK/$2.log" 2>/dev/null)"
+    sleep 0.1
   done
-  echo "bench: port $1 never opened" >&2
-  exit 1
+  fail "$2 never opened port $1"
 }
 
-# --- the backend: nginx answering 200 "ok" itself -------------------------------------------
-nginx_conf() { # name, body of http{}
-  mkdir -p "$WORK/$1"
-  cat >"$WORK/$1/nginx.conf" <<NGX
-worker_processes 2;
-pid $WORK/$1/nginx.pid;
-error_log $WORK/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/$1; proxy_temp_path $WORK/$1; fastcgi_temp_path $WORK/$1;
-  uwsgi_temp_path $WORK/$1; scgi_temp_path $WORK/$1;
-  keepalive_requests 1000000;
-$2
-}
-NGX
-  nginx -p "$WORK/$1" -c "$WORK/$1/nginx.conf" -g 'daemon off;' &
-  PIDS+=($!)
-}
-nginx_conf backend "  server { listen 127.0.0.1:$BACKEND; location / { return 200 \"ok\n\"; } }"
-wait_port $BACKEND
+# --- start everything ---------------------------------------------------------------------------
+BACKEND=19300
+TABLES=(one hosts paths)
+declare -A PORT NROUTES=([one]=1 [hosts]=$ROUTES [paths]=$ROUTES)
+port=19301
+for proxy in pylon nginx haproxy; do
+  for t in "${TABLES[@]}"; do PORT[$proxy-$t]=$port && port=$((port + 1)); done
+done
+for p in $BACKEND "${PORT[@]}" $(seq 19320 19322); do
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || fail "port $p is already in use (a previous run still alive?)"
+done
 
-# --- Pylon ------------------------------------------------------------------------------------
-pylon_conf() { # port, routes
-  {
-    echo "apiVersion: pylon.dev/dataplane/v1"
-    echo "listeners:"
-    echo "- name: http"
-    echo "  port: $1"
-    echo "  protocol: HTTP"
-    echo "  routes:"
-    for i in $(seq $((ROUTES - $2)) $((ROUTES - 1))); do
-      echo "  - {kind: HTTPRoute, namespace: bench, name: r$i, creationTimestamp: '2024-01-01T00:00:00Z', hostnames: [$HOST], rules: [{matches: [{path: {type: PathPrefix, value: /r$i}}], backendRefs: [{type: Backend, name: backend}]}]}"
-    done
-    echo "backends:"
-    echo "  backend: {endpoints: [{address: '127.0.0.1:$BACKEND'}]}"
-  }
+start_nginx() { # name, conf generator args...
+  local name=$1 dir=$WORK/$1
+  shift
+  mkdir -p "$dir"
+  "$@" >"$dir/nginx.conf"
+  "${ON_SERVER[@]}" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' >"$WORK/$name.log" 2>&1 &
+  PID[$name]=$!
 }
-pylon_conf "${PORT[pylon1]}" 1 >"$WORK/pylon1.yaml"
-pylon_conf "${PORT[pylon5k]}" $ROUTES >"$WORK/pylon5k.yaml"
-"$PYLON" --config "$WORK/pylon1.yaml" --bind-addr 127.0.0.1 --admin-addr 127.0.0.1:19311 --no-access-log 2>"$WORK/pylon1.log" &
-PYLON1_PID=$!
-PIDS+=($PYLON1_PID)
-"$PYLON" --config "$WORK/pylon5k.yaml" --bind-addr 127.0.0.1 --admin-addr 127.0.0.1:19312 --no-access-log 2>"$WORK/pylon5k.log" &
-PYLON5K_PID=$!
-PIDS+=($PYLON5K_PID)
-wait_port "${PORT[pylon1]}"
-wait_port "${PORT[pylon5k]}"
-sleep 0.5
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-RSS_IDLE=$(rss_kb $PYLON1_PID)
-RSS_5K=$(rss_kb $PYLON5K_PID)
+start_nginx backend nginx_backend_config "$WORK/backend" $BACKEND
+wait_port $BACKEND backend
 
-# --- nginx and haproxy as reverse proxies -------------------------------------------------------
-nginx_proxy() { # name, port, routes
-  local locs=""
-  for i in $(seq $((ROUTES - $3)) $((ROUTES - 1))); do
-    locs+="    location /r$i { proxy_pass http://be; }"$'\n'
-  done
-  nginx_conf "$1" "  upstream be { server 127.0.0.1:$BACKEND; keepalive 64; }
-  proxy_http_version 1.1; proxy_set_header Connection \"\";
-  server { listen 127.0.0.1:$2; server_name $HOST;
-$locs  }"
-}
-nginx_proxy nginx1 "${PORT[nginx1]}" 1
-nginx_proxy nginx5k "${PORT[nginx5k]}" $ROUTES
+admin=19320
+for t in "${TABLES[@]}"; do
+  n=${NROUTES[$t]}
+  pylon_config "$t" "$n" "${PORT[pylon-$t]}" $BACKEND >"$WORK/pylon-$t.yaml"
+  TOKIO_WORKER_THREADS=1 "${ON_SERVER[@]}" "$PYLON" --config "$WORK/pylon-$t.yaml" --bind-addr 127.0.0.1 \
+    --admin-addr "127.0.0.1:$admin" --no-access-log >"$WORK/pylon-$t.log" 2>&1 &
+  PID[pylon-$t]=$!
+  admin=$((admin + 1))
+  start_nginx "nginx-$t" nginx_proxy_config "$WORK/nginx-$t" "$t" "$n" "${PORT[nginx-$t]}" $BACKEND
+  mkdir -p "$WORK/haproxy-$t"
+  haproxy_config "$WORK/haproxy-$t" "$t" "$n" "${PORT[haproxy-$t]}" $BACKEND >"$WORK/haproxy-$t/haproxy.cfg"
+  "${ON_SERVER[@]}" haproxy -db -f "$WORK/haproxy-$t/haproxy.cfg" >"$WORK/haproxy-$t.log" 2>&1 &
+  PID[haproxy-$t]=$!
+done
+for k in "${!PORT[@]}"; do wait_port "${PORT[$k]}" "$k"; done
 
-haproxy_proxy() { # name, port, routes
-  {
-    echo "global"
-    echo "  nbthread 2"
-    echo "  maxconn 4096"
-    echo "defaults"
-    echo "  mode http"
-    echo "  option http-keep-alive"
-    echo "  timeout connect 5s"
-    echo "  timeout client 30s"
-    echo "  timeout server 30s"
-    echo "frontend fe"
-    echo "  bind 127.0.0.1:$2"
-    for i in $(seq $((ROUTES - $3)) $((ROUTES - 1))); do
-      echo "  use_backend be if { hdr(host) -i $HOST } { path /r$i } || { hdr(host) -i $HOST } { path_beg /r$i/ }"
-    done
-    echo "backend be"
-    echo "  http-reuse always"
-    echo "  server s1 127.0.0.1:$BACKEND"
-  } >"$WORK/$1.cfg"
-  haproxy -f "$WORK/$1.cfg" 2>"$WORK/$1.log" &
-  PIDS+=($!)
-}
-haproxy_proxy haproxy1 "${PORT[haproxy1]}" 1
-haproxy_proxy haproxy5k "${PORT[haproxy5k]}" $ROUTES
-for p in "${PORT[@]}"; do wait_port "$p"; done
+# Equivalence check: the target route answers the backend's 200 "ok", a request matching no route
+# is answered by the proxy itself.
+for k in "${!PORT[@]}"; do
+  t=${k#*-}
+  h=$(target_host "$t" "${NROUTES[$t]}") p=$(target_path "$t" "${NROUTES[$t]}")
+  body=$(curl -s -m 5 -H "Host: $h" "http://127.0.0.1:${PORT[$k]}$p") || true
+  [ "$body" = ok ] || fail "$k: GET $h$p answered '$body', not the backend's 'ok'"
+  code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Host: nowhere.invalid" "http://127.0.0.1:${PORT[$k]}/zz/x") || true
+  case $code in 404 | 503) ;; *) fail "$k: a request matching no route answered $code, not 404/503" ;; esac
+done
 
-# --- measurements -------------------------------------------------------------------------------
-to_ms() { # wrk latency ("812.00us", "1.20ms", "1.01s") → ms
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+sleep 1
+declare -A RSS=([idle]=$(rss_kb "${PID[pylon-one]}") [routes_5k_hosts]=$(rss_kb "${PID[pylon-hosts]}")
+  [routes_5k_paths]=$(rss_kb "${PID[pylon-paths]}"))
+
+# --- measurements -----------------------------------------------------------------------------------
+to_ms() { # wrk latency ("812.00us", "1.20ms", "1.01s", "1.00m") → ms
   awk -v v="$1" 'BEGIN {
     if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
     else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
     else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-    else printf "0" }'
+    else printf "null" }'
 }
-declare -A RPS P50 P99
-run() { # key, port, extra header
+declare -A RPS P50 P99 ERR
+FAILURES=()
+wrk_run() { # duration port host path extra-header
+  taskset -c "$CLIENT_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$1" --latency -H "Host: $3" ${5:+-H "$5"} \
+    "http://127.0.0.1:$2$4" 2>&1 || true
+}
+measure() { # key server-name port host path extra-header
   local out
-  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -H "Host: $HOST" ${3:+-H "$3"} "http://127.0.0.1:$2$TARGET_PATH" 2>&1)
-  if ! grep -q "Non-2xx" <<<"$out"; then :; else echo "bench: $1 had non-2xx answers" >&2; fi
-  RPS[$1]=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+  wrk_run "$WARMUP" "$3" "$4" "$5" "$6" >/dev/null
+  out=$(wrk_run "$DUR" "$3" "$4" "$5" "$6")
+  RPS[$1]=$(awk '/^Requests\/sec/ {printf "%.0f", $2; f = 1} END {if (!f) print 0}' <<<"$out")
   P50[$1]=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
   P99[$1]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-  printf "%-22s %10s rps   p50 %8s ms   p99 %8s ms\n" "$1" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}"
+  # Socket errors (connect/read/write/timeout) plus non-2xx/3xx answers; with Connection: close,
+  # wrk counts the server's close after the answer as a read error on some kernels, so these are
+  # shown but not treated as failures.
+  ERR[$1]=$(awk '/Socket errors/ {gsub(",", ""); s += $4 + $6 + $8 + $10} /Non-2xx/ {s += $NF}
+    END {print s + 0}' <<<"$out")
+  printf "%-26s %9s rps  p50 %8s ms  p99 %8s ms  errors %s\n" "$1" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}" "${ERR[$1]}"
+  if ! kill -0 "${PID[$2]}" 2>/dev/null; then
+    FAILURES+=("$2 died during $1")
+    echo "bench: $2 died during $1; last log lines:" >&2
+    tail -20 "$WORK/$2.log" >&2 || true
+  fi
 }
 
-# Sanity: every proxy routes the target path to the backend.
-for k in "${!PORT[@]}"; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" "http://127.0.0.1:${PORT[$k]}$TARGET_PATH")
-  [ "$code" = 200 ] || { echo "bench: $k answered $code for $TARGET_PATH" >&2; exit 1; }
-done
-
-echo "duration $DUR, $CONNS connections, $THREADS wrk threads, $(nproc) CPUs shared by wrk, proxy and backend"
-for mode in keepalive newconn; do
+START=$(date +%s)
+echo "wrk -t$THREADS -c$CONNS -d$DUR --latency (after a $WARMUP warm-up), client on CPU $CLIENT_CPU," \
+  "backend and proxy on CPU $SERVER_CPU, one worker per proxy; $(nproc) CPUs, shared with other jobs"
+MODES=(keepalive close)
+for mode in "${MODES[@]}"; do
   hdr=""
-  [ $mode = newconn ] && hdr="Connection: close"
-  run "direct/$mode" $BACKEND "$hdr"
-  for proxy in pylon nginx haproxy; do
-    for routes in 1 5k; do
-      run "$proxy$routes/$mode" "${PORT[$proxy$routes]}" "$hdr"
+  [ "$mode" = close ] && hdr="Connection: close"
+  measure "direct/$mode" backend $BACKEND "$BENCH_HOST" "/" "$hdr"
+  for t in "${TABLES[@]}"; do
+    n=${NROUTES[$t]}
+    for proxy in pylon nginx haproxy; do
+      measure "$proxy/$t/$mode" "$proxy-$t" "${PORT[$proxy-$t]}" "$(target_host "$t" "$n")" "$(target_path "$t" "$n")" "$hdr"
     done
   done
 done
-RSS_5K_LOADED=$(rss_kb $PYLON5K_PID)
+RSS[routes_5k_hosts_after_load]=$(rss_kb "${PID[pylon-hosts]}" 2>/dev/null || echo null)
+RSS[routes_5k_paths_after_load]=$(rss_kb "${PID[pylon-paths]}" 2>/dev/null || echo null)
+RSS[idle_after_load]=$(rss_kb "${PID[pylon-one]}" 2>/dev/null || echo null)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "0" }'; }
+# --- report -------------------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "null" }'; }
+declare -A LABEL=([one]="1 route" [hosts]="$ROUTES routes (hosts)" [paths]="$ROUTES routes (paths)")
 echo
-json="{"
-for mode in keepalive newconn; do
-  for routes in 1 5k; do
-    k="pylon$routes/$mode"
-    rn=$(ratio "${RPS[$k]}" "${RPS[nginx$routes/$mode]}")
-    rd=$(ratio "${RPS[$k]}" "${RPS[direct/$mode]}")
-    echo "$k: Pylon/nginx RPS ${rn}x, Pylon/direct RPS ${rd}x, p99 Pylon ${P99[$k]} ms vs nginx ${P99[nginx$routes/$mode]} ms"
-    json+="\"pylon_over_nginx_${routes}_${mode}\":$rn,\"pylon_over_direct_${routes}_${mode}\":$rd,"
+printf "%-32s %9s %9s %9s %9s %7s %7s %7s  %s\n" case direct Pylon nginx haproxy P/nginx P/hapr P/direct \
+  "p50/p99 ms: Pylon | nginx | haproxy | direct"
+json_cases="" json_ratios=""
+for mode in "${MODES[@]}"; do
+  d=direct/$mode
+  json_cases+="\"direct_$mode\":{\"rps\":${RPS[$d]},\"p50_ms\":${P50[$d]},\"p99_ms\":${P99[$d]},\"errors\":${ERR[$d]}},"
+  for t in "${TABLES[@]}"; do
+    py=pylon/$t/$mode ng=nginx/$t/$mode ha=haproxy/$t/$mode
+    rn=$(ratio "${RPS[$py]}" "${RPS[$ng]}") rh=$(ratio "${RPS[$py]}" "${RPS[$ha]}") rd=$(ratio "${RPS[$py]}" "${RPS[$d]}")
+    printf "%-32s %9s %9s %9s %9s %6sx %6sx %6sx  %s/%s | %s/%s | %s/%s | %s/%s\n" "${LABEL[$t]}, $mode" \
+      "${RPS[$d]}" "${RPS[$py]}" "${RPS[$ng]}" "${RPS[$ha]}" "$rn" "$rh" "$rd" "${P50[$py]}" "${P99[$py]}" \
+      "${P50[$ng]}" "${P99[$ng]}" "${P50[$ha]}" "${P99[$ha]}" "${P50[$d]}" "${P99[$d]}"
+    for k in "$py" "$ng" "$ha"; do
+      json_cases+="\"${k//\//_}\":{\"rps\":${RPS[$k]},\"p50_ms\":${P50[$k]},\"p99_ms\":${P99[$k]},\"errors\":${ERR[$k]}},"
+    done
+    json_ratios+="\"${t}_$mode\":{\"pylon_over_nginx\":$rn,\"pylon_over_haproxy\":$rh,\"pylon_over_direct\":$rd},"
   done
 done
-echo "Pylon RSS: idle ${RSS_IDLE} kB, 5,000 routes ${RSS_5K} kB (${RSS_5K_LOADED} kB after load)"
-for k in "${!RPS[@]}"; do
-  json+="\"${k//\//_}\":{\"rps\":${RPS[$k]},\"p50_ms\":${P50[$k]},\"p99_ms\":${P99[$k]}},"
+echo
+echo "Pylon VmRSS: idle ${RSS[idle]} kB; $ROUTES routes: ${RSS[routes_5k_hosts]} kB (hosts)," \
+  "${RSS[routes_5k_paths]} kB (paths); after load: ${RSS[idle_after_load]} / ${RSS[routes_5k_hosts_after_load]} / ${RSS[routes_5k_paths_after_load]} kB"
+echo "measured in $(($(date +%s) - START)) s"
+json_rss=""
+for k in idle routes_5k_hosts routes_5k_paths idle_after_load routes_5k_hosts_after_load routes_5k_paths_after_load; do
+  json_rss+="\"$k\":${RSS[$k]},"
 done
-json+="\"rss_idle_kb\":$RSS_IDLE,\"rss_5k_routes_kb\":$RSS_5K,\"rss_5k_routes_loaded_kb\":$RSS_5K_LOADED}"
-echo "BENCH $json"
+json_fail=""
+for f in "${FAILURES[@]}"; do json_fail+="\"$f\","; done
+echo "BENCH {\"wrk\":{\"threads\":$THREADS,\"connections\":$CONNS,\"duration\":\"$DUR\",\"warmup\":\"$WARMUP\"}," \
+  "\"cpus\":{\"count\":$(nproc),\"client\":$CLIENT_CPU,\"server\":$SERVER_CPU},\"routes\":$ROUTES," \
+  "\"cases\":{${json_cases%,}},\"ratios\":{${json_ratios%,}},\"pylon_rss_kb\":{${json_rss%,}}," \
+  "\"failures\":[${json_fail%,}]}" | tr -d '\n'
+echo
+[ ${#FAILURES[@]} -eq 0 ] || fail "${#FAILURES[@]} server(s) died during the run"
