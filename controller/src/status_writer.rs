@@ -82,8 +82,9 @@ pub struct StatusWriter {
     client: kube::Client,
     controller_name: String,
     stores: Option<Stores>,
-    /// Last status written (or found current) per object, to skip unchanged ones.
-    written: BTreeMap<(&'static str, ObjectKey), Value>,
+    /// Last status written (or found current) per object, with the uid of the object it was
+    /// written to (a deleted and recreated object starts with no status), to skip unchanged ones.
+    written: BTreeMap<(&'static str, ObjectKey), (Option<String>, Value)>,
     failed: bool,
 }
 
@@ -128,11 +129,14 @@ impl StatusWriter {
             }
         }
         let controller = self.controller_name.clone();
-        // Unchanged since our last write: skip without reading anything.
+        // Unchanged since our last write to this very object: skip without reading anything.
+        let stores = self.stores.as_ref();
         jobs.retain(|(kind, key, desired)| {
-            self.written
-                .get(&(*kind, key.clone()))
-                .is_none_or(|prev| differs(prev, &desired.build(prev, &controller, &now)))
+            needs_write(
+                self.written.get(&(*kind, key.clone())),
+                stores.and_then(|s| s.uid_of(kind, key)),
+                |prev| desired.build(prev, &controller, &now),
+            )
         });
         let writes: Vec<_> = jobs
             .into_iter()
@@ -164,7 +168,8 @@ impl StatusWriter {
             match r {
                 Ok((wrote, status)) => {
                     writes += usize::from(wrote);
-                    self.written.insert((kind, key), status);
+                    let uid = self.stores.as_ref().and_then(|s| s.uid_of(kind, &key));
+                    self.written.insert((kind, key), (uid, status));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "status write failed; will retry");
@@ -173,6 +178,20 @@ impl StatusWriter {
             }
         }
         writes
+    }
+}
+
+/// Whether an object's status must be (re)considered for writing: never written, written to
+/// an earlier object of the same name (another uid), or the desired status built on the last
+/// written one differs from it in more than timestamps.
+fn needs_write(
+    written: Option<&(Option<String>, Value)>,
+    current_uid: Option<String>,
+    build: impl FnOnce(&Value) -> Value,
+) -> bool {
+    match written {
+        None => true,
+        Some((uid, prev)) => *uid != current_uid || differs(prev, &build(prev)),
     }
 }
 
@@ -234,4 +253,22 @@ async fn apply(
         key: key.to_string(),
         attempts: ATTEMPTS,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_only_unchanged_status_of_the_same_object() {
+        let status = json!({"parents": [{"conditions": [{"type": "Accepted", "status": "True"}]}]});
+        let written = (Some("uid-1".to_string()), status.clone());
+        let same = |_: &Value| status.clone();
+        assert!(needs_write(None, Some("uid-1".into()), same));
+        assert!(!needs_write(Some(&written), Some("uid-1".into()), same));
+        // Deleted and recreated under the same name: the new object has no status yet.
+        assert!(needs_write(Some(&written), Some("uid-2".into()), same));
+        let changed = |_: &Value| json!({"parents": []});
+        assert!(needs_write(Some(&written), Some("uid-1".into()), changed));
+    }
 }

@@ -267,6 +267,26 @@ impl Stores {
         kind: &str,
         key: &crate::model::ObjectKey,
     ) -> Option<(serde_json::Value, Option<String>)> {
+        let o = self.find_status_object(kind, key)?;
+        let status = o
+            .data
+            .get("status")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        Some((status, o.metadata.resource_version.clone()))
+    }
+
+    /// The uid of a status-bearing object in the caches: tells a recreated object (same name,
+    /// new uid, empty status) from the one whose status was last written.
+    pub fn uid_of(&self, kind: &str, key: &crate::model::ObjectKey) -> Option<String> {
+        self.find_status_object(kind, key)?.metadata.uid.clone()
+    }
+
+    fn find_status_object(
+        &self,
+        kind: &str,
+        key: &crate::model::ObjectKey,
+    ) -> Option<Arc<DynamicObject>> {
         let store = match kind {
             "GatewayClass" => &self.gateway_classes,
             "Gateway" => &self.gateways,
@@ -275,16 +295,10 @@ impl Stores {
             "BackendTLSPolicy" => &self.backend_tls_policies,
             _ => return None,
         };
-        let o = store.find(|o| {
+        store.find(|o| {
             o.metadata.name.as_deref() == Some(key.name.as_str())
                 && o.metadata.namespace.as_deref().unwrap_or("") == key.namespace
-        })?;
-        let status = o
-            .data
-            .get("status")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null);
-        Some((status, o.metadata.resource_version.clone()))
+        })
     }
 
     /// A snapshot with only Services and EndpointSlices: enough to re-resolve endpoints.
