@@ -57,6 +57,12 @@ e2e: install ## end-to-end tests against the local cluster (leaves it up)
 	  bash scripts/conformance.sh || rc=1; \
 	  exit $$rc
 
+demo: ## on a machine with no cluster: local cluster, Pylon, the quickstart, one request through it
+	@bash scripts/demo.sh
+
+bench: deps ## data-plane benchmark against nginx, haproxy and the backend directly (not a test)
+	@bash bench/run.sh
+
 check-clean: ## verify that cluster-down left nothing behind
 	@bash conformance/cluster/check-clean.sh
 
