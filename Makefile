@@ -10,7 +10,7 @@ CARGO ?= cargo
 .PHONY: help deps build lint unit helm-lint test e2e check-clean cluster-up cluster-down conformance install demo bench tools
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 deps: ## install the system packages the tests and the local cluster need
 	@bash scripts/deps.sh
@@ -25,7 +25,7 @@ lint: deps ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: deps ## unit, golden and loopback integration tests (no cluster)
+unit: deps tools ## unit, golden and loopback integration tests (the podlet test runs its own API server)
 	$(CARGO) test --workspace
 	cd conformance/suite && go vet ./... && go test ./...
 
