@@ -4,8 +4,12 @@
 //!
 //! One tokio `watch` channel per Gateway holds the latest state; a slow stream only ever sees
 //! the newest version (intermediate ones are skipped, never queued).
+//!
+//! Versions are derived from content ([`crate::version`]), so every replica serves the same
+//! config as the same version. An ack is recorded here and, when a [`PodReporter`] is given,
+//! written onto the acking data-plane Pod, where the leader (whichever replica it is) reads it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,26 +24,28 @@ use pylon_dataplane::config::{self as dp, protocol};
 use tokio::sync::watch;
 
 use crate::auth::{AuthError, Authenticator};
+use crate::dataplane_pods::PodReporter;
+use crate::honest::Forms;
 use crate::model::ObjectKey;
 
 /// The latest config of one Gateway.
 #[derive(Clone, Debug, Default)]
 pub struct GatewayState {
-    /// Version of the last change (snapshot or endpoints).
-    pub version: u64,
-    /// Version of the last full snapshot.
-    pub snapshot_version: u64,
+    /// Version of the config (endpoints included): what is sent and acked.
+    pub version: String,
+    /// Structure half of the version (config without endpoints): a change sends a snapshot.
+    pub snapshot_version: String,
     /// The full config (endpoints included); `None` until the Gateway is translated.
     pub config: Option<Arc<dp::Config>>,
-    /// Since which version each listener and route has its current form (honest status).
-    pub since: Arc<crate::honest::Since>,
+    /// The form of each listener and route (honest status).
+    pub forms: Arc<Forms>,
 }
 
 /// The last ack of one data-plane pod.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct PodAck {
     /// Version acked.
-    pub version: u64,
+    pub version: String,
     /// Whether it was applied.
     pub accepted: bool,
     /// Why not.
@@ -51,19 +57,18 @@ pub struct PodAck {
 pub struct ConfigHub {
     channels: Mutex<HashMap<ObjectKey, watch::Sender<GatewayState>>>,
     acks: Mutex<BTreeMap<ObjectKey, BTreeMap<String, PodAck>>>,
-    next_version: std::sync::atomic::AtomicU64,
+    /// Per Gateway, the forms of recently published structures, newest last: lets the leader
+    /// tell what a data plane acking an older version serves.
+    history: Mutex<HashMap<ObjectKey, History>>,
     /// Notified on every ack, so status can follow what data planes really run.
     pub ack_notify: tokio::sync::Notify,
 }
 
-/// Configs without endpoints, to tell a route change from an endpoint change.
-fn without_endpoints(c: &dp::Config) -> dp::Config {
-    let mut c = c.clone();
-    for b in c.backends.values_mut() {
-        b.endpoints.clear();
-    }
-    c
-}
+/// Recently published structures of one Gateway and their forms, newest last.
+type History = VecDeque<(String, Arc<Forms>)>;
+
+/// How many structures per Gateway [`ConfigHub::forms`] remembers.
+pub const HISTORY: usize = 32;
 
 impl ConfigHub {
     fn sender(&self, key: &ObjectKey) -> watch::Sender<GatewayState> {
@@ -73,39 +78,48 @@ impl ConfigHub {
             .clone()
     }
 
-    fn bump(&self) -> u64 {
-        self.next_version
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1
-    }
-
-    /// Publishes a Gateway's config; returns the version it is served as. Unchanged configs
-    /// keep their version; endpoint-only changes keep the snapshot version.
-    pub fn publish(&self, key: &ObjectKey, config: dp::Config) -> u64 {
+    /// Publishes a Gateway's config; returns the version it is served as, derived from its
+    /// content: unchanged configs keep their version, endpoint-only changes keep its
+    /// structure half (and are streamed as endpoint updates).
+    pub fn publish(&self, key: &ObjectKey, config: dp::Config) -> String {
         let tx = self.sender(key);
-        let mut out = 0;
+        let (structure, version) = crate::version::of(&config);
+        let mut forms = None;
         tx.send_if_modified(|st| {
-            if let Some(old) = &st.config {
-                if **old == config {
-                    out = st.version;
-                    return false;
-                }
-                let endpoints_only = without_endpoints(old) == without_endpoints(&config);
-                st.version = self.bump();
-                if !endpoints_only {
-                    st.snapshot_version = st.version;
-                    st.since = Arc::new(st.since.advance(&config, st.version));
-                }
-            } else {
-                st.version = self.bump();
-                st.snapshot_version = st.version;
-                st.since = Arc::new(st.since.advance(&config, st.version));
+            if st.version == version && st.config.is_some() {
+                return false;
             }
-            st.config = Some(Arc::new(config.clone()));
-            out = st.version;
+            if st.snapshot_version != structure || st.config.is_none() {
+                let f = Arc::new(Forms::of(&config));
+                st.forms = f.clone();
+                forms = Some(f);
+            }
+            st.version = version.clone();
+            st.snapshot_version = structure.clone();
+            st.config = Some(Arc::new(config));
             true
         });
-        out
+        if let Some(f) = forms {
+            let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            let h = h.entry(key.clone()).or_default();
+            h.retain(|(s, _)| *s != structure);
+            h.push_back((structure, f));
+            while h.len() > HISTORY {
+                h.pop_front();
+            }
+        }
+        version
+    }
+
+    /// The forms of a version of a Gateway's config, if published recently by this replica.
+    pub fn forms(&self, key: &ObjectKey, version: &str) -> Option<Arc<Forms>> {
+        let structure = crate::version::structure(version)?;
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        h.get(key)?
+            .iter()
+            .rev()
+            .find(|(s, _)| s == structure)
+            .map(|(_, f)| f.clone())
     }
 
     /// Forgets Gateways that no longer exist; their streams end.
@@ -118,6 +132,10 @@ impl ConfigHub {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| keep(k));
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| keep(k));
     }
 
     /// The current state of a Gateway.
@@ -125,7 +143,7 @@ impl ConfigHub {
         self.sender(key).borrow().clone()
     }
 
-    /// Acks per pod of a Gateway.
+    /// Acks per pod of a Gateway received by this replica.
     pub fn acks(&self, key: &ObjectKey) -> BTreeMap<String, PodAck> {
         self.acks
             .lock()
@@ -152,10 +170,22 @@ struct ServerState {
     hub: Arc<ConfigHub>,
     ping_every: Duration,
     auth: Arc<Authenticator>,
+    pods: Option<PodReporter>,
 }
 
-/// The config server's routes.
+/// The config server's routes; acks are only recorded in `hub`.
 pub fn router(hub: Arc<ConfigHub>, ping_every: Duration, auth: Authenticator) -> axum::Router {
+    router_with(hub, ping_every, auth, None)
+}
+
+/// The config server's routes; with `pods`, every ack is also written onto the data-plane Pod
+/// (what the leader reads), and an ack that cannot be is refused.
+pub fn router_with(
+    hub: Arc<ConfigHub>,
+    ping_every: Duration,
+    auth: Authenticator,
+    pods: Option<PodReporter>,
+) -> axum::Router {
     axum::Router::new()
         .route("/v1/gateways/{namespace}/{name}/config", get(stream))
         .route("/v1/gateways/{namespace}/{name}/ack", post(ack))
@@ -163,6 +193,7 @@ pub fn router(hub: Arc<ConfigHub>, ping_every: Duration, auth: Authenticator) ->
             hub,
             ping_every,
             auth: Arc::new(auth),
+            pods,
         })
 }
 
@@ -200,8 +231,8 @@ fn line(u: &protocol::Update) -> Bytes {
 /// What a stream has sent so far.
 struct StreamState {
     rx: watch::Receiver<GatewayState>,
-    sent_snapshot: u64,
-    sent_version: u64,
+    sent_snapshot: String,
+    sent_version: String,
     ping: tokio::time::Interval,
     _open: OpenStream,
 }
@@ -231,12 +262,12 @@ fn next_update(st: &mut StreamState) -> Option<protocol::Update> {
     }
     let update = if cur.snapshot_version != st.sent_snapshot {
         protocol::Update::Snapshot {
-            version: cur.version.to_string(),
+            version: cur.version.clone(),
             config: Box::new((*config).clone()),
         }
     } else {
         protocol::Update::Endpoints {
-            version: cur.version.to_string(),
+            version: cur.version.clone(),
             backends: config
                 .backends
                 .iter()
@@ -268,8 +299,8 @@ async fn stream(
     rx.mark_changed();
     let state = StreamState {
         rx,
-        sent_snapshot: 0,
-        sent_version: 0,
+        sent_snapshot: String::new(),
+        sent_version: String::new(),
         ping,
         _open: OpenStream::new(),
     };
@@ -312,27 +343,29 @@ async fn ack(
     if let Err(r) = authenticate(&server, &headers, &key).await {
         return r;
     }
-    let hub = &server.hub;
-    let Ok(version) = a.version.parse::<u64>() else {
+    if crate::version::structure(&a.version).is_none() {
         return (
             StatusCode::BAD_REQUEST,
-            format!("version {:?} is not one this controller sent", a.version),
+            format!("version {:?} is not one this controller sent\n", a.version),
         )
             .into_response();
-    };
-    crate::metrics::ACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if !a.accepted {
-        crate::metrics::REJECTED_ACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::warn!(gateway = %key, pod = %a.pod, version, error = a.error.as_deref().unwrap_or(""), "data plane rejected config");
     }
-    hub.record_ack(
-        key,
-        a.pod,
-        PodAck {
-            version,
-            accepted: a.accepted,
-            error: a.error,
-        },
-    );
+    let ack = PodAck {
+        version: a.version,
+        accepted: a.accepted,
+        error: a.error,
+    };
+    if let Some(pods) = &server.pods
+        && let Err(e) = pods.report(&key, &a.pod, &ack).await
+    {
+        tracing::warn!(gateway = %key, pod = %a.pod, error = %e, "ack not recorded on the Pod");
+        return (e.status(), format!("{e}\n")).into_response();
+    }
+    crate::metrics::ACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if !ack.accepted {
+        crate::metrics::REJECTED_ACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(gateway = %key, pod = %a.pod, version = %ack.version, error = ack.error.as_deref().unwrap_or(""), "data plane rejected config");
+    }
+    server.hub.record_ack(key, a.pod, ack);
     StatusCode::NO_CONTENT.into_response()
 }

@@ -1,43 +1,40 @@
 //! Honest status: a Gateway is Programmed, a listener Programmed and a route Accepted on it only
-//! once a data plane of that Gateway has applied (acked) a config version containing that
+//! once a ready data plane of that Gateway has applied (acked) a config containing that
 //! listener or route *in its current form*.
 //!
-//! Each published config records, per listener and per route, the version since which its
-//! data-plane form is unchanged ([`Since`]); a change to one route therefore only makes that
-//! route Pending, never its neighbours. Translation stays pure; this step overlays what the
-//! data planes reported.
+//! Each published config is summarised as [`Forms`]: a fingerprint per listener and per route
+//! (endpoints excluded). A listener or route is serving when a ready data-plane Pod runs a
+//! config whose fingerprint for it equals the current one, so a change to one route only makes
+//! that route Pending, never its neighbours. What the Pods run comes from their annotations
+//! (see [`crate::dataplane_pods`]), so any replica, in particular a newly elected leader, sees
+//! the same. Translation stays pure; this step overlays what the data planes reported.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use pylon_dataplane::config as dp;
 
 use crate::model::ObjectKey;
 use crate::translate::output::{Condition, RouteParentStatus, Translation};
+use crate::version::hash_of as fingerprint;
 
-/// Since which config version each listener and route of a Gateway has had its current form.
+/// The data-plane form of each listener and route of one config (endpoints excluded).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Since {
-    /// Listener name → (fingerprint, version).
-    pub listeners: BTreeMap<String, (u64, u64)>,
-    /// "Kind/namespace/name" → (fingerprint, version).
-    pub routes: BTreeMap<String, (u64, u64)>,
+pub struct Forms {
+    /// Listener name → fingerprint.
+    pub listeners: BTreeMap<String, u64>,
+    /// "Kind/namespace/name" → fingerprint.
+    pub routes: BTreeMap<String, u64>,
 }
 
-fn fingerprint<T: serde::Serialize>(v: &T) -> u64 {
-    let mut h = DefaultHasher::new();
-    serde_json::to_string(v).unwrap_or_default().hash(&mut h);
-    h.finish()
-}
-
-/// The key of a route in [`Since::routes`].
+/// The key of a route in [`Forms::routes`].
 pub fn route_key(kind: &str, namespace: &str, name: &str) -> String {
     format!("{kind}/{namespace}/{name}")
 }
 
-impl Since {
-    /// The record after publishing `config` as `version`: unchanged entries keep their version.
-    pub fn advance(&self, config: &dp::Config, version: u64) -> Since {
+impl Forms {
+    /// The forms of every listener and route of `config`.
+    pub fn of(config: &dp::Config) -> Forms {
         let mut listeners = BTreeMap::new();
         // Per route: its entries on every listener, and the backends (minus endpoints, which
         // change freely) they use.
@@ -69,25 +66,13 @@ impl Since {
                 }
             }
         }
-        let keep = |old: &BTreeMap<String, (u64, u64)>, k: &str, fp: u64| match old.get(k) {
-            Some((prev, since)) if *prev == fp => (fp, *since),
-            _ => (fp, version),
-        };
-        Since {
-            listeners: listeners
-                .into_iter()
-                .map(|(k, fp)| {
-                    let v = keep(&self.listeners, &k, fp);
-                    (k, v)
-                })
-                .collect(),
+        Forms {
+            listeners,
             routes: route_forms
                 .into_iter()
                 .map(|(k, (mut forms, backends))| {
                     forms.sort();
-                    let fp = fingerprint(&(forms, backends));
-                    let v = keep(&self.routes, &k, fp);
-                    (k, v)
+                    (k, fingerprint(&(forms, backends)))
                 })
                 .collect(),
         }
@@ -118,31 +103,76 @@ fn used_backends(r: &dp::Route) -> Vec<String> {
     out
 }
 
-/// What the data planes of one Gateway report.
+/// A part of a Gateway's config whose serving state is reported.
+#[derive(Clone, Copy, Debug)]
+pub enum Part<'a> {
+    /// The Gateway as a whole: served once any config of it runs.
+    Gateway,
+    /// A listener by name.
+    Listener(&'a str),
+    /// A route by [`route_key`].
+    Route(&'a str),
+}
+
+impl Forms {
+    fn get(&self, part: Part<'_>) -> Option<u64> {
+        match part {
+            Part::Gateway => Some(0),
+            Part::Listener(n) => self.listeners.get(n).copied(),
+            Part::Route(k) => self.routes.get(k).copied(),
+        }
+    }
+}
+
+/// A data plane's rejection of a config version.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    /// The Pod that rejected it.
+    pub pod: String,
+    /// The version rejected.
+    pub version: String,
+    /// Why.
+    pub error: String,
+    /// Its forms, when this replica knows the version.
+    pub forms: Option<Arc<Forms>>,
+}
+
+/// What the data planes of one Gateway run, against what they should run.
 #[derive(Clone, Debug, Default)]
 pub struct Serving {
-    /// Highest config version a data plane applied.
-    pub acked: Option<u64>,
-    /// The newest rejection, if newer than `acked`: (pod, version, error).
-    pub rejected: Option<(String, u64, String)>,
-    /// The current config's [`Since`] record.
-    pub since: Since,
-    /// The current snapshot version.
-    pub current: u64,
+    /// The current config's version.
+    pub current_version: String,
+    /// The current config's forms.
+    pub current: Arc<Forms>,
+    /// Per ready data-plane Pod that applied a config: that config's forms (`None` when this
+    /// replica does not know the version, e.g. one published before it started).
+    pub running: Vec<Option<Arc<Forms>>>,
+    /// The data planes' latest rejections.
+    pub rejected: Vec<Rejection>,
 }
 
 impl Serving {
-    /// `Ok` when a data plane runs version `needed` or newer, else why not.
-    fn check(&self, needed: u64) -> Result<(), String> {
-        if self.acked.is_some_and(|a| a >= needed) {
+    /// `Ok` when a ready data plane runs `part` in its current form, else why not.
+    pub fn check(&self, part: Part<'_>) -> Result<(), String> {
+        let gateway = matches!(part, Part::Gateway);
+        let Some(want) = self.current.get(part) else {
+            // Not in the current config: nothing to wait for.
+            return Ok(());
+        };
+        let has = |f: &Option<Arc<Forms>>| {
+            gateway || f.as_ref().is_some_and(|f| f.get(part) == Some(want))
+        };
+        if self.running.iter().any(has) {
             return Ok(());
         }
-        match &self.rejected {
-            Some((pod, v, e)) if *v >= needed => {
-                Err(format!("data plane {pod} rejected config version {v}: {e}"))
-            }
-            _ => Err(format!(
-                "waiting for a data plane to apply config version {needed}"
+        match self.rejected.iter().find(|r| has(&r.forms)) {
+            Some(r) => Err(format!(
+                "data plane {} rejected config version {}: {}",
+                r.pod, r.version, r.error
+            )),
+            None => Err(format!(
+                "waiting for a data plane to apply config version {}",
+                self.current_version
             )),
         }
     }
@@ -163,18 +193,14 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
             continue;
         };
         // The Gateway is programmed once a data plane runs any config of it.
-        let gateway_ok = match serving.acked {
-            Some(_) => Ok(()),
-            None => serving.check(serving.current),
-        };
+        let gateway_ok = serving.check(Part::Gateway);
         for c in &mut st.conditions {
             if let (true, Err(why)) = (c.kind == "Programmed" && c.status == "True", &gateway_ok) {
                 pending(c, why);
             }
         }
         for l in &mut st.listeners {
-            let needed = serving.since.listeners.get(&l.name).map(|(_, v)| *v);
-            let Some(Err(why)) = needed.map(|n| serving.check(n)) else {
+            let Err(why) = serving.check(Part::Listener(&l.name)) else {
                 continue;
             };
             for c in &mut l.conditions {
@@ -210,11 +236,8 @@ fn pend(kind: &str, route: &ObjectKey, p: &mut RouteParentStatus, served: &Serve
     };
     let key = route_key(kind, &route.namespace, &route.name);
     // Accepted routes that are not in the config (e.g. only on unprogrammed listeners) have
-    // nothing to wait for.
-    let Some((_, needed)) = serving.since.routes.get(&key) else {
-        return;
-    };
-    let Err(why) = serving.check(*needed) else {
+    // nothing to wait for (`check` says Ok).
+    let Err(why) = serving.check(Part::Route(&key)) else {
         return;
     };
     for c in &mut p.conditions {
@@ -278,37 +301,33 @@ spec:
     }
 
     #[test]
-    fn pending_until_acked_and_only_what_changed() {
+    fn pending_until_served_and_only_what_changed() {
         let mut s = Snapshot::from_yaml(INPUT, Options::default()).unwrap();
         let gw = ObjectKey::new("default", "gw");
         let t1 = crate::translate::translate(&s);
-        let since1 = Since::default().advance(&t1.configs[&gw], 1);
-
-        // Nothing acked yet: everything pending.
-        let serving = |acked, since: &Since, current| Serving {
-            acked,
-            rejected: None,
-            since: since.clone(),
-            current,
+        let f1 = Arc::new(Forms::of(&t1.configs[&gw]));
+        let serving = |current: &Arc<Forms>, running: Vec<Option<Arc<Forms>>>| Serving {
+            current_version: "v-current".into(),
+            current: current.clone(),
+            running,
+            rejected: vec![],
         };
-        let h = apply(
-            &t1,
-            &Served::from([(gw.clone(), serving(None, &since1, 1))]),
-        );
-        assert_eq!(
-            cond(&h.gateways[&gw].conditions, "Programmed").reason,
-            "Pending"
-        );
+
+        // Nothing runs yet: everything pending.
+        let h = apply(&t1, &Served::from([(gw.clone(), serving(&f1, vec![]))]));
+        let c = cond(&h.gateways[&gw].conditions, "Programmed");
+        assert_eq!(c.reason, "Pending");
+        assert!(c.message.contains("v-current"), "{}", c.message);
         assert_eq!(
             cond(&h.gateways[&gw].listeners[0].conditions, "Programmed").reason,
             "Pending"
         );
         assert_eq!(accepted(&h, "a"), "Unknown/Pending");
 
-        // Version 1 acked: everything true.
+        // A data plane runs version 1: everything true.
         let h = apply(
             &t1,
-            &Served::from([(gw.clone(), serving(Some(1), &since1, 1))]),
+            &Served::from([(gw.clone(), serving(&f1, vec![Some(f1.clone())]))]),
         );
         assert_eq!(
             cond(&h.gateways[&gw].conditions, "Programmed").status,
@@ -316,14 +335,14 @@ spec:
         );
         assert_eq!(accepted(&h, "a"), "True/Accepted");
 
-        // Route b changes (version 2), data plane still on 1: only b is pending.
+        // Route b changes, the data plane still runs version 1: only b is pending.
         let b = ObjectKey::new("default", "b");
         s.http_routes.get_mut(&b).unwrap().spec.hostnames = vec!["c.example.com".into()];
         let t2 = crate::translate::translate(&s);
-        let since2 = since1.advance(&t2.configs[&gw], 2);
+        let f2 = Arc::new(Forms::of(&t2.configs[&gw]));
         let h = apply(
             &t2,
-            &Served::from([(gw.clone(), serving(Some(1), &since2, 2))]),
+            &Served::from([(gw.clone(), serving(&f2, vec![Some(f1.clone())]))]),
         );
         assert_eq!(accepted(&h, "a"), "True/Accepted");
         assert_eq!(accepted(&h, "b"), "Unknown/Pending");
@@ -332,15 +351,31 @@ spec:
             "True"
         );
 
-        // A rejection of version 2 is reported on b.
-        let mut rejected = serving(Some(1), &since2, 2);
-        rejected.rejected = Some(("p".into(), 2, "bad".into()));
+        // A data plane running a version this replica does not know serves the Gateway but
+        // proves nothing about its routes.
+        let h = apply(&t2, &Served::from([(gw.clone(), serving(&f2, vec![None]))]));
+        assert_eq!(
+            cond(&h.gateways[&gw].conditions, "Programmed").status,
+            "True"
+        );
+        assert_eq!(accepted(&h, "a"), "Unknown/Pending");
+
+        // A rejection of version 2 is reported on b, not on a (still served from version 1).
+        let mut rejected = serving(&f2, vec![Some(f1.clone())]);
+        rejected.rejected = vec![Rejection {
+            pod: "p".into(),
+            version: "v2".into(),
+            error: "bad".into(),
+            forms: Some(f2.clone()),
+        }];
         let h = apply(&t2, &Served::from([(gw.clone(), rejected)]));
         let c = cond(&h.http_routes[&b][0].conditions, "Accepted");
         assert!(
-            c.message.contains("rejected config version 2: bad"),
+            c.message
+                .contains("data plane p rejected config version v2: bad"),
             "{}",
             c.message
         );
+        assert_eq!(accepted(&h, "a"), "True/Accepted");
     }
 }

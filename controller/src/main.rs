@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use pylon_controller::auth::Authenticator;
 use pylon_controller::config_server::{self, ConfigHub};
+use pylon_controller::dataplane_pods::{PodReporter, PodWatch};
 use pylon_controller::provision::apply::Provisioner;
 use pylon_controller::run::{self, Outputs};
 use pylon_controller::snapshot::Options;
@@ -128,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
             full: full_tx,
         },
     ));
+    let pods = PodWatch::start(&client, hub.clone());
     tokio::spawn(run::status_loop(
         StatusWriter::new(
             client.clone(),
@@ -136,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         full_rx.clone(),
         hub.clone(),
+        pods,
         leading.clone(),
     ));
     tokio::spawn(run::provision_loop(
@@ -146,7 +149,12 @@ async fn main() -> anyhow::Result<()> {
     let config = serve(
         "config server",
         cli.config_addr,
-        config_server::router(hub, Duration::from_secs(15), auth),
+        config_server::router_with(
+            hub,
+            Duration::from_secs(15),
+            auth,
+            Some(PodReporter::new(client.clone())),
+        ),
     );
     let admin = serve("admin server", cli.admin_addr, admin::router(latest_rx));
     tokio::select! {

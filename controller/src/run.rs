@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::config_server::ConfigHub;
-use crate::honest::{self, Served, Serving};
+use crate::dataplane_pods::{self, PodWatch};
+use crate::honest;
 use crate::provision::apply::Provisioner;
 use crate::snapshot::{Options, Snapshot};
 use crate::status_writer::StatusWriter;
@@ -114,37 +115,6 @@ fn endpoint_update(
     t
 }
 
-/// What each Gateway's data planes run (see [`honest`]).
-pub fn served(hub: &ConfigHub, t: &Translation) -> Served {
-    t.gateways
-        .keys()
-        .map(|key| {
-            let state = hub.state(key);
-            let acks = hub.acks(key);
-            let acked = acks
-                .values()
-                .filter(|a| a.accepted)
-                .map(|a| a.version)
-                .max();
-            let rejected = acks
-                .iter()
-                .filter(|(_, a)| !a.accepted && acked.is_none_or(|v| a.version > v))
-                .max_by_key(|(_, a)| a.version)
-                .map(|(pod, a)| {
-                    let error = a.error.clone().unwrap_or_else(|| "no reason given".into());
-                    (pod.clone(), a.version, error)
-                });
-            let serving = Serving {
-                acked,
-                rejected,
-                since: (*state.since).clone(),
-                current: state.snapshot_version,
-            };
-            (key.clone(), serving)
-        })
-        .collect()
-}
-
 /// Delay before retrying failed status writes or provisioning.
 pub const RETRY_AFTER: Duration = Duration::from_secs(2);
 
@@ -157,12 +127,14 @@ async fn retry_timer(retry: bool) {
     }
 }
 
-/// Writes statuses whenever a translation, an ack or leadership changes (leader only); failed
-/// writes are retried after [`RETRY_AFTER`].
+/// Writes statuses whenever a translation, a data-plane Pod (its acks, its readiness) or
+/// leadership changes (leader only); failed writes are retried after [`RETRY_AFTER`]. Nothing
+/// is written before the Pods are listed, so a new leader does not flap statuses to Pending.
 pub async fn status_loop(
     mut writer: StatusWriter,
     mut full: watch::Receiver<Option<(Arc<Snapshot>, Arc<Translation>)>>,
     hub: Arc<ConfigHub>,
+    pods: PodWatch,
     mut leader: watch::Receiver<bool>,
 ) {
     loop {
@@ -170,8 +142,9 @@ pub async fn status_loop(
         let is_leader = *leader.borrow_and_update();
         let acked = hub.ack_notify.notified();
         let mut retry = false;
-        if let (Some((_, t)), true) = (current, is_leader) {
-            let honest = honest::apply(&t, &served(&hub, &t));
+        if let (Some((_, t)), true, true) = (current, is_leader, pods.synced()) {
+            let served = dataplane_pods::served(&hub, &pods.pods(), &t);
+            let honest = honest::apply(&t, &served);
             let n = writer.write(&honest).await;
             crate::metrics::STATUS_WRITES.fetch_add(n as u64, Ordering::Relaxed);
             retry = writer.failed();

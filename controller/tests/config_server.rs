@@ -147,3 +147,40 @@ async fn streams_snapshots_endpoints_pings_and_records_acks() {
     .await;
     assert!(end.is_ok(), "stream should end when its Gateway is gone");
 }
+
+#[test]
+fn versions_are_derived_from_content() {
+    let snapshot = Snapshot::from_yaml(INPUT, Options::default()).unwrap();
+    let key = ObjectKey::new("default", "gw");
+    let config = pylon_controller::translate::translate(&snapshot).configs[&key].clone();
+
+    // Two independent hubs (two replicas) give the same config the same version, whatever
+    // they published before.
+    let (a, b) = (ConfigHub::default(), ConfigHub::default());
+    let mut other = config.clone();
+    other.listeners[0].routes.clear();
+    a.publish(&key, other.clone());
+    let va = a.publish(&key, config.clone());
+    let vb = b.publish(&key, config.clone());
+    assert_eq!(va, vb);
+    assert_ne!(
+        va,
+        b.publish(&key, other),
+        "a route change is a new version"
+    );
+
+    // An endpoint-only change: a new version, same structure half (same forms).
+    let mut fewer = config.clone();
+    fewer
+        .backends
+        .get_mut("default/echo:8080")
+        .unwrap()
+        .endpoints
+        .truncate(1);
+    let ve = a.publish(&key, fewer.clone());
+    assert_ne!(ve, va);
+    assert_eq!(ve.split_once('.').unwrap().0, va.split_once('.').unwrap().0);
+    assert_eq!(b.publish(&key, fewer), ve);
+    assert_eq!(a.forms(&key, &ve), a.forms(&key, &va));
+    assert!(a.forms(&key, "nonsense").is_none());
+}
