@@ -42,6 +42,9 @@ esac
 command -v kubectl >/dev/null || fail "kubectl is not on PATH after: $env_line"
 
 step "Pylon (Helm chart charts/pylon → namespace pylon-system)"
+# Helm installs crds/ only on a first install and never upgrades them; applying them first keeps
+# a re-run after a chart change current.
+kubectl apply -f charts/pylon/crds/
 bash scripts/helm.sh upgrade --install pylon charts/pylon \
   --namespace pylon-system --create-namespace --wait --timeout 3m
 
