@@ -68,11 +68,41 @@ async fn round(api: &Api<Lease>, identity: &str) -> Result<bool, kube::Error> {
     }
 }
 
-/// Starts electing; the receiver says whether this replica currently leads.
-pub fn start(client: kube::Client, namespace: &str, identity: String) -> watch::Receiver<bool> {
+/// Gives up the Lease if `identity` holds it, so another replica takes over within [`RETRY`]
+/// instead of waiting for the lease to expire. Call after the election task stopped.
+pub async fn release(
+    client: kube::Client,
+    namespace: &str,
+    identity: &str,
+) -> Result<bool, kube::Error> {
+    let api: Api<Lease> = Api::namespaced(client, namespace);
+    let Some(mut lease) = api.get_opt(LEASE_NAME).await? else {
+        return Ok(false);
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return Ok(false);
+    };
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return Ok(false);
+    }
+    spec.holder_identity = None;
+    spec.renew_time = None;
+    // replace carries the resourceVersion: never clobbers a lease someone else took meanwhile.
+    api.replace(LEASE_NAME, &PostParams::default(), &lease)
+        .await?;
+    Ok(true)
+}
+
+/// Starts electing; the receiver says whether this replica currently leads. Aborting the task
+/// closes the receiver (the leader-only loops then stop).
+pub fn start(
+    client: kube::Client,
+    namespace: &str,
+    identity: String,
+) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
     let api: Api<Lease> = Api::namespaced(client, namespace);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let leading = match round(&api, &identity).await {
                 Ok(l) => l,
@@ -88,7 +118,7 @@ pub fn start(client: kube::Client, namespace: &str, identity: String) -> watch::
             tokio::time::sleep(RETRY).await;
         }
     });
-    rx
+    (rx, task)
 }
 
 #[cfg(test)]

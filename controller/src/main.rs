@@ -74,14 +74,40 @@ async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
-async fn serve(name: &'static str, addr: SocketAddr, router: axum::Router) -> anyhow::Result<()> {
+/// How long a terminating replica keeps serving (streams and acks) before it ends its streams:
+/// time for the Service to stop sending it new connections, so data planes reconnect to a
+/// replica that stays.
+const DRAIN: Duration = Duration::from_secs(3);
+/// How long to wait for connections to close after the streams ended.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves until `stop` turns true, then stops accepting and closes connections gracefully.
+async fn serve(
+    name: &'static str,
+    addr: SocketAddr,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {name} on {addr}"))?;
     tracing::info!(%addr, "{name} listening");
     axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
         .await
         .with_context(|| format!("{name} failed"))
+}
+
+/// SIGTERM (what Kubernetes sends) or SIGINT.
+async fn terminated() -> anyhow::Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => Ok("SIGTERM"),
+        r = tokio::signal::ctrl_c() => r.map(|_| "SIGINT").context("waiting for SIGINT"),
+    }
 }
 
 #[tokio::main]
@@ -106,13 +132,14 @@ async fn main() -> anyhow::Result<()> {
     // Without election this replica always leads; the sender lives as long as main so the
     // loops never see the channel close.
     let (_always_leader, always) = watch::channel(true);
-    let leading = if cli.leader_elect {
-        let identity = std::env::var("POD_NAME")
-            .or_else(|_| std::env::var("HOSTNAME"))
-            .unwrap_or_else(|_| format!("pylon-controller-{}", std::process::id()));
-        leader::start(client.clone(), &cli.namespace, identity)
+    let identity = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("pylon-controller-{}", std::process::id()));
+    let (leading, election) = if cli.leader_elect {
+        let (rx, task) = leader::start(client.clone(), &cli.namespace, identity.clone());
+        (rx, Some(task))
     } else {
-        always
+        (always, None)
     };
     let auth = if cli.dataplane_auth {
         Authenticator::token_review(client.clone())
@@ -146,23 +173,51 @@ async fn main() -> anyhow::Result<()> {
         full_rx,
         leading,
     ));
-    let config = serve(
+    let (stop_tx, stop) = watch::channel(false);
+    let mut config = tokio::spawn(serve(
         "config server",
         cli.config_addr,
         config_server::router_with(
-            hub,
+            hub.clone(),
             Duration::from_secs(15),
             auth,
             Some(PodReporter::new(client.clone())),
         ),
-    );
-    let admin = serve("admin server", cli.admin_addr, admin::router(latest_rx));
-    tokio::select! {
-        r = config => r,
-        r = admin => r,
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted; exiting");
-            Ok(())
+        stop.clone(),
+    ));
+    let mut admin = tokio::spawn(serve(
+        "admin server",
+        cli.admin_addr,
+        admin::router(latest_rx),
+        stop,
+    ));
+    let signal = tokio::select! {
+        r = &mut config => return r.context("config server panicked")?,
+        r = &mut admin => return r.context("admin server panicked")?,
+        s = terminated() => s?,
+    };
+    // Hand over leadership at once, keep serving streams and recording acks while the Service
+    // drops this replica, then end the streams (data planes reconnect to another replica) and
+    // close connections properly so no data plane keeps a half-dead one.
+    tracing::info!(signal, drain = ?DRAIN, "terminating");
+    if let Some(task) = election {
+        task.abort();
+        match leader::release(client.clone(), &cli.namespace, &identity).await {
+            Ok(true) => tracing::info!("leadership released"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "releasing leadership failed; it expires"),
         }
     }
+    tokio::time::sleep(DRAIN).await;
+    let _ = stop_tx.send(true);
+    hub.retain(|_| false);
+    let closed = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let _ = config.await;
+        let _ = admin.await;
+    })
+    .await;
+    if closed.is_err() {
+        tracing::warn!(timeout = ?CLOSE_TIMEOUT, "connections still open; exiting anyway");
+    }
+    Ok(())
 }
