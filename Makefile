@@ -6,6 +6,7 @@ SHELL := /bin/bash
 export PYLON_CACHE ?= $(HOME)/.cache/pylon
 export PYLON_CLUSTER_DIR ?= /var/lib/pylon-cluster
 CARGO ?= cargo
+K8S_KUBECTL = $(shell bash -c 'source conformance/cluster/versions.sh && echo $$K8S_BIN/kubectl')
 
 .PHONY: help deps build lint unit helm-lint test e2e check-clean cluster-up cluster-down conformance install demo bench tools
 
@@ -41,8 +42,11 @@ cluster-up: deps tools build ## start the local cluster; prints a line to eval
 cluster-down: ## stop the local cluster and remove everything it made
 	@bash conformance/cluster/down.sh
 
+# Helm installs a chart's crds/ only on first install; apply them so upgrades get new versions.
 install: cluster-up ## install Pylon into the local cluster with the Helm chart
-	@KUBECONFIG=$(PYLON_CLUSTER_DIR)/admin.kubeconfig bash scripts/helm.sh upgrade --install pylon charts/pylon \
+	@export KUBECONFIG=$(PYLON_CLUSTER_DIR)/admin.kubeconfig; \
+	  $(K8S_KUBECTL) apply --server-side -f charts/pylon/crds/ >/dev/null && \
+	  bash scripts/helm.sh upgrade --install pylon charts/pylon \
 	  --namespace pylon-system --create-namespace --wait --timeout 3m
 
 conformance: install ## Gateway API v1.5.1 conformance: report, summary, regression check
