@@ -129,7 +129,8 @@ async fn retry_timer(retry: bool) {
 
 /// Writes statuses whenever a translation, a data-plane Pod (its acks, its readiness) or
 /// leadership changes (leader only); failed writes are retried after [`RETRY_AFTER`]. Nothing
-/// is written before the Pods are listed, so a new leader does not flap statuses to Pending.
+/// is written before the Pods are listed (at most [`SYNC_TIMEOUT`] after start), so a new
+/// leader does not flap statuses to Pending.
 pub async fn status_loop(
     mut writer: StatusWriter,
     mut full: watch::Receiver<Option<(Arc<Snapshot>, Arc<Translation>)>>,
@@ -137,12 +138,16 @@ pub async fn status_loop(
     pods: PodWatch,
     mut leader: watch::Receiver<bool>,
 ) {
+    let started = Instant::now();
     loop {
         let current = full.borrow_and_update().clone();
         let is_leader = *leader.borrow_and_update();
         let acked = hub.ack_notify.notified();
-        let mut retry = false;
-        if let (Some((_, t)), true, true) = (current, is_leader, pods.synced()) {
+        // Without the Pods listed every Gateway would look unserved; wait for them, but not
+        // forever (e.g. no RBAC for Pods: the watch logs why, and status is still written).
+        let pods_known = pods.synced() || started.elapsed() >= SYNC_TIMEOUT;
+        let mut retry = is_leader && !pods_known;
+        if let (Some((_, t)), true, true) = (current, is_leader, pods_known) {
             let served = dataplane_pods::served(&hub, &pods.pods(), &t);
             let honest = honest::apply(&t, &served);
             let n = writer.write(&honest).await;
