@@ -27,10 +27,24 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type used for everything the proxy sends.
 pub type Body = BoxBody<Bytes, BoxError>;
 
+thread_local! {
+    /// The worker (runtime thread) this thread serves, set once by [`set_worker`].
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as worker `index`: its requests use that worker's upstream pools.
+pub fn set_worker(index: usize) {
+    WORKER.with(|w| w.set(index));
+}
+
 /// Upstream connection pools, reused by every table built from the same [`Clients`].
+///
+/// Plain HTTP pools exist once per worker thread: a pooled connection's task runs on the
+/// runtime that opened it, so sharing one pool between workers would hand every request to
+/// another thread (a wake-up and a context switch per request).
 pub struct Clients {
-    http1: Client<HttpConnector, Body>,
-    h2c: Client<HttpConnector, Body>,
+    http1: Arc<[Client<HttpConnector, Body>]>,
+    h2c: Arc<[Client<HttpConnector, Body>]>,
     tls: Mutex<HashMap<String, Client<TlsConnector, Body>>>,
 }
 
@@ -47,7 +61,13 @@ impl Default for Clients {
 }
 
 impl Clients {
+    /// One set of pools (a single worker).
     pub fn new() -> Self {
+        Self::per_worker(1)
+    }
+
+    /// Pools for `workers` worker threads (at least one).
+    pub fn per_worker(workers: usize) -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -57,9 +77,14 @@ impl Clients {
                 .pool_max_idle_per_host(256);
             b
         };
+        let workers = workers.max(1);
         Clients {
-            http1: builder().build(http.clone()),
-            h2c: builder().http2_only(true).build(http),
+            http1: (0..workers)
+                .map(|_| builder().build(http.clone()))
+                .collect(),
+            h2c: (0..workers)
+                .map(|_| builder().http2_only(true).build(http.clone()))
+                .collect(),
             tls: Mutex::new(HashMap::new()),
         }
     }
@@ -85,8 +110,8 @@ impl Clients {
 
 #[derive(Clone)]
 enum Upstream {
-    Plain(Client<HttpConnector, Body>),
-    Tls(Client<TlsConnector, Body>),
+    Plain(Arc<[Client<HttpConnector, Body>]>),
+    Tls(Box<Client<TlsConnector, Body>>),
 }
 
 /// One backend as the request path sees it.
@@ -114,7 +139,7 @@ impl std::fmt::Debug for BackendRt {
 impl BackendRt {
     pub fn new(name: &str, b: &config::Backend, clients: &Clients) -> Result<Self, TlsError> {
         let upstream = match (&b.tls, b.protocol) {
-            (Some(tls), _) => Upstream::Tls(clients.tls_client(tls)?),
+            (Some(tls), _) => Upstream::Tls(Box::new(clients.tls_client(tls)?)),
             (None, BackendProtocol::H2c) => Upstream::Plain(clients.h2c.clone()),
             (None, _) => Upstream::Plain(clients.http1.clone()),
         };
@@ -171,7 +196,11 @@ impl BackendRt {
         req: Request<Body>,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
         match &self.upstream {
-            Upstream::Plain(c) => c.request(req).await,
+            Upstream::Plain(pools) => {
+                pools[WORKER.with(|w| w.get()) % pools.len()]
+                    .request(req)
+                    .await
+            }
             Upstream::Tls(c) => c.request(req).await,
         }
     }

@@ -54,10 +54,34 @@ struct Args {
     /// Disable the JSON access log on stdout.
     #[arg(long)]
     no_access_log: bool,
+    /// Worker threads serving traffic, each a single-threaded runtime with its own
+    /// `SO_REUSEPORT` listeners and upstream pools; default `TOKIO_WORKER_THREADS` if set, else
+    /// the CPUs available.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// The worker count when `--workers` is not given.
+fn default_workers() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn main() -> anyhow::Result<()> {
+    // The control thread (config stream, SIGHUP reloads, admin, signals) is separate from the
+    // traffic workers, which are single-threaded runtimes (nginx's model): no work stealing,
+    // no cross-thread wake-ups on the request path.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the control runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -65,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let shared = Shared::new();
+    let workers = args.workers.map_or_else(default_workers, usize::from);
+    let shared = Shared::with_workers(workers);
     shared
         .access_log
         .store(!args.no_access_log, Ordering::Relaxed);
@@ -78,7 +103,17 @@ async fn main() -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         max_connections: args.max_connections,
     };
-    let manager = server::ListenerManager::new(shared.clone(), args.bind_addr, limits, drain_rx);
+    let managers: Vec<_> = (0..workers)
+        .map(|_| {
+            server::ListenerManager::new(
+                shared.clone(),
+                args.bind_addr,
+                limits.clone(),
+                drain_rx.clone(),
+            )
+            .reuse_port(workers > 1)
+        })
+        .collect();
     if let Some(path) = &args.config {
         let cfg = config::load_file(path).with_context(|| format!("loading {}", path.display()))?;
         shared
@@ -115,7 +150,28 @@ async fn main() -> anyhow::Result<()> {
         bail!("one of --config FILE or --controller URL --gateway NS/NAME is required");
     }
 
-    let listeners = tokio::spawn(manager.run());
+    // Workers stop accepting on drain, then keep serving their open connections until `done`.
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::with_capacity(workers);
+    for (i, manager) in managers.into_iter().enumerate() {
+        let mut done = done_rx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("pylon-worker-{i}"))
+            .spawn(move || {
+                pylon_dataplane::backend::set_worker(i);
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("building a worker runtime");
+                rt.block_on(async move {
+                    manager.run().await;
+                    let _ = done.wait_for(|d| *d).await;
+                });
+            })
+            .context("starting a worker thread")?;
+        threads.push(thread);
+    }
+    tracing::info!(workers, "workers started");
 
     let admin = tokio::net::TcpListener::bind(args.admin_addr)
         .await
@@ -132,12 +188,15 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("draining");
     shared.draining.store(true, Ordering::Relaxed);
     let _ = drain_tx.send(true);
-    let _ = listeners.await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.drain_timeout_secs);
     while shared.metrics.active_connections.load(Ordering::Relaxed) > 0
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = done_tx.send(true);
+    for t in threads {
+        let _ = t.join();
     }
     Ok(())
 }

@@ -43,11 +43,11 @@ impl Metrics {
                     .or_default() += 1;
             }
         }
+        // One increment per request (the smallest bucket that holds it); the exposition sums
+        // them into Prometheus' cumulative buckets.
         let ms = latency.as_millis() as u64;
-        for (i, b) in BUCKETS_MS.iter().enumerate() {
-            if ms <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS_MS.iter().position(|b| ms <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us
@@ -72,12 +72,13 @@ impl Metrics {
         }
         drop(requests);
         s.push_str("# HELP pylon_request_duration_seconds Request latency.\n# TYPE pylon_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
         for (i, b) in BUCKETS_MS.iter().enumerate() {
             let le = *b as f64 / 1000.0;
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
             let _ = writeln!(
                 s,
-                "pylon_request_duration_seconds_bucket{{le=\"{le}\"}} {}",
-                self.buckets[i].load(Ordering::Relaxed)
+                "pylon_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
             );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
@@ -145,6 +146,19 @@ mod tests {
         );
         assert!(
             text.contains("pylon_request_duration_seconds_bucket{le=\"0.005\"} 2"),
+            "{text}"
+        );
+        // Buckets are cumulative: 3 ms counts in every bucket from 5 ms up, 20 s in none.
+        for le in ["0.01", "10"] {
+            assert!(
+                text.contains(&format!(
+                    "pylon_request_duration_seconds_bucket{{le=\"{le}\"}} 2\n"
+                )),
+                "{le}: {text}"
+            );
+        }
+        assert!(
+            text.contains("pylon_request_duration_seconds_bucket{le=\"0.002\"} 0\n"),
             "{text}"
         );
         assert!(

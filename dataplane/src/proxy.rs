@@ -46,7 +46,13 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"));
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // Only the access log needs an owned copy of the path.
+    let log = shared.access_log.load(Ordering::Relaxed);
+    let path = if log {
+        req.uri().path().to_string()
+    } else {
+        String::new()
+    };
     let host = authority(&req)
         .map(|a| normalize_host(&a))
         .unwrap_or_default();
@@ -58,7 +64,7 @@ pub async fn handle(
     let latency = start.elapsed();
     let label = route.as_deref().unwrap_or("_none");
     shared.metrics.record(label, status, latency);
-    if shared.access_log.load(Ordering::Relaxed) {
+    if log {
         let line = serde_json::json!({
             "ts_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
             "peer": conn.peer.to_string(), "port": conn.port, "method": method.as_str(), "host": host,
@@ -90,29 +96,36 @@ async fn route_and_forward(
     host: &str,
     grpc: bool,
 ) -> Routed {
-    let table = shared.table().ok_or((None, ProxyError::NoRoute))?;
-    let port = table
-        .ports
-        .get(&conn.port)
-        .ok_or((None, ProxyError::NoRoute))?;
-    let listener = port.listener_for(host).ok_or((None, ProxyError::NoRoute))?;
-    if let Some(sni) = &conn.sni {
-        let by_sni = port.listener_for(sni).map(|l| l.name.as_str());
-        if by_sni != Some(listener.name.as_str()) {
-            return Err((None, ProxyError::Misdirected));
+    // The table is borrowed through an arc-swap guard only for the lookup; the rule (an Arc)
+    // outlives it, so a swap during a long request frees the old table once the rule is done.
+    let (rule, prefix) = {
+        let guard = shared.table_guard();
+        let table = guard.as_ref().ok_or((None, ProxyError::NoRoute))?;
+        let port = table
+            .ports
+            .get(&conn.port)
+            .ok_or((None, ProxyError::NoRoute))?;
+        let listener = port.listener_for(host).ok_or((None, ProxyError::NoRoute))?;
+        if let Some(sni) = &conn.sni {
+            let by_sni = port.listener_for(sni).map(|l| l.name.as_str());
+            if by_sni != Some(listener.name.as_str()) {
+                return Err((None, ProxyError::Misdirected));
+            }
         }
-    }
-    let view = RequestView {
-        method: req.method(),
-        path: req.uri().path(),
-        query: req.uri().query(),
-        headers: req.headers(),
+        let view = RequestView {
+            method: req.method(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers: req.headers(),
+        };
+        let found = listener
+            .lookup(host, &view, grpc)
+            .ok_or((None, ProxyError::NoRoute))?;
+        (
+            found.rule.clone(),
+            found.matcher.prefix().map(str::to_string),
+        )
     };
-    let found = listener
-        .lookup(host, &view, grpc)
-        .ok_or((None, ProxyError::NoRoute))?;
-    let rule = found.rule.clone();
-    let prefix = found.matcher.prefix().map(str::to_string);
     let label = Some(rule.route.clone());
     let ctx = RuleCtx {
         conn,

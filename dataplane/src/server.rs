@@ -50,6 +50,7 @@ pub struct ListenerManager {
     limits: Limits,
     drain: watch::Receiver<bool>,
     bound: HashMap<u16, (JoinHandle<()>, SocketAddr)>,
+    reuse_port: bool,
 }
 
 impl ListenerManager {
@@ -66,7 +67,16 @@ impl ListenerManager {
             limits,
             drain,
             bound: HashMap::new(),
+            reuse_port: false,
         }
+    }
+
+    /// Binds with `SO_REUSEPORT` so one manager per worker thread can listen on the same ports
+    /// and the kernel spreads new connections over them (nginx's model: no shared accept queue,
+    /// no cross-thread hand-off).
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
     }
 
     /// Binds new ports and unbinds removed ones; returns the bind errors (ports stay unbound).
@@ -89,7 +99,7 @@ impl ListenerManager {
             if self.bound.contains_key(&port) {
                 continue;
             }
-            match TcpListener::bind((self.bind, port)).await {
+            match bind(SocketAddr::new(self.bind, port), self.reuse_port) {
                 Ok(l) => {
                     let addr = l.local_addr().unwrap_or(SocketAddr::new(self.bind, port));
                     tracing::info!(%addr, "listening");
@@ -131,6 +141,22 @@ impl ListenerManager {
             task.abort();
         }
     }
+}
+
+/// A listening socket; `SO_REUSEADDR` always (restarts must not wait for TIME_WAIT), and
+/// `SO_REUSEPORT` when several workers share the port.
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 async fn accept_loop(

@@ -55,15 +55,27 @@ pub enum ApplyError {
 
 impl Shared {
     pub fn new() -> Arc<Self> {
+        Self::with_workers(1)
+    }
+
+    /// State for `workers` worker threads (one upstream pool set each).
+    pub fn with_workers(workers: usize) -> Arc<Self> {
         let (tx, _) = watch::channel(0);
         Arc::new(Shared {
             changed: Some(tx),
+            clients: Clients::per_worker(workers),
             ..Default::default()
         })
     }
 
     pub fn table(&self) -> Option<Arc<RouteTable>> {
         self.table.load_full()
+    }
+
+    /// The current table for the request path: an arc-swap guard, which (unlike
+    /// [`table`](Self::table)) does not touch the shared reference count on every request.
+    pub fn table_guard(&self) -> arc_swap::Guard<Option<Arc<RouteTable>>> {
+        self.table.load()
     }
 
     pub fn ready(&self) -> bool {

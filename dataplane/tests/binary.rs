@@ -143,3 +143,93 @@ async fn file_mode_reload_and_drain() {
     assert_eq!(line["path"], "/x");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Several workers share each port (`SO_REUSEPORT`): nothing fails to bind, fresh connections
+/// (spread by the kernel over the workers) are all served, a port added by a reload is bound by
+/// every worker, and a worker count of 0 is refused with a message naming the flag.
+#[tokio::test]
+async fn workers_share_listener_ports() {
+    let a = Backend::start("a").await;
+    let (port, port2, admin) = (free_port(), free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("pylon-workers-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, cfg(port, a.addr, "one")).unwrap();
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_pylon-dataplane"))
+        .args(["--config", file.to_str().unwrap(), "--workers", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--workers"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pylon-dataplane"))
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--bind-addr",
+            "127.0.0.1",
+        ])
+        .args([
+            "--admin-addr",
+            &format!("127.0.0.1:{admin}"),
+            "--workers",
+            "3",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port).await;
+    wait_port(admin).await;
+    let ready_url = format!("http://127.0.0.1:{admin}/ready");
+    // Give every worker time to bind; a worker that could not would report it on /ready.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = get(&ready_url, &[]).await.json();
+    assert!(ready["lastError"].is_null(), "{ready}");
+    for i in 0..60 {
+        let got = get(
+            &format!("http://127.0.0.1:{port}/n{i}"),
+            &[("connection", "close")],
+        )
+        .await;
+        assert_eq!(got.status, 200, "request {i}");
+        assert_eq!(got.backend(), "a");
+    }
+
+    // A reload adding a port: every worker binds it.
+    let two = cfg(port, a.addr, "two").replace(
+        "listeners:\n",
+        &format!(
+            "listeners:\n- name: second\n  port: {port2}\n  protocol: HTTP\n  routes:\n  - kind: HTTPRoute\n    namespace: d\n    name: r2\n    creationTimestamp: '2024-01-01T00:00:00Z'\n    rules: [{{backendRefs: [{{type: Backend, name: a}}]}}]\n"
+        ),
+    );
+    std::fs::write(&file, two).unwrap();
+    signal(child.id(), "-HUP");
+    wait_port(port2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = get(&ready_url, &[]).await.json();
+    assert!(ready["lastError"].is_null(), "{ready}");
+    for i in 0..30 {
+        let got = get(
+            &format!("http://127.0.0.1:{port2}/m{i}"),
+            &[("connection", "close")],
+        )
+        .await;
+        assert_eq!(got.status, 200, "request {i} on the added port");
+    }
+    signal(child.id(), "-TERM");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
