@@ -61,6 +61,8 @@ controller_ready() {
   kubectl wait --for condition=Accepted --timeout 60s gatewayclass/pylon
 }
 setup() {
+  # An earlier run's namespace may still be terminating; reusing it would fail every check.
+  kubectl wait --for=delete "namespace/$ns" --timeout 120s >/dev/null 2>&1
   kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   { backend web-v1; backend web-v2; cat <<YAML
 apiVersion: gateway.networking.k8s.io/v1
