@@ -20,6 +20,12 @@ use crate::state::Shared;
 const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// Longest accepted line (a full snapshot).
 const MAX_LINE: usize = 64 << 20;
+/// An ack attempt that takes longer than this is abandoned: a hung ack must not stall the stream.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per ack. Status (Programmed, Accepted) waits on acks, so a transient failure is
+/// retried; a version that still could not be acked is acked again after the next reconnect,
+/// whose first line is always a snapshot.
+const ACK_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -194,16 +200,29 @@ impl ControllerClient {
             accepted: result.is_ok(),
             error: result.err().map(|e| e.to_string()),
         };
-        let body = Bytes::from(serde_json::to_vec(&ack).expect("serialisable"));
-        let req = self.request(
-            http::Method::POST,
-            &protocol::ack_path(&self.namespace, &self.name),
-            body,
-        );
-        match self.http.request(req).await {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => tracing::warn!(status = %r.status(), "ack not accepted"),
-            Err(e) => tracing::warn!(error = %e, "ack failed"),
+        self.send_ack(&ack).await;
+    }
+
+    async fn send_ack(&self, ack: &Ack) {
+        let body = Bytes::from(serde_json::to_vec(ack).expect("serialisable"));
+        let path = protocol::ack_path(&self.namespace, &self.name);
+        for attempt in 1..=ACK_ATTEMPTS {
+            let req = self.request(http::Method::POST, &path, body.clone());
+            let outcome = match tokio::time::timeout(ACK_TIMEOUT, self.http.request(req)).await {
+                Ok(Ok(r)) if r.status().is_success() => return,
+                // The controller understood and refused it: resending the same ack won't help.
+                Ok(Ok(r)) if r.status().is_client_error() => {
+                    tracing::warn!(status = %r.status(), version = %ack.version, "ack refused");
+                    return;
+                }
+                Ok(Ok(r)) => format!("status {}", r.status()),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {ACK_TIMEOUT:?}"),
+            };
+            tracing::warn!(attempt, error = %outcome, version = %ack.version, "ack failed");
+            if attempt < ACK_ATTEMPTS {
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get as route_get, post};
 use common::*;
+use futures::StreamExt;
 use pylon_dataplane::client::ControllerClient;
 use pylon_dataplane::config::protocol::Ack;
 use pylon_dataplane::server::{Limits, ListenerManager};
@@ -221,4 +222,64 @@ fn rejects_bad_arguments() {
             "{url} {gw}"
         );
     }
+}
+
+/// A controller replica that answers the first ack with 503 (e.g. it is shutting down): the data
+/// plane retries, so the ack status waits on still arrives.
+#[tokio::test]
+async fn retries_an_ack_the_controller_failed() {
+    let backend = Backend::start("a").await;
+    let port = free_port();
+    let snap = serde_json::json!({"type": "snapshot", "version": "7", "config": config_json(port, backend.addr, "/.*")});
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let (acks_tx, mut acks) = mpsc::channel::<Ack>(4);
+    let app = Router::new()
+        .route(
+            "/v1/gateways/{ns}/{name}/config",
+            route_get(move || {
+                let line = format!("{snap}\n");
+                async move {
+                    // One snapshot, then the stream stays open.
+                    let body =
+                        futures::stream::once(
+                            async move { Ok::<_, std::convert::Infallible>(line) },
+                        )
+                        .chain(futures::stream::pending());
+                    axum::response::Response::builder()
+                        .header("content-type", "application/x-ndjson")
+                        .body(axum::body::Body::from_stream(body))
+                        .unwrap()
+                }
+            }),
+        )
+        .route(
+            "/v1/gateways/{ns}/{name}/ack",
+            post({
+                let attempts = attempts.clone();
+                move |axum::Json(a): axum::Json<Ack>| async move {
+                    if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    acks_tx.send(a).await.unwrap();
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ctrl = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let shared = Shared::new();
+    let client =
+        ControllerClient::new(&format!("http://{ctrl}"), "infra/gw", "pod-1", None, shared)
+            .unwrap();
+    tokio::spawn(client.run());
+
+    let ack = next_ack(&mut acks).await;
+    assert_eq!((ack.version.as_str(), ack.accepted), ("7", true));
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        2,
+        "one failed attempt, one retry"
+    );
 }
