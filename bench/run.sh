@@ -31,12 +31,16 @@ fail() {
 
 # --- dependencies: Debian packages (idempotent) and the release data plane ------------------------
 missing=()
-for tool in wrk nginx haproxy; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+declare -A PACKAGE=([wrk]=wrk [nginx]=nginx [haproxy]=haproxy [curl]=curl [taskset]=util-linux [flock]=util-linux)
+for tool in "${!PACKAGE[@]}"; do command -v "$tool" >/dev/null || missing+=("${PACKAGE[$tool]}"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bench: installing ${missing[*]} from Debian" >&2
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get install -y "${missing[@]}" || { $SUDO apt-get update && $SUDO apt-get install -y "${missing[@]}"; } ||
+  SUDO=()
+  [ "$(id -u)" = 0 ] || SUDO=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  # Try without refreshing the package lists first: idempotent and quick when they are current.
+  "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" ||
+    { "${SUDO[@]}" apt-get update && "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; } ||
     fail "could not install ${missing[*]}"
 fi
 if [ -n "${PYLON_BIN:-}" ]; then
@@ -46,6 +50,15 @@ else
   PYLON=$ROOT/target/release/pylon-dataplane
 fi
 [ -x "$PYLON" ] || fail "$PYLON is not an executable"
+
+# One run at a time on this machine: runs share fixed loopback ports (haproxy binds with
+# SO_REUSEPORT, so a second run would silently split its traffic) and would skew each other's figures.
+LOCK=${TMPDIR:-/tmp}/pylon-bench.lock
+exec 9>"$LOCK"
+if ! flock -n 9; then
+  echo "bench: waiting for another run to release $LOCK" >&2
+  flock -w 600 9 || fail "another bench run held $LOCK for 10 minutes"
+fi
 
 # --- CPU pinning: the client gets one CPU to itself; the backend and the proxy under test share the
 # other, so every proxy pays the same backend cost and the direct case has the same budget. Every
@@ -125,7 +138,9 @@ for k in "${!PORT[@]}"; do
   case $code in 404 | 503) ;; *) fail "$k: a request matching no route answered $code, not 404/503" ;; esac
 done
 
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+rss_kb() { # pid → VmRSS in kB, or null if the process is gone
+  if [ -r "/proc/$1/status" ]; then awk '/^VmRSS/ {print $2}' "/proc/$1/status"; else echo null; fi
+}
 sleep 1
 declare -A RSS=([idle]=$(rss_kb "${PID[pylon-one]}") [routes_5k_hosts]=$(rss_kb "${PID[pylon-hosts]}")
   [routes_5k_paths]=$(rss_kb "${PID[pylon-paths]}"))
@@ -180,9 +195,9 @@ for mode in "${MODES[@]}"; do
     done
   done
 done
-RSS[routes_5k_hosts_after_load]=$(rss_kb "${PID[pylon-hosts]}" 2>/dev/null || echo null)
-RSS[routes_5k_paths_after_load]=$(rss_kb "${PID[pylon-paths]}" 2>/dev/null || echo null)
-RSS[idle_after_load]=$(rss_kb "${PID[pylon-one]}" 2>/dev/null || echo null)
+RSS[routes_5k_hosts_after_load]=$(rss_kb "${PID[pylon-hosts]}")
+RSS[routes_5k_paths_after_load]=$(rss_kb "${PID[pylon-paths]}")
+RSS[idle_after_load]=$(rss_kb "${PID[pylon-one]}")
 
 # --- report -------------------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "null" }'; }
