@@ -3,6 +3,7 @@
 //! The [`config`] module is the contract with the controller: the data plane owns its schema.
 #![forbid(unsafe_code)]
 
+pub mod accesslog;
 pub mod admin;
 pub mod backend;
 pub mod client;

@@ -180,6 +180,16 @@ async fn run() -> anyhow::Result<()> {
     let router = admin::router(shared.clone());
     tokio::spawn(async move { axum::serve(admin, router).await });
 
+    // Access-log lines are buffered; written in batches (and at exit, below).
+    let flusher = shared.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            flusher.log.flush();
+        }
+    });
+
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => {}
@@ -198,6 +208,7 @@ async fn run() -> anyhow::Result<()> {
     for t in threads {
         let _ = t.join();
     }
+    shared.log.flush();
     Ok(())
 }
 

@@ -28,6 +28,8 @@ const MAX_BUFFERED_BODY: usize = 16 << 20;
 pub struct ConnInfo {
     pub port: u16,
     pub peer: SocketAddr,
+    /// `peer`'s IP as a header value (X-Forwarded-For), formatted once per connection.
+    pub peer_ip: HeaderValue,
     pub tls: bool,
     /// The TLS SNI name, lowercase.
     pub sni: Option<String>,
@@ -65,17 +67,24 @@ pub async fn handle(
     let label = route.as_deref().unwrap_or("_none");
     shared.metrics.record(label, status, latency);
     if log {
-        let line = serde_json::json!({
-            "ts_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-            "peer": conn.peer.to_string(), "port": conn.port, "method": method.as_str(), "host": host,
-            "path": path, "status": status, "route": label, "duration_ms": latency.as_secs_f64() * 1000.0,
+        shared.log.log(&crate::accesslog::Line {
+            ts_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            peer: conn.peer,
+            port: conn.port,
+            method: method.as_str(),
+            host: &host,
+            path: &path,
+            status,
+            route: label,
+            duration_ms: latency.as_secs_f64() * 1000.0,
         });
-        println!("{line}");
     }
     resp
 }
 
-type Routed = Result<(Option<String>, Response<Body>), (Option<String>, ProxyError)>;
+type Routed = Result<(Option<Arc<str>>, Response<Body>), (Option<Arc<str>>, ProxyError)>;
 
 fn authority(req: &Request<Incoming>) -> Option<String> {
     req.uri()
@@ -319,14 +328,19 @@ fn upstream_headers(
     // HTTP/2 upstreams get the Host header too: hyper takes :authority from the URI (the
     // endpoint address), and backends (gRPC included) read the Host header.
     h.insert(header::HOST, host);
-    let peer = ctx.conn.peer.ip().to_string();
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {peer}"),
-        None => peer,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
-    }
+    // The peer's address is formatted once per connection; only an incoming
+    // X-Forwarded-For costs a new string.
+    let appended = h
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|prev| {
+            let peer = ctx.conn.peer_ip.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{prev}, {peer}")).ok()
+        });
+    h.insert(
+        "x-forwarded-for",
+        appended.unwrap_or_else(|| ctx.conn.peer_ip.clone()),
+    );
     h.insert(
         "x-forwarded-proto",
         HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" }),

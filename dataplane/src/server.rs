@@ -228,6 +228,7 @@ async fn serve_connection(
             let info = Arc::new(ConnInfo {
                 port,
                 peer,
+                peer_ip: peer_ip(&peer),
                 tls: true,
                 sni,
             });
@@ -237,12 +238,19 @@ async fn serve_connection(
             let info = Arc::new(ConnInfo {
                 port,
                 peer,
+                peer_ip: peer_ip(&peer),
                 tls: false,
                 sni: None,
             });
             serve_http(TokioIo::new(stream), info, shared, limits, drain).await;
         }
     }
+}
+
+/// A peer IP as a header value; an IP's text form is always a valid one.
+fn peer_ip(peer: &SocketAddr) -> http::HeaderValue {
+    http::HeaderValue::try_from(peer.ip().to_string())
+        .unwrap_or(http::HeaderValue::from_static("unknown"))
 }
 
 async fn serve_http<I>(

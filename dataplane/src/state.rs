@@ -23,6 +23,8 @@ pub struct Shared {
     /// Bumped on every swap; the listener manager watches it.
     changed: Option<watch::Sender<u64>>,
     pub access_log: AtomicBool,
+    /// Buffered access-log lines (written when `access_log` is on).
+    pub log: crate::accesslog::AccessLog,
     pub draining: AtomicBool,
     /// Where listener sockets bind and which ports are bound (kept by the listener manager), so
     /// a config with a port that cannot be bound is rejected before it is swapped in.

@@ -71,7 +71,7 @@ pub enum Target {
 #[derive(Debug)]
 pub struct CompiledRule {
     /// `namespace/name` of the route (bounded metric label).
-    pub route: String,
+    pub route: Arc<str>,
     /// Index of the rule in its route.
     pub rule: usize,
     pub kind: RouteKind,
@@ -374,7 +374,7 @@ fn compile_rule(
     }
     let nonzero = |d: Option<config::Duration>| d.map(|d| d.0).filter(|d| !d.is_zero());
     CompiledRule {
-        route: label.to_string(),
+        route: Arc::from(label),
         rule: index,
         kind,
         filters: Filters::build(&rule.filters, backends),
