@@ -160,10 +160,29 @@ wrk_run() { # duration port host path extra-header
   taskset -c "$CLIENT_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$1" --latency -H "Host: $3" ${5:+-H "$5"} \
     "http://127.0.0.1:$2$4" 2>&1 || true
 }
+# CPU time (clock ticks, user + system) of a server: the process and its children (nginx workers).
+cpu_ticks() {
+  local p total=0
+  for p in "$1" $(pgrep -P "$1" || true); do
+    [ -r "/proc/$p/stat" ] || continue
+    # Fields after "pid (comm)": utime and stime are the 12th and 13th.
+    total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+declare -A CPU_US
 measure() { # key server-name port host path extra-header
-  local out
+  local out t0 t1 reqs
   wrk_run "$WARMUP" "$3" "$4" "$5" "$6" >/dev/null
+  t0=$(cpu_ticks "${PID[$2]}")
   out=$(wrk_run "$DUR" "$3" "$4" "$5" "$6")
+  t1=$(cpu_ticks "${PID[$2]}")
+  # CPU per request of the server under test (the backend alone for direct): unlike RPS it hardly
+  # moves when other jobs take the shared CPU away, so it is the steadier basis for comparison.
+  reqs=$(awk '/requests in/ {print $1; f = 1} END {if (!f) print 0}' <<<"$out")
+  CPU_US[$1]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" \
+    'BEGIN { if (n > 0 && d >= 0) printf "%.1f", d * 1e6 / hz / n; else printf "null" }')
   RPS[$1]=$(awk '/^Requests\/sec/ {printf "%.0f", $2; f = 1} END {if (!f) print 0}' <<<"$out")
   P50[$1]=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
   P99[$1]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
@@ -172,7 +191,8 @@ measure() { # key server-name port host path extra-header
   # shown but not treated as failures.
   ERR[$1]=$(awk '/Socket errors/ {gsub(",", ""); s += $4 + $6 + $8 + $10} /Non-2xx/ {s += $NF}
     END {print s + 0}' <<<"$out")
-  printf "%-26s %9s rps  p50 %8s ms  p99 %8s ms  errors %s\n" "$1" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}" "${ERR[$1]}"
+  printf "%-26s %9s rps  p50 %8s ms  p99 %8s ms  cpu %7s us/req  errors %s\n" "$1" "${RPS[$1]}" "${P50[$1]}" \
+    "${P99[$1]}" "${CPU_US[$1]}" "${ERR[$1]}"
   if ! kill -0 "${PID[$2]}" 2>/dev/null; then
     FAILURES+=("$2 died during $1")
     echo "bench: $2 died during $1; last log lines:" >&2
@@ -200,15 +220,15 @@ RSS[routes_5k_paths_after_load]=$(rss_kb "${PID[pylon-paths]}")
 RSS[idle_after_load]=$(rss_kb "${PID[pylon-one]}")
 
 # --- report -------------------------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "null" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "null" && b + 0 > 0) printf "%.2f", a / b; else printf "null" }'; }
 declare -A LABEL=([one]="1 route" [hosts]="$ROUTES routes (hosts)" [paths]="$ROUTES routes (paths)")
 echo
 printf "%-32s %9s %9s %9s %9s %7s %7s %7s  %s\n" case direct Pylon nginx haproxy P/nginx P/hapr P/direct \
   "p50/p99 ms: Pylon | nginx | haproxy | direct"
-json_cases="" json_ratios=""
+json_cases="" json_ratios="" cpu_table=""
 for mode in "${MODES[@]}"; do
   d=direct/$mode
-  json_cases+="\"direct_$mode\":{\"rps\":${RPS[$d]},\"p50_ms\":${P50[$d]},\"p99_ms\":${P99[$d]},\"errors\":${ERR[$d]}},"
+  json_cases+="\"direct_$mode\":{\"rps\":${RPS[$d]},\"p50_ms\":${P50[$d]},\"p99_ms\":${P99[$d]},\"cpu_us_per_req\":${CPU_US[$d]},\"errors\":${ERR[$d]}},"
   for t in "${TABLES[@]}"; do
     py=pylon/$t/$mode ng=nginx/$t/$mode ha=haproxy/$t/$mode
     rn=$(ratio "${RPS[$py]}" "${RPS[$ng]}") rh=$(ratio "${RPS[$py]}" "${RPS[$ha]}") rd=$(ratio "${RPS[$py]}" "${RPS[$d]}")
@@ -216,11 +236,19 @@ for mode in "${MODES[@]}"; do
       "${RPS[$d]}" "${RPS[$py]}" "${RPS[$ng]}" "${RPS[$ha]}" "$rn" "$rh" "$rd" "${P50[$py]}" "${P99[$py]}" \
       "${P50[$ng]}" "${P99[$ng]}" "${P50[$ha]}" "${P99[$ha]}" "${P50[$d]}" "${P99[$d]}"
     for k in "$py" "$ng" "$ha"; do
-      json_cases+="\"${k//\//_}\":{\"rps\":${RPS[$k]},\"p50_ms\":${P50[$k]},\"p99_ms\":${P99[$k]},\"errors\":${ERR[$k]}},"
+      json_cases+="\"${k//\//_}\":{\"rps\":${RPS[$k]},\"p50_ms\":${P50[$k]},\"p99_ms\":${P99[$k]},\"cpu_us_per_req\":${CPU_US[$k]},\"errors\":${ERR[$k]}},"
     done
-    json_ratios+="\"${t}_$mode\":{\"pylon_over_nginx\":$rn,\"pylon_over_haproxy\":$rh,\"pylon_over_direct\":$rd},"
+    cn=$(ratio "${CPU_US[$py]}" "${CPU_US[$ng]}") ch=$(ratio "${CPU_US[$py]}" "${CPU_US[$ha]}")
+    cpu_table+=$(printf "%-32s %9s %9s %9s %9s %6sx %6sx" "${LABEL[$t]}, $mode" "${CPU_US[$d]}" "${CPU_US[$py]}" \
+      "${CPU_US[$ng]}" "${CPU_US[$ha]}" "$cn" "$ch")$'\n'
+    json_ratios+="\"${t}_$mode\":{\"pylon_over_nginx\":$rn,\"pylon_over_haproxy\":$rh,\"pylon_over_direct\":$rd,"
+    json_ratios+="\"pylon_cpu_over_nginx\":$cn,\"pylon_cpu_over_haproxy\":$ch},"
   done
 done
+echo
+echo "CPU per request of the server under test, us (the backend's own CPU not included; direct = backend):"
+printf "%-32s %9s %9s %9s %9s %7s %7s\n" case direct Pylon nginx haproxy P/nginx P/hapr
+printf "%s" "$cpu_table"
 echo
 echo "Pylon VmRSS: idle ${RSS[idle]} kB; $ROUTES routes: ${RSS[routes_5k_hosts]} kB (hosts)," \
   "${RSS[routes_5k_paths]} kB (paths); after load: ${RSS[idle_after_load]} / ${RSS[routes_5k_hosts_after_load]} / ${RSS[routes_5k_paths_after_load]} kB"
