@@ -54,7 +54,7 @@ fi
 # One run at a time on this machine: runs share fixed loopback ports (haproxy binds with
 # SO_REUSEPORT, so a second run would silently split its traffic) and would skew each other's figures.
 LOCK=${TMPDIR:-/tmp}/pylon-bench.lock
-exec 9>"$LOCK"
+exec 9>"$LOCK" # the servers are started with 9>&- so that only this script holds it
 if ! flock -n 9; then
   echo "bench: waiting for another run to release $LOCK" >&2
   flock -w 600 9 || fail "another bench run held $LOCK for 10 minutes"
@@ -105,7 +105,7 @@ start_nginx() { # name, conf generator args...
   shift
   mkdir -p "$dir"
   "$@" >"$dir/nginx.conf"
-  "${ON_SERVER[@]}" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' >"$WORK/$name.log" 2>&1 &
+  "${ON_SERVER[@]}" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' >"$WORK/$name.log" 2>&1 9>&- &
   PID[$name]=$!
 }
 start_nginx backend nginx_backend_config "$WORK/backend" $BACKEND
@@ -116,13 +116,13 @@ for t in "${TABLES[@]}"; do
   n=${NROUTES[$t]}
   pylon_config "$t" "$n" "${PORT[pylon-$t]}" $BACKEND >"$WORK/pylon-$t.yaml"
   TOKIO_WORKER_THREADS=1 "${ON_SERVER[@]}" "$PYLON" --config "$WORK/pylon-$t.yaml" --bind-addr 127.0.0.1 \
-    --admin-addr "127.0.0.1:$admin" --no-access-log >"$WORK/pylon-$t.log" 2>&1 &
+    --admin-addr "127.0.0.1:$admin" --no-access-log >"$WORK/pylon-$t.log" 2>&1 9>&- &
   PID[pylon-$t]=$!
   admin=$((admin + 1))
   start_nginx "nginx-$t" nginx_proxy_config "$WORK/nginx-$t" "$t" "$n" "${PORT[nginx-$t]}" $BACKEND
   mkdir -p "$WORK/haproxy-$t"
   haproxy_config "$WORK/haproxy-$t" "$t" "$n" "${PORT[haproxy-$t]}" $BACKEND >"$WORK/haproxy-$t/haproxy.cfg"
-  "${ON_SERVER[@]}" haproxy -db -f "$WORK/haproxy-$t/haproxy.cfg" >"$WORK/haproxy-$t.log" 2>&1 &
+  "${ON_SERVER[@]}" haproxy -db -f "$WORK/haproxy-$t/haproxy.cfg" >"$WORK/haproxy-$t.log" 2>&1 9>&- &
   PID[haproxy-$t]=$!
 done
 for k in "${!PORT[@]}"; do wait_port "${PORT[$k]}" "$k"; done
