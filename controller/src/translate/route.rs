@@ -159,8 +159,12 @@ pub fn resolve_backend<R: TranslateRule>(
             shown.clone(),
             "Service has no such port",
         ))?;
-    let protocol = match sp.app_protocol.as_deref() {
-        None | Some("http") => R::DEFAULT_UPSTREAM,
+    // IANA service names are case-insensitive ("HTTPS" in the conformance manifests). For
+    // "https" the TLS itself comes from the Service's BackendTLSPolicy, so the protocol spoken
+    // inside it is the route kind's default.
+    let app_protocol = sp.app_protocol.as_deref().map(str::to_ascii_lowercase);
+    let protocol = match app_protocol.as_deref() {
+        None | Some("http") | Some("https") => R::DEFAULT_UPSTREAM,
         Some("kubernetes.io/h2c") => dp::BackendProtocol::H2c,
         Some("kubernetes.io/ws") => dp::BackendProtocol::Ws,
         Some(other) => return Err(BackendError::UnsupportedProtocol(shown, other.into())),
