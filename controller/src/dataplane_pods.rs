@@ -313,40 +313,6 @@ mod tests {
     use crate::snapshot::{Options, Snapshot};
     use crate::translate::output::Condition;
 
-    const INPUT: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: pylon}
-spec: {controllerName: pylon.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: pylon
-  listeners: [{name: http, port: 80, protocol: HTTP}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: pylon-gw}
-spec: {type: LoadBalancer, ports: [{port: 80}]}
-status: {loadBalancer: {ingress: [{ip: 10.0.0.1}]}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: a}
-spec:
-  parentRefs: [{name: gw}]
-  hostnames: [a.example.com]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: b}
-spec:
-  parentRefs: [{name: gw}]
-  hostnames: [b.example.com]
-"#;
-
     /// A data-plane Pod of Gateway `gw` as the API server returns it.
     fn pod(name: &str, gw: &str, ready: bool, annotations: &[(&str, &str)]) -> Arc<Pod> {
         let mut p: Pod = serde_json::from_value(serde_json::json!({
@@ -389,7 +355,11 @@ spec:
 
     #[test]
     fn overlay_from_pod_annotations_and_readiness() {
-        let mut s = Snapshot::from_yaml(INPUT, Options::default()).unwrap();
+        let mut s = Snapshot::from_yaml(
+            crate::test_fixtures::ONE_GATEWAY_TWO_ROUTES,
+            Options::default(),
+        )
+        .unwrap();
         let gw = ObjectKey::new("default", "gw");
         let hub = ConfigHub::default();
         let t1 = crate::translate::translate(&s);

@@ -254,40 +254,6 @@ mod tests {
     use super::*;
     use crate::snapshot::{Options, Snapshot};
 
-    const INPUT: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: pylon}
-spec: {controllerName: pylon.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: pylon
-  listeners: [{name: http, port: 80, protocol: HTTP}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: pylon-gw}
-spec: {type: LoadBalancer, ports: [{port: 80}]}
-status: {loadBalancer: {ingress: [{ip: 10.0.0.1}]}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: a}
-spec:
-  parentRefs: [{name: gw}]
-  hostnames: [a.example.com]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: b}
-spec:
-  parentRefs: [{name: gw}]
-  hostnames: [b.example.com]
-"#;
-
     fn cond<'a>(cs: &'a [Condition], kind: &str) -> &'a Condition {
         cs.iter().find(|c| c.kind == kind).unwrap()
     }
@@ -302,7 +268,11 @@ spec:
 
     #[test]
     fn pending_until_served_and_only_what_changed() {
-        let mut s = Snapshot::from_yaml(INPUT, Options::default()).unwrap();
+        let mut s = Snapshot::from_yaml(
+            crate::test_fixtures::ONE_GATEWAY_TWO_ROUTES,
+            Options::default(),
+        )
+        .unwrap();
         let gw = ObjectKey::new("default", "gw");
         let t1 = crate::translate::translate(&s);
         let f1 = Arc::new(Forms::of(&t1.configs[&gw]));

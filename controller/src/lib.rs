@@ -22,5 +22,7 @@ pub mod metrics;
 pub mod run;
 pub mod status;
 pub mod status_writer;
+#[cfg(test)]
+mod test_fixtures;
 pub mod version;
 pub mod watch;
