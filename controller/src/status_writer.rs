@@ -143,6 +143,10 @@ impl StatusWriter {
             .map(|(kind, key, desired)| {
                 let (client, stores) = (self.client.clone(), self.stores.clone());
                 let (controller, now) = (controller.clone(), now.clone());
+                let last = self
+                    .written
+                    .get(&(kind, key.clone()))
+                    .map(|(_, status)| status.clone());
                 async move {
                     let r = apply(
                         &client,
@@ -150,6 +154,7 @@ impl StatusWriter {
                         kind,
                         &key,
                         &desired,
+                        last.as_ref(),
                         &controller,
                         &now,
                     )
@@ -195,13 +200,44 @@ fn needs_write(
     }
 }
 
-/// Merges and patches one object's status; `Ok((written, status))`.
+/// What to do with a status read from the watch cache or the API server.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// It already says what we want.
+    Skip,
+    /// The watch cache cannot be trusted here: read the object from the API server.
+    ReadFresh,
+    /// Patch it.
+    Write,
+}
+
+/// Decides on `old` (from the watch cache when `from_cache`), given the status this writer
+/// last wrote (`last`) and the one it wants (`new`).
+fn next_step(old: &Value, from_cache: bool, last: Option<&Value>, new: &Value) -> Step {
+    if differs(old, new) {
+        return Step::Write;
+    }
+    // The watch cache may not have seen our last write yet: when it still shows what we want
+    // now but we since wrote something else (Programmed, then Pending, then Programmed again
+    // within a few milliseconds), the object holds our last write. Skipping would leave that
+    // stale status in place until something else changes.
+    if from_cache && last.is_some_and(|l| differs(l, new)) {
+        Step::ReadFresh
+    } else {
+        Step::Skip
+    }
+}
+
+/// Merges and patches one object's status; `Ok((written, status))`. `last` is the status this
+/// writer last wrote to the object.
+#[allow(clippy::too_many_arguments)]
 async fn apply(
     client: &kube::Client,
     stores: Option<&Stores>,
     kind: &'static str,
     key: &ObjectKey,
     desired: &Desired,
+    last: Option<&Value>,
     controller: &str,
     now: &str,
 ) -> Result<(bool, Value), StatusError> {
@@ -216,13 +252,16 @@ async fn apply(
         key: key.to_string(),
         source,
     };
-    for attempt in 0..ATTEMPTS {
+    let mut trust_cache = true;
+    for _ in 0..ATTEMPTS {
         // First from the watch cache; after a conflict, fresh from the API server.
-        let cached = if attempt == 0 {
+        let cached = if trust_cache {
             stores.and_then(|s| s.status_of(kind, key))
         } else {
             None
         };
+        let from_cache = cached.is_some();
+        trust_cache = false;
         let (old, resource_version) = match cached {
             Some(c) => c,
             None => match api.get_opt(&key.name).await.map_err(err)? {
@@ -234,8 +273,10 @@ async fn apply(
             },
         };
         let new = desired.build(&old, controller, now);
-        if !differs(&old, &new) {
-            return Ok((false, new));
+        match next_step(&old, from_cache, last, &new) {
+            Step::Skip => return Ok((false, new)),
+            Step::ReadFresh => continue,
+            Step::Write => {}
         }
         let patch = json!({"metadata": {"resourceVersion": resource_version}, "status": new});
         match api
@@ -270,5 +311,30 @@ mod tests {
         assert!(needs_write(Some(&written), Some("uid-2".into()), same));
         let changed = |_: &Value| json!({"parents": []});
         assert!(needs_write(Some(&written), Some("uid-1".into()), changed));
+    }
+
+    #[test]
+    fn a_stale_watch_cache_is_not_trusted_to_skip_a_write() {
+        let programmed = json!({"conditions": [{"type": "Programmed", "status": "True"}]});
+        let pending = json!({"conditions": [{"type": "Programmed", "status": "False"}]});
+        // We wrote Pending; the cache still shows the Programmed from before that write, and
+        // Programmed is what we want again: the object really says Pending, so read it.
+        assert_eq!(
+            next_step(&programmed, true, Some(&pending), &programmed),
+            Step::ReadFresh
+        );
+        // Read fresh from the API server: it is the truth.
+        assert_eq!(
+            next_step(&programmed, false, Some(&pending), &programmed),
+            Step::Skip
+        );
+        // The cache shows our last write: nothing to do.
+        assert_eq!(
+            next_step(&programmed, true, Some(&programmed), &programmed),
+            Step::Skip
+        );
+        // Never written by us (e.g. after a restart): the cache, freshly listed, decides.
+        assert_eq!(next_step(&programmed, true, None, &programmed), Step::Skip);
+        assert_eq!(next_step(&pending, true, None, &programmed), Step::Write);
     }
 }

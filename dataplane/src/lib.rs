@@ -14,6 +14,7 @@ pub mod idle;
 pub mod matching;
 pub mod metrics;
 pub mod proxy;
+pub mod san;
 pub mod server;
 pub mod state;
 pub mod table;

@@ -117,33 +117,58 @@ impl rustls::server::ResolvesServerCert for SniResolver {
 }
 
 /// Verifies a backend certificate against a CA and accepts it if it is valid for any of the
-/// given names (BackendTLSPolicy subjectAltNames) instead of the SNI name.
+/// given names (BackendTLSPolicy subjectAltNames: hostnames and URIs) instead of the SNI name.
 #[derive(Debug)]
-struct AnyNameVerifier {
+struct SanVerifier {
     inner: Arc<rustls::client::WebPkiServerVerifier>,
-    names: Vec<rustls::pki_types::ServerName<'static>>,
+    hostnames: Vec<rustls::pki_types::ServerName<'static>>,
+    uris: Vec<String>,
 }
 
-impl rustls::client::danger::ServerCertVerifier for AnyNameVerifier {
+impl rustls::client::danger::ServerCertVerifier for SanVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
+        server_name: &rustls::pki_types::ServerName<'_>,
         ocsp: &[u8],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let mut last = rustls::Error::General("no subject alt name to verify".into());
-        for name in &self.names {
+        let mut last = None;
+        for name in &self.hostnames {
             match self
                 .inner
                 .verify_server_cert(end_entity, intermediates, name, ocsp, now)
             {
                 Ok(v) => return Ok(v),
-                Err(e) => last = e,
+                Err(e) => last = Some(e),
             }
         }
-        Err(last)
+        if !self.uris.is_empty() {
+            // webpki checks the chain before the name, so a name mismatch means the chain is
+            // valid; the URI SANs are then compared here (webpki does not expose them).
+            match self
+                .inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            {
+                Ok(_)
+                | Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. },
+                )) => {}
+                Err(e) => return Err(e),
+            }
+            let presented = crate::san::uri_sans(end_entity).ok_or(
+                rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding),
+            )?;
+            if presented.iter().any(|p| self.uris.contains(p)) {
+                return Ok(rustls::client::danger::ServerCertVerified::assertion());
+            }
+            last = Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            ));
+        }
+        Err(last.unwrap_or_else(|| rustls::Error::General("no subject alt name to verify".into())))
     }
 
     fn verify_tls12_signature(
@@ -188,24 +213,26 @@ pub fn backend_client_config(
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions");
-    let names: Vec<_> = tls
-        .subject_alt_names
-        .iter()
-        .filter_map(|s| match s {
+    let (mut hostnames, mut uris) = (vec![], vec![]);
+    for san in &tls.subject_alt_names {
+        match san {
             crate::config::SubjectAltName::Hostname { value } => {
-                rustls::pki_types::ServerName::try_from(value.clone()).ok()
+                if let Ok(name) = rustls::pki_types::ServerName::try_from(value.clone()) {
+                    hostnames.push(name);
+                }
             }
-            crate::config::SubjectAltName::Uri { .. } => None,
-        })
-        .collect();
-    let builder = if names.is_empty() {
+            crate::config::SubjectAltName::Uri { value } => uris.push(value.clone()),
+        }
+    }
+    let builder = if hostnames.is_empty() && uris.is_empty() {
         builder.with_webpki_verifier(webpki)
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyNameVerifier {
+            .with_custom_certificate_verifier(Arc::new(SanVerifier {
                 inner: webpki,
-                names,
+                hostnames,
+                uris,
             }))
     };
     let mut cfg = match (&tls.client_cert_pem, &tls.client_key_pem) {

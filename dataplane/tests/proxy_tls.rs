@@ -92,6 +92,12 @@ listeners:
       backendRefs: [{{type: Backend, name: sni}}]
     - matches: [{{path: {{type: Exact, value: /san}}}}]
       backendRefs: [{{type: Backend, name: san}}]
+    - matches: [{{path: {{type: Exact, value: /uri-san}}}}]
+      backendRefs: [{{type: Backend, name: urisan}}]
+    - matches: [{{path: {{type: Exact, value: /wrong-uri-san}}}}]
+      backendRefs: [{{type: Backend, name: wrongurisan}}]
+    - matches: [{{path: {{type: Exact, value: /uri-san-wrong-ca}}}}]
+      backendRefs: [{{type: Backend, name: urisanwrongca}}]
     - matches: [{{path: {{type: Exact, value: /wrong-name}}}}]
       backendRefs: [{{type: Backend, name: wrongname}}]
     - matches: [{{path: {{type: Exact, value: /wrong-ca}}}}]
@@ -103,6 +109,9 @@ listeners:
 backends:
   sni: {{tls: {{caPem: {ca}, hostname: backend.internal}}, endpoints: [{{address: '{s}'}}]}}
   san: {{tls: {{caPem: {ca}, hostname: sni-only.test, subjectAltNames: [{{type: Hostname, value: alt.internal}}]}}, endpoints: [{{address: '{s}'}}]}}
+  urisan: {{tls: {{caPem: {ca}, hostname: sni-only.test, subjectAltNames: [{{type: Hostname, value: nope.internal}}, {{type: URI, value: 'spiffe://cluster.local/ns/app/sa/backend'}}]}}, endpoints: [{{address: '{s}'}}]}}
+  wrongurisan: {{tls: {{caPem: {ca}, hostname: backend.internal, subjectAltNames: [{{type: URI, value: 'spiffe://cluster.local/ns/app/sa/other'}}]}}, endpoints: [{{address: '{s}'}}]}}
+  urisanwrongca: {{tls: {{caPem: {wrong_ca}, hostname: backend.internal, subjectAltNames: [{{type: URI, value: 'spiffe://cluster.local/ns/app/sa/backend'}}]}}, endpoints: [{{address: '{s}'}}]}}
   wrongname: {{tls: {{caPem: {ca}, hostname: nope.internal}}, endpoints: [{{address: '{s}'}}]}}
   wrongca: {{tls: {{caPem: {wrong_ca}, hostname: backend.internal}}, endpoints: [{{address: '{s}'}}]}}
   mtls: {{tls: {{caPem: {ca}, hostname: backend.internal, clientCertPem: {cc}, clientKeyPem: {ck}}}, endpoints: [{{address: '{m}'}}]}}
@@ -117,6 +126,17 @@ backends:
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(get(&format!("{base}/sni"), &[]).await.backend(), "secure");
     assert_eq!(get(&format!("{base}/san"), &[]).await.backend(), "secure");
+    // URI SANs (e.g. SPIFFE IDs): matched exactly, and only on a certificate the CA signed.
+    // With subjectAltNames the hostname is the SNI only, not what is verified.
+    assert_eq!(
+        get(&format!("{base}/uri-san"), &[]).await.backend(),
+        "secure"
+    );
+    assert_eq!(get(&format!("{base}/wrong-uri-san"), &[]).await.status, 503);
+    assert_eq!(
+        get(&format!("{base}/uri-san-wrong-ca"), &[]).await.status,
+        503
+    );
     assert_eq!(get(&format!("{base}/wrong-name"), &[]).await.status, 503);
     assert_eq!(get(&format!("{base}/wrong-ca"), &[]).await.status, 503);
     assert_eq!(get(&format!("{base}/mtls"), &[]).await.backend(), "mtls");

@@ -38,15 +38,27 @@ impl PolicyError {
     }
 }
 
-/// The policy for a Service port: one naming the port beats one for the whole Service; among
-/// equals the oldest wins (then the name), as the spec's conflict rules say.
+/// The policies targeting one Service port, as conflict resolution decides between them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Choice<'a> {
+    /// The policy that applies: one naming the port beats one for the whole Service; among
+    /// equals the oldest wins (then the name), as GEP-713's conflict rules say.
+    pub winner: Option<&'a BackendTlsPolicy>,
+    /// Policies as specific as the winner that lost to it: they get Accepted=False, reason
+    /// Conflicted. A whole-Service policy that a port-specific one overrides is not in
+    /// conflict (it may still apply to the Service's other ports).
+    pub conflicted: Vec<&'a BackendTlsPolicy>,
+}
+
+/// Which policy applies to a Service port and which ones conflict with it.
 pub fn policy_for<'a>(
     s: &'a Snapshot,
     namespace: &str,
     service: &str,
     port_name: &str,
-) -> Option<&'a BackendTlsPolicy> {
-    s.backend_tls_policies
+) -> Choice<'a> {
+    let mut candidates: Vec<(&BackendTlsPolicy, bool)> = s
+        .backend_tls_policies
         .values()
         .filter(|p| p.meta.namespace == namespace)
         .filter_map(|p| {
@@ -61,13 +73,24 @@ pub fn policy_for<'a>(
             })?;
             Some((p, specific))
         })
-        .min_by(|(a, a_specific), (b, b_specific)| {
-            b_specific
-                .cmp(a_specific)
-                .then_with(|| a.meta.creation_timestamp.cmp(&b.meta.creation_timestamp))
-                .then_with(|| a.meta.name.cmp(&b.meta.name))
-        })
-        .map(|(p, _)| p)
+        .collect();
+    candidates.sort_by(|(a, a_specific), (b, b_specific)| {
+        b_specific
+            .cmp(a_specific)
+            .then_with(|| a.meta.creation_timestamp.cmp(&b.meta.creation_timestamp))
+            .then_with(|| a.meta.name.cmp(&b.meta.name))
+    });
+    let mut candidates = candidates.into_iter();
+    let Some((winner, winner_specific)) = candidates.next() else {
+        return Choice::default();
+    };
+    Choice {
+        winner: Some(winner),
+        conflicted: candidates
+            .take_while(|(_, specific)| *specific == winner_specific)
+            .map(|(p, _)| p)
+            .collect(),
+    }
 }
 
 /// The data plane's backend TLS settings for a policy.
@@ -127,53 +150,88 @@ pub fn evaluate(s: &Snapshot, p: &BackendTlsPolicy) -> Result<dp::BackendTls, Po
     })
 }
 
+/// Where each policy is in use: the Gateways whose routes reach a Service port it applies to,
+/// and the Gateways where it lost a conflict (with the policy that won).
+#[derive(Debug, Default)]
+pub struct Uses {
+    applied: BTreeMap<ObjectKey, BTreeSet<ObjectKey>>,
+    conflicted: BTreeMap<ObjectKey, BTreeMap<ObjectKey, Option<ObjectKey>>>,
+}
+
+impl Uses {
+    /// `policy` applies to a backend of Gateway `gateway`.
+    pub fn applied(&mut self, policy: &ObjectKey, gateway: &ObjectKey) {
+        self.applied
+            .entry(policy.clone())
+            .or_default()
+            .insert(gateway.clone());
+    }
+
+    /// `policy` lost to `winner` on a backend of Gateway `gateway`.
+    pub fn conflicted(
+        &mut self,
+        policy: &ObjectKey,
+        gateway: &ObjectKey,
+        winner: Option<&ObjectKey>,
+    ) {
+        self.conflicted
+            .entry(policy.clone())
+            .or_default()
+            .insert(gateway.clone(), winner.cloned());
+    }
+}
+
 /// Status of every policy in use: one ancestor entry per Gateway whose routes use a targeted
-/// Service port.
-pub fn statuses(
-    s: &Snapshot,
-    used: &BTreeMap<ObjectKey, BTreeSet<ObjectKey>>,
-) -> BTreeMap<ObjectKey, Vec<RouteParentStatus>> {
+/// Service port. A policy that applies nowhere on a Gateway because an older one targets the
+/// same port gets Accepted=False, reason Conflicted, there.
+pub fn statuses(s: &Snapshot, uses: &Uses) -> BTreeMap<ObjectKey, Vec<RouteParentStatus>> {
     let mut out = BTreeMap::new();
     for (key, p) in &s.backend_tls_policies {
         let g = p.meta.generation;
         let conditions = match evaluate(s, p) {
             Ok(_) => vec![
                 Condition::new("Accepted", true, "Accepted", "Policy is applied", g),
-                Condition::new(
-                    "ResolvedRefs",
-                    true,
-                    "ResolvedRefs",
-                    "All references resolved",
-                    g,
-                ),
+                resolved_refs(g),
             ],
             Err(e) => {
                 let (accepted, resolved) = e.reasons();
-                let mut c = vec![Condition::new(
-                    "Accepted",
-                    false,
-                    accepted,
-                    e.to_string(),
-                    g,
-                )];
-                c.push(match resolved {
-                    Some(r) => Condition::new("ResolvedRefs", false, r, e.to_string(), g),
-                    None => Condition::new(
-                        "ResolvedRefs",
-                        true,
-                        "ResolvedRefs",
-                        "All references resolved",
-                        g,
-                    ),
-                });
-                c
+                vec![
+                    Condition::new("Accepted", false, accepted, e.to_string(), g),
+                    match resolved {
+                        Some(r) => Condition::new("ResolvedRefs", false, r, e.to_string(), g),
+                        None => resolved_refs(g),
+                    },
+                ]
             }
         };
-        let ancestors: Vec<RouteParentStatus> = used
-            .get(key)
+        let applied = uses.applied.get(key);
+        let mut ancestors: BTreeMap<&ObjectKey, Vec<Condition>> = applied
             .into_iter()
             .flatten()
-            .map(|gw| RouteParentStatus {
+            .map(|gw| (gw, conditions.clone()))
+            .collect();
+        for (gw, winner) in uses.conflicted.get(key).into_iter().flatten() {
+            if applied.is_some_and(|a| a.contains(gw)) {
+                continue;
+            }
+            let by = winner
+                .as_ref()
+                .map_or_else(|| "another policy".to_string(), |w| format!("{w}"));
+            let mut c = conditions.clone();
+            c[0] = Condition::new(
+                "Accepted",
+                false,
+                "Conflicted",
+                format!(
+                    "{by} targets the same Service port and takes precedence (created earlier, or at the same time with a name sorting first)"
+                ),
+                g,
+            );
+            ancestors.insert(gw, c);
+        }
+        let ancestors = ancestors
+            .into_iter()
+            .map(|(gw, conditions)| RouteParentStatus {
                 parent_ref: ParentRef {
                     group: crate::model::GATEWAY_GROUP.into(),
                     kind: "Gateway".into(),
@@ -182,10 +240,20 @@ pub fn statuses(
                     section_name: None,
                     port: None,
                 },
-                conditions: conditions.clone(),
+                conditions,
             })
             .collect();
         out.insert(key.clone(), ancestors);
     }
     out
+}
+
+fn resolved_refs(generation: i64) -> Condition {
+    Condition::new(
+        "ResolvedRefs",
+        true,
+        "ResolvedRefs",
+        "All references resolved",
+        generation,
+    )
 }

@@ -27,6 +27,9 @@ pub struct ClusterConfig {
     pub tls: Option<dp::BackendTls>,
     /// The BackendTLSPolicy that applies, valid or not.
     pub policy: Option<crate::model::ObjectKey>,
+    /// BackendTLSPolicies that lost to `policy` (same target, same specificity).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicted: Vec<crate::model::ObjectKey>,
     /// Why the applicable policy is invalid: the backend must then not be used in plain text.
     pub tls_error: Option<String>,
 }

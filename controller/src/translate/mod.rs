@@ -72,13 +72,18 @@ pub fn translate(s: &Snapshot) -> Translation {
         // entries it wrote before a parentRef was dropped.
         t.grpc_routes.insert(key.clone(), parents);
     }
-    let mut used: BTreeMap<ObjectKey, std::collections::BTreeSet<ObjectKey>> = BTreeMap::new();
+    let mut uses = backend_tls::Uses::default();
     for (key, o) in &owned {
-        for policy in o.clusters.values().filter_map(|c| c.policy.as_ref()) {
-            used.entry(policy.clone()).or_default().insert(key.clone());
+        for c in o.clusters.values() {
+            if let Some(policy) = &c.policy {
+                uses.applied(policy, key);
+            }
+            for policy in &c.conflicted {
+                uses.conflicted(policy, key, c.policy.as_ref());
+            }
         }
     }
-    t.backend_tls_policies = backend_tls::statuses(s, &used);
+    t.backend_tls_policies = backend_tls::statuses(s, &uses);
     for (key, o) in owned {
         let gw = &s.gateways[&key];
         t.gateways.insert(key.clone(), gateway_status(s, gw, &o));

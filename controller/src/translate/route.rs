@@ -169,7 +169,8 @@ pub fn resolve_backend<R: TranslateRule>(
         Some("kubernetes.io/ws") => dp::BackendProtocol::Ws,
         Some(other) => return Err(BackendError::UnsupportedProtocol(shown, other.into())),
     };
-    let policy = super::backend_tls::policy_for(s, &ns, &b.name, &sp.name);
+    let choice = super::backend_tls::policy_for(s, &ns, &b.name, &sp.name);
+    let policy = choice.winner;
     let (tls, tls_error) = match policy.map(|p| super::backend_tls::evaluate(s, p)) {
         None => (None, None),
         Some(Ok(tls)) => (Some(tls), None),
@@ -182,6 +183,7 @@ pub fn resolve_backend<R: TranslateRule>(
         protocol,
         tls,
         policy: policy.map(|p| p.meta.key()),
+        conflicted: choice.conflicted.iter().map(|p| p.meta.key()).collect(),
         tls_error,
     };
     Ok((cluster_name(&ns, &b.name, port), cluster))

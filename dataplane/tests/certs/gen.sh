@@ -14,6 +14,6 @@ leaf() { # name sans
 }
 leaf example "DNS:example.com,DNS:*.example.com"
 leaf other "DNS:other.org,DNS:www.other.org"
-leaf backend "DNS:backend.internal,DNS:alt.internal"
+leaf backend "DNS:backend.internal,DNS:alt.internal,URI:spiffe://cluster.local/ns/app/sa/backend"
 leaf client "DNS:client"
 rm -f ca.srl
