@@ -273,12 +273,16 @@ impl RouteTable {
                     .iter()
                     .filter(|l| l.port == *port)
                     .collect();
-                let resolver =
-                    SniResolver::build(&listeners).map_err(|source| BuildError::Tls {
-                        path: format!("port {port}"),
-                        source,
-                    })?;
-                pt.tls = Some(resolver.server_config());
+                let tls_err = |source| BuildError::Tls {
+                    path: format!("port {port}"),
+                    source,
+                };
+                let clients = listeners
+                    .iter()
+                    .find_map(|l| l.tls.as_ref())
+                    .and_then(|t| t.client_validation.as_ref());
+                let resolver = SniResolver::build(&listeners).map_err(tls_err)?;
+                pt.tls = Some(resolver.server_config(clients).map_err(tls_err)?);
             }
         }
         Ok(RouteTable {

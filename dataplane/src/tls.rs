@@ -93,17 +93,24 @@ impl SniResolver {
         by_name.or(self.certs.first()).map(|(_, k)| k.clone())
     }
 
-    /// A server config using this resolver, offering h2 and http/1.1 by ALPN.
-    pub fn server_config(self) -> Arc<rustls::ServerConfig> {
-        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+    /// A server config using this resolver, offering h2 and http/1.1 by ALPN, and validating
+    /// client certificates when `clients` says so.
+    pub fn server_config(
+        self,
+        clients: Option<&crate::config::ClientValidation>,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(self));
+        .expect("ring supports the default protocol versions");
+        let builder = match clients {
+            None => builder.with_no_client_auth(),
+            Some(v) => builder.with_client_cert_verifier(client_verifier(v)?),
+        };
+        let mut cfg = builder.with_cert_resolver(Arc::new(self));
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Arc::new(cfg)
+        Ok(Arc::new(cfg))
     }
 }
 
@@ -113,6 +120,88 @@ impl rustls::server::ResolvesServerCert for SniResolver {
         hello: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         self.pick(hello.server_name())
+    }
+}
+
+/// The client certificate verifier of an HTTPS port: chains to the CA bundle; with
+/// AllowInsecureFallback, clients without a (valid) certificate are let through as well.
+pub fn client_verifier(
+    v: &crate::config::ClientValidation,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in parse_certs(&v.ca_pem)? {
+        roots.add(c)?;
+    }
+    let webpki = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .map_err(|e| TlsError::Key(e.to_string()))?;
+    Ok(match v.mode {
+        crate::config::ClientValidationMode::AllowValidOnly => webpki,
+        crate::config::ClientValidationMode::AllowInsecureFallback => {
+            Arc::new(InsecureFallback { inner: webpki })
+        }
+    })
+}
+
+/// Asks for a client certificate and checks it, but lets clients without one, or with one the
+/// CA did not sign, complete the handshake (FrontendValidationMode AllowInsecureFallback).
+/// Possession of a presented certificate's key is still proven by the handshake signature.
+#[derive(Debug)]
+struct InsecureFallback {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for InsecureFallback {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        if let Err(e) = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            tracing::debug!(error = %e, "client certificate not valid; served (insecure fallback)");
+        }
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 

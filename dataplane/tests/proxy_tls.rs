@@ -142,3 +142,85 @@ backends:
     assert_eq!(get(&format!("{base}/mtls"), &[]).await.backend(), "mtls");
     assert_ne!(get(&format!("{base}/mtls-nocert"), &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn https_ports_validate_client_certificates() {
+    let a = Backend::start("a").await;
+    let (strict, fallback) = (free_port(), free_port());
+    let listener = |name: &str, port: u16, mode: &str, ca: &str| {
+        format!(
+            "- name: {name}
+  port: {port}
+  protocol: HTTPS
+  tls:
+    certificates: [{{certPem: {ec}, keyPem: {ek}}}]
+    clientValidation: {{caPem: {ca}, mode: {mode}}}
+  routes: [{{kind: HTTPRoute, namespace: d, name: {name}, creationTimestamp: '2024-01-01T00:00:00Z', rules: [{{backendRefs: [{{type: Backend, name: a}}]}}]}}]
+",
+            ec = json_str(&pem("example.pem")),
+            ek = json_str(&pem("example.key")),
+            ca = json_str(&pem(ca)),
+        )
+    };
+    let yaml = format!(
+        "apiVersion: pylon.dev/dataplane/v1
+listeners:
+{}{}backends:
+  a: {{endpoints: [{{address: '{}'}}]}}
+",
+        listener("strict", strict, "AllowValidOnly", "ca.pem"),
+        // A bundle that did not sign client.pem: every client certificate is invalid here.
+        listener("fallback", fallback, "AllowInsecureFallback", "other.pem"),
+        a.addr,
+    );
+    let _p = Proxy::start(&yaml).await;
+    let get = |port, client| {
+        tls_get_as(
+            port,
+            "app.example.com",
+            "app.example.com",
+            "/",
+            false,
+            client,
+        )
+    };
+    // AllowValidOnly: a certificate the CA signed gets through; none at all does not.
+    assert_eq!(get(strict, Some("client")).await.unwrap().backend(), "a");
+    assert!(
+        get(strict, None).await.is_err(),
+        "no client certificate must be refused"
+    );
+    // AllowInsecureFallback: invalid and missing certificates are served too.
+    assert_eq!(get(fallback, Some("client")).await.unwrap().backend(), "a");
+    assert_eq!(get(fallback, None).await.unwrap().backend(), "a");
+}
+
+#[tokio::test]
+async fn listeners_sharing_a_port_must_agree_on_client_validation() {
+    let port = free_port();
+    let yaml = format!(
+        "apiVersion: pylon.dev/dataplane/v1
+listeners:
+- name: one
+  port: {port}
+  protocol: HTTPS
+  hostname: one.example.com
+  tls: {{certificates: [{{certPem: {ec}, keyPem: {ek}}}], clientValidation: {{caPem: {ca}}}}}
+- name: two
+  port: {port}
+  protocol: HTTPS
+  hostname: two.example.com
+  tls: {{certificates: [{{certPem: {ec}, keyPem: {ek}}}]}}
+",
+        ec = json_str(&pem("example.pem")),
+        ek = json_str(&pem("example.key")),
+        ca = json_str(&pem("ca.pem")),
+    );
+    let err = pylon_dataplane::config::parse_str(&yaml)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("listeners[1].tls.clientValidation") && err.contains("\"one\""),
+        "{err}"
+    );
+}

@@ -52,6 +52,108 @@ pub struct GatewaySpec {
     /// Labels and annotations to put on generated infrastructure.
     #[serde(default)]
     pub infrastructure: Infrastructure,
+    /// `spec.tls`: client certificate validation per port, client certificate for backends.
+    #[serde(default)]
+    pub tls: Option<GatewayTls>,
+}
+
+/// `spec.tls`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayTls {
+    /// How clients are validated on HTTPS listeners.
+    #[serde(default)]
+    pub frontend: Option<FrontendTls>,
+    /// TLS settings towards backends.
+    #[serde(default)]
+    pub backend: Option<GatewayBackendTls>,
+}
+
+/// `spec.tls.frontend`: a default and per-port overrides.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendTls {
+    /// For ports without an override.
+    #[serde(default)]
+    pub default: FrontendTlsConfig,
+    /// Per-port overrides.
+    #[serde(default)]
+    pub per_port: Vec<FrontendPortTls>,
+}
+
+impl FrontendTls {
+    /// The settings that apply to a port.
+    pub fn for_port(&self, port: i32) -> &FrontendTlsConfig {
+        self.per_port
+            .iter()
+            .find(|p| p.port == port)
+            .map_or(&self.default, |p| &p.tls)
+    }
+
+    /// Every validation configured, default first.
+    pub fn validations(&self) -> impl Iterator<Item = &FrontendValidation> {
+        std::iter::once(&self.default)
+            .chain(self.per_port.iter().map(|p| &p.tls))
+            .filter_map(|t| t.validation.as_ref())
+    }
+}
+
+/// TLS settings of a frontend port.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendTlsConfig {
+    /// Client certificate validation; `None` = no client certificate asked.
+    #[serde(default)]
+    pub validation: Option<FrontendValidation>,
+}
+
+/// `perPort[]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrontendPortTls {
+    /// The port.
+    pub port: i32,
+    /// Its settings.
+    pub tls: FrontendTlsConfig,
+}
+
+/// Client certificate validation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendValidation {
+    /// CA bundles client certificates must chain to.
+    #[serde(default)]
+    pub ca_certificate_refs: Vec<ObjectReference>,
+    /// AllowValidOnly (CRD default) or AllowInsecureFallback.
+    #[serde(default = "default_validation_mode")]
+    pub mode: String,
+}
+
+fn default_validation_mode() -> String {
+    "AllowValidOnly".into()
+}
+
+/// A reference to any object (no defaults for group and kind).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectReference {
+    /// API group ("" = core).
+    #[serde(default)]
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// Namespace; `None` means the referrer's namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// `spec.tls.backend`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayBackendTls {
+    /// Client certificate presented to backends that use TLS.
+    #[serde(default)]
+    pub client_certificate_ref: Option<SecretObjectReference>,
 }
 
 /// A requested Gateway address.

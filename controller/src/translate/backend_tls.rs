@@ -11,7 +11,6 @@ use crate::model::route::ParentRef;
 use crate::snapshot::Snapshot;
 
 use super::output::{Condition, RouteParentStatus};
-use super::refs::check_pem;
 
 /// Why a policy cannot be applied; each variant carries the reasons it becomes.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -115,18 +114,9 @@ pub fn evaluate(s: &Snapshot, p: &BackendTlsPolicy) -> Result<dp::BackendTls, Po
                 r.group, r.kind
             )));
         }
-        let cm = s
-            .config_maps
-            .get(&ObjectKey::new(p.meta.namespace.clone(), r.name.clone()))
-            .ok_or_else(|| {
-                PolicyError::InvalidCaRef(shown.clone(), "ConfigMap not found".into())
-            })?;
-        let ca = cm
-            .ca_crt
-            .as_ref()
-            .ok_or_else(|| PolicyError::InvalidCaRef(shown.clone(), "no ca.crt key".into()))?;
-        check_pem(ca, &["CERTIFICATE"])
-            .map_err(|e| PolicyError::InvalidCaRef(shown.clone(), format!("ca.crt: {e}")))?;
+        let key = ObjectKey::new(p.meta.namespace.clone(), r.name.clone());
+        let ca = super::ca::config_map_bundle(s, &key)
+            .map_err(|e| PolicyError::InvalidCaRef(shown.clone(), e))?;
         bundle.push_str(ca.trim_end());
         bundle.push('\n');
     }

@@ -52,6 +52,8 @@ pub struct ListenerInfo<'a> {
     pub programmed: bool,
     /// Resolved certificates (HTTPS).
     pub certificates: Vec<Certificate>,
+    /// Client certificate validation of its port (HTTPS, Gateway `spec.tls.frontend`).
+    pub client_validation: Option<pylon_dataplane::config::ClientValidation>,
     /// Conditions other than the ones derived at the end.
     pub problems: ListenerProblems,
 }
@@ -65,6 +67,22 @@ pub struct ListenerProblems {
     pub unresolved: Option<(&'static str, String)>,
     /// Conflicted=True (reason, message).
     pub conflicted: Option<(&'static str, String)>,
+}
+
+/// The client certificate the Gateway presents to TLS backends (`spec.tls.backend`), if any.
+pub fn backend_client_certificate(
+    s: &Snapshot,
+    gw: &Gateway,
+) -> Option<Result<Certificate, refs::CertificateError>> {
+    let r = gw
+        .spec
+        .tls
+        .as_ref()?
+        .backend
+        .as_ref()?
+        .client_certificate_ref
+        .as_ref()?;
+    Some(refs::certificate(s, &gw.meta.namespace, r))
 }
 
 /// Validates every listener of a Gateway.
@@ -162,12 +180,36 @@ fn validate<'a>(s: &Snapshot, gw: &Gateway, l: &'a Listener) -> ListenerInfo<'a>
             }
         }
     }
+    let mut client_validation = None;
+    let frontend = gw.spec.tls.as_ref().and_then(|t| t.frontend.as_ref());
+    if l.protocol == "HTTPS"
+        && let Some(v) = frontend.and_then(|f| super::ca::frontend_validation(s, gw, f, l.port))
+    {
+        if let Some(e) = &v.error {
+            p.unresolved.get_or_insert((e.reason(), e.to_string()));
+        }
+        match v.validation {
+            Some(cv) => client_validation = Some(cv),
+            // Serving without the validation asked for would let every client in.
+            None => {
+                let why = v.error.map_or_else(
+                    || "caCertificateRefs is empty".to_string(),
+                    |e| e.to_string(),
+                );
+                p.not_accepted.get_or_insert((
+                    "NoValidCACertificate",
+                    format!("no valid CA certificate for client validation: {why}"),
+                ));
+            }
+        }
+    }
     ListenerInfo {
         listener: l,
         kinds,
         accepted: false,
         programmed: false,
         certificates,
+        client_validation,
         problems: p,
     }
 }

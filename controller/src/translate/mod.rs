@@ -4,6 +4,7 @@
 //! statuses and configs, which is what makes the golden tests meaningful.
 
 pub mod backend_tls;
+pub mod ca;
 pub mod config;
 pub mod gateway;
 pub mod output;
@@ -84,9 +85,19 @@ pub fn translate(s: &Snapshot) -> Translation {
         }
     }
     t.backend_tls_policies = backend_tls::statuses(s, &uses);
-    for (key, o) in owned {
+    for (key, mut o) in owned {
         let gw = &s.gateways[&key];
-        t.gateways.insert(key.clone(), gateway_status(s, gw, &o));
+        let client_cert = gateway::backend_client_certificate(s, gw);
+        if let Some(Ok(c)) = &client_cert {
+            for tls in o.clusters.values_mut().filter_map(|c| c.tls.as_mut()) {
+                tls.client_cert_pem = Some(c.cert_pem.clone());
+                tls.client_key_pem = Some(c.key_pem.clone());
+            }
+        }
+        t.gateways.insert(
+            key.clone(),
+            gateway_status(s, gw, &o, client_cert.and_then(Result::err)),
+        );
         if let Ok(p) = params::gateway_params(s, gw) {
             t.parameters.insert(key.clone(), p);
         }
@@ -123,6 +134,7 @@ fn dp_listener(l: &gateway::ListenerInfo<'_>) -> Option<dp::Listener> {
                     key_pem: c.key_pem.clone(),
                 })
                 .collect(),
+            client_validation: l.client_validation.clone(),
         }),
         routes: vec![],
     })
@@ -132,6 +144,7 @@ fn gateway_status(
     s: &Snapshot,
     gw: &crate::model::gateway::Gateway,
     o: &OwnedGateway<'_>,
+    client_cert_error: Option<refs::CertificateError>,
 ) -> GatewayStatus {
     let g = gw.meta.generation;
     let listeners: Vec<_> = o
@@ -192,9 +205,48 @@ fn gateway_status(
     } else {
         Condition::new("Programmed", true, "Programmed", "Gateway is programmed", g)
     };
+    // Gateway-level references: the client certificate presented to backends.
+    let resolved = match client_cert_error {
+        None => Condition::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "All references resolved",
+            g,
+        ),
+        Some(e) => {
+            let reason = match e {
+                refs::CertificateError::NotPermitted(_) => "RefNotPermitted",
+                _ => "InvalidClientCertificateRef",
+            };
+            Condition::new(
+                "ResolvedRefs",
+                false,
+                reason,
+                format!("spec.tls.backend.clientCertificateRef: {e}"),
+                g,
+            )
+        }
+    };
+    let mut conditions = vec![accepted, programmed, resolved];
+    let insecure = gw
+        .spec
+        .tls
+        .as_ref()
+        .and_then(|t| t.frontend.as_ref())
+        .is_some_and(|f| f.validations().any(|v| v.mode == "AllowInsecureFallback"));
+    if insecure {
+        conditions.push(Condition::new(
+            "InsecureFrontendValidationMode",
+            true,
+            "ConfigurationChanged",
+            "client certificate validation allows insecure fallback: clients without a valid certificate are served",
+            g,
+        ));
+    }
     GatewayStatus {
         addresses,
-        conditions: vec![accepted, programmed],
+        conditions,
         listeners,
     }
 }

@@ -71,6 +71,31 @@ pub enum ListenerProtocol {
 pub struct ListenerTls {
     /// At least one. The first is the default when SNI matches none.
     pub certificates: Vec<Certificate>,
+    /// Client certificate validation (the Gateway's `spec.tls.frontend` for this port); absent =
+    /// no client certificate is requested. Listeners sharing a port must agree on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_validation: Option<ClientValidation>,
+}
+
+/// How an HTTPS port validates client certificates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientValidation {
+    /// PEM CA bundle client certificates must chain to.
+    pub ca_pem: String,
+    #[serde(default)]
+    pub mode: ClientValidationMode,
+}
+
+/// Whether clients without a valid certificate are served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientValidationMode {
+    /// Only clients presenting a certificate signed by the CA complete the handshake.
+    #[default]
+    AllowValidOnly,
+    /// A certificate is requested and checked, but clients without one or with an invalid one
+    /// are served too (the Gateway reports `InsecureFrontendValidationMode`).
+    AllowInsecureFallback,
 }
 
 /// A certificate chain and its key, served for the SNI names it lists.

@@ -45,6 +45,8 @@ impl Validator {
         let mut names = BTreeSet::new();
         let mut by_port: BTreeMap<u16, (ListenerProtocol, BTreeSet<Option<String>>)> =
             BTreeMap::new();
+        // One TLS handshake serves every listener of a port, so they share client validation.
+        let mut validation_by_port = BTreeMap::new();
         for (i, l) in c.listeners.iter().enumerate() {
             let p = format!("listeners[{i}]");
             if l.name.is_empty() {
@@ -86,7 +88,21 @@ impl Validator {
                 (ListenerProtocol::Http, Some(_)) => {
                     self.err(format!("{p}.tls"), "not allowed for HTTP")
                 }
-                (_, Some(tls)) => self.listener_tls(&format!("{p}.tls"), tls),
+                (_, Some(tls)) => {
+                    self.listener_tls(&format!("{p}.tls"), tls);
+                    let (first, validation) = validation_by_port
+                        .entry(l.port)
+                        .or_insert((l.name.as_str(), &tls.client_validation));
+                    if *validation != &tls.client_validation {
+                        self.err(
+                            format!("{p}.tls.clientValidation"),
+                            format!(
+                                "differs from listener {first:?} on the same port {}",
+                                l.port
+                            ),
+                        );
+                    }
+                }
                 _ => {}
             }
             for (j, r) in l.routes.iter().enumerate() {
@@ -116,6 +132,11 @@ impl Validator {
             if let Err(e) = crate::tls::parse_key(&cert.key_pem) {
                 self.err(format!("{cp}.keyPem"), e.to_string());
             }
+        }
+        if let Some(v) = &tls.client_validation
+            && let Err(e) = crate::tls::client_verifier(v)
+        {
+            self.err(format!("{p}.clientValidation.caPem"), e.to_string());
         }
     }
 

@@ -299,17 +299,38 @@ pub async fn tls_get(
     path: &str,
     h2: bool,
 ) -> Result<Got, String> {
+    tls_get_as(port, sni, host, path, h2, None).await
+}
+
+/// [`tls_get`], presenting the client certificate in the test certificate files `client`
+/// (`name.pem`, `name.key`) if given.
+pub async fn tls_get_as(
+    port: u16,
+    sni: &str,
+    host: &str,
+    path: &str,
+    h2: bool,
+    client: Option<&str>,
+) -> Result<Got, String> {
     let mut roots = rustls::RootCertStore::empty();
     for c in pylon_dataplane::tls::parse_certs(&pem("ca.pem")).unwrap() {
         roots.add(c).unwrap();
     }
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let mut cfg = match client {
+        None => cfg.with_no_client_auth(),
+        Some(name) => cfg
+            .with_client_auth_cert(
+                pylon_dataplane::tls::parse_certs(&pem(&format!("{name}.pem"))).unwrap(),
+                pylon_dataplane::tls::parse_key(&pem(&format!("{name}.key"))).unwrap(),
+            )
+            .unwrap(),
+    };
     cfg.alpn_protocols = if h2 {
         vec![b"h2".to_vec()]
     } else {
