@@ -65,9 +65,12 @@ for arg in "$@"; do
   case $arg in -run-test* | --run-test* | -skip-tests* | --skip-tests* | -fail-fast* | --fail-fast*) partial=1 ;; esac
 done
 
-# GatewayStaticAddresses needs an address the implementation can give a Gateway and one it can't
-# (e.g. from the local cluster's load-balancer range and from outside it).
+# GatewayStaticAddresses needs an address the implementation can give a Gateway and one it can't:
+# on the local cluster, one from its load balancer's pool (the podlet, 10.245.0.0/24) and one
+# outside it (TEST-NET-1).
 extra=()
+if [ -z "${USABLE_ADDRESS:-}" ] && [ "$KUBECONFIG" = "$local_kubeconfig" ]; then USABLE_ADDRESS=10.245.0.250; fi
+if [ -z "${UNUSABLE_ADDRESS:-}" ] && [ "$KUBECONFIG" = "$local_kubeconfig" ]; then UNUSABLE_ADDRESS=192.0.2.1; fi
 [ -z "${USABLE_ADDRESS:-}" ] || extra+=(-usable-address "$USABLE_ADDRESS")
 [ -z "${UNUSABLE_ADDRESS:-}" ] || extra+=(-unusable-address "$UNUSABLE_ADDRESS")
 

@@ -95,3 +95,36 @@ fn long_names_stay_valid_and_distinct() {
     assert_ne!(a, b);
     assert_eq!(dataplane_name("gw"), "pylon-gw");
 }
+
+#[test]
+fn a_static_address_is_asked_of_the_load_balancer() {
+    let input = |addresses: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: apps}}
+spec:
+  gatewayClassName: pylon
+  addresses: {addresses}
+  listeners: [{{name: http, port: 80, protocol: HTTP}}]
+"
+        )
+    };
+    let lb_ip = |addresses: &str| {
+        let s = Snapshot::from_yaml(&input(addresses), Options::default()).unwrap();
+        let gw = &s.gateways[&ObjectKey::new("apps", "gw")];
+        render(gw, &Options::default(), &Default::default())
+            .service
+            .spec
+            .unwrap()
+            .load_balancer_ip
+    };
+    assert_eq!(
+        lb_ip("[{value: 10.245.0.250}]").as_deref(),
+        Some("10.245.0.250")
+    );
+    // No value, or several values (not Programmed; the Service cannot hold them): none asked.
+    assert_eq!(lb_ip("[{type: IPAddress}]"), None);
+    assert_eq!(lb_ip("[{value: 192.0.2.1}, {value: 10.245.0.250}]"), None);
+    assert_eq!(lb_ip("[]"), None);
+}

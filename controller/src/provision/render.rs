@@ -193,6 +193,12 @@ pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -
                     .unwrap_or_else(|| "LoadBalancer".into()),
             ),
             selector: Some(selector),
+            // A static address (Gateway spec.addresses) is asked of the load balancer; it
+            // assigns exactly that or nothing, and status says which.
+            load_balancer_ip: match crate::translate::addresses::requested(gw) {
+                crate::translate::addresses::Requested::One(ip) => Some(ip.to_string()),
+                _ => None,
+            },
             ports: Some(
                 listener_ports
                     .iter()

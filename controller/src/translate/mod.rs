@@ -3,6 +3,7 @@
 //! No I/O, no clock, no mutation of the input: the same snapshot always yields the same
 //! statuses and configs, which is what makes the golden tests meaningful.
 
+pub mod addresses;
 pub mod backend_tls;
 pub mod ca;
 pub mod config;
@@ -163,16 +164,11 @@ fn gateway_status(
         .map(|svc| svc.load_balancer.clone())
         .unwrap_or_default();
     let valid = o.listeners.iter().filter(|l| l.programmed).count();
+    let requested = addresses::requested(gw);
     let accepted = if let Err(e) = params::gateway_params(s, gw) {
         Condition::new("Accepted", false, "InvalidParameters", e.to_string(), g)
-    } else if !gw.spec.addresses.is_empty() {
-        Condition::new(
-            "Accepted",
-            false,
-            "UnsupportedAddress",
-            "spec.addresses is not supported yet",
-            g,
-        )
+    } else if let addresses::Requested::Unsupported(why) = &requested {
+        Condition::new("Accepted", false, "UnsupportedAddress", why.clone(), g)
     } else if valid == o.listeners.len() {
         Condition::new("Accepted", true, "Accepted", "Gateway is accepted", g)
     } else if valid > 0 {
@@ -194,6 +190,28 @@ fn gateway_status(
     };
     let programmed = if accepted.status != "True" {
         Condition::new("Programmed", false, "Invalid", "Gateway is not accepted", g)
+    } else if let addresses::Requested::TooMany(ips) = &requested {
+        Condition::new(
+            "Programmed",
+            false,
+            "AddressNotUsable",
+            format!(
+                "the data-plane Service has one load-balancer IP; {} requested ({}): keep one",
+                ips.len(),
+                ips.join(", ")
+            ),
+            g,
+        )
+    } else if let addresses::Requested::One(ip) = requested
+        && !addresses.iter().any(|a| a.value == ip.to_string())
+    {
+        Condition::new(
+            "Programmed",
+            false,
+            "AddressNotAssigned",
+            format!("waiting for the load balancer to assign the requested address {ip}"),
+            g,
+        )
     } else if addresses.is_empty() {
         Condition::new(
             "Programmed",
