@@ -158,7 +158,7 @@ fn gateway_status(
         gw.meta.namespace.clone(),
         crate::provision::dataplane_name(&gw.meta.name),
     );
-    let addresses = s
+    let assigned = s
         .services
         .get(&svc_key)
         .map(|svc| svc.load_balancer.clone())
@@ -203,7 +203,7 @@ fn gateway_status(
             g,
         )
     } else if let addresses::Requested::One(ip) = requested
-        && !addresses.iter().any(|a| a.value == ip.to_string())
+        && !assigned.iter().any(|a| a.value == ip.to_string())
     {
         Condition::new(
             "Programmed",
@@ -212,7 +212,7 @@ fn gateway_status(
             format!("waiting for the load balancer to assign the requested address {ip}"),
             g,
         )
-    } else if addresses.is_empty() {
+    } else if assigned.is_empty() {
         Condition::new(
             "Programmed",
             false,
@@ -262,6 +262,15 @@ fn gateway_status(
             g,
         ));
     }
+    // A requested static address is the Gateway's address (Programmed says whether the load
+    // balancer serves it yet); a load balancer still holding an earlier one must not show it.
+    let addresses = match requested {
+        addresses::Requested::One(ip) => vec![crate::model::core::LoadBalancerAddress {
+            kind: "IPAddress".into(),
+            value: ip.to_string(),
+        }],
+        _ => assigned,
+    };
     GatewayStatus {
         addresses,
         conditions,
