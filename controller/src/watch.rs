@@ -55,7 +55,23 @@ pub struct Stores {
 /// Number of watched kinds.
 pub const KINDS: usize = 12;
 
-fn gateway_api(kind: &str, version: &str) -> ApiResource {
+/// The key of a Gateway API object in its reflector store.
+fn store_key(kind: &str, key: &crate::model::ObjectKey) -> reflector::ObjectRef<DynamicObject> {
+    let r = reflector::ObjectRef::new_with(&key.name, gateway_api(kind));
+    if key.namespace.is_empty() {
+        r
+    } else {
+        r.within(&key.namespace)
+    }
+}
+
+/// The Gateway API resource watched for `kind`, at the version Pylon reads. The reflector
+/// stores key their objects by it, so lookups must use the very same value.
+fn gateway_api(kind: &str) -> ApiResource {
+    let version = match kind {
+        "ReferenceGrant" => "v1beta1",
+        _ => "v1",
+    };
     ApiResource::from_gvk(&GroupVersionKind::gvk(
         crate::model::GATEWAY_GROUP,
         version,
@@ -165,19 +181,14 @@ impl Stores {
         );
         drive("Namespace", stream, changes.clone(), false);
         Stores {
-            gateway_classes: dynamic(
-                client,
-                "GatewayClass",
-                gateway_api("GatewayClass", "v1"),
-                changes,
-            ),
-            gateways: dynamic(client, "Gateway", gateway_api("Gateway", "v1"), changes),
-            http_routes: dynamic(client, "HTTPRoute", gateway_api("HTTPRoute", "v1"), changes),
-            grpc_routes: dynamic(client, "GRPCRoute", gateway_api("GRPCRoute", "v1"), changes),
+            gateway_classes: dynamic(client, "GatewayClass", gateway_api("GatewayClass"), changes),
+            gateways: dynamic(client, "Gateway", gateway_api("Gateway"), changes),
+            http_routes: dynamic(client, "HTTPRoute", gateway_api("HTTPRoute"), changes),
+            grpc_routes: dynamic(client, "GRPCRoute", gateway_api("GRPCRoute"), changes),
             reference_grants: dynamic(
                 client,
                 "ReferenceGrant",
-                gateway_api("ReferenceGrant", "v1beta1"),
+                gateway_api("ReferenceGrant"),
                 changes,
             ),
             services: typed(client, "Service", changes, false),
@@ -187,7 +198,7 @@ impl Stores {
             backend_tls_policies: dynamic(
                 client,
                 "BackendTLSPolicy",
-                gateway_api("BackendTLSPolicy", "v1"),
+                gateway_api("BackendTLSPolicy"),
                 changes,
             ),
             config_maps: typed(client, "ConfigMap", changes, false),
@@ -295,10 +306,9 @@ impl Stores {
             "BackendTLSPolicy" => &self.backend_tls_policies,
             _ => return None,
         };
-        store.find(|o| {
-            o.metadata.name.as_deref() == Some(key.name.as_str())
-                && o.metadata.namespace.as_deref().unwrap_or("") == key.namespace
-        })
+        // A keyed lookup: the status writer asks for every object of every translation, so a
+        // scan of the store would make each write pass quadratic in the number of routes.
+        store.get(&store_key(kind, key))
     }
 
     /// A snapshot with only Services and EndpointSlices: enough to re-resolve endpoints.
@@ -354,4 +364,30 @@ fn each<K: DeserializeOwned>(kind: &'static str, store: &Store<DynamicObject>) -
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_objects_are_found_by_key_in_their_store() {
+        for (kind, namespace) in [
+            ("Gateway", "apps"),
+            ("GatewayClass", ""),
+            ("HTTPRoute", "x"),
+        ] {
+            let mut writer = reflector::store::Writer::new(gateway_api(kind));
+            let reader = writer.as_reader();
+            let mut o = DynamicObject::new("obj", &gateway_api(kind));
+            if !namespace.is_empty() {
+                o = o.within(namespace);
+            }
+            writer.apply_watcher_event(&watcher::Event::Apply(o));
+            let key = crate::model::ObjectKey::new(namespace, "obj");
+            assert!(reader.get(&store_key(kind, &key)).is_some(), "{kind}");
+            let other = crate::model::ObjectKey::new(namespace, "other");
+            assert!(reader.get(&store_key(kind, &other)).is_none(), "{kind}");
+        }
+    }
 }
