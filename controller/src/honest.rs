@@ -210,27 +210,64 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
             }
         }
     }
+    for (set, st) in &mut out.listener_sets {
+        let Some(serving) = served.get(&st.gateway) else {
+            continue;
+        };
+        for l in &mut st.listeners {
+            // The data plane knows the listener by its config name (see ListenerInfo).
+            let name = format!("{}/{}/{}", set.namespace, set.name, l.name);
+            let Err(why) = serving.check(Part::Listener(&name)) else {
+                continue;
+            };
+            for c in &mut l.conditions {
+                if c.kind == "Programmed" && c.status == "True" {
+                    pending(c, &why);
+                }
+            }
+        }
+    }
+    // A route's ListenerSet parent is served by the data plane of the set's Gateway.
+    let set_gateways: BTreeMap<ObjectKey, ObjectKey> = out
+        .listener_sets
+        .iter()
+        .map(|(k, st)| (k.clone(), st.gateway.clone()))
+        .collect();
     for (kind, routes) in [
         ("HTTPRoute", &mut out.http_routes),
         ("GRPCRoute", &mut out.grpc_routes),
     ] {
         for (route, parents) in routes.iter_mut() {
             for p in parents.iter_mut() {
-                pend(kind, route, p, served);
+                pend(kind, route, p, served, &set_gateways);
             }
         }
     }
     out
 }
 
-fn pend(kind: &str, route: &ObjectKey, p: &mut RouteParentStatus, served: &Served) {
-    let gw = ObjectKey::new(
+fn pend(
+    kind: &str,
+    route: &ObjectKey,
+    p: &mut RouteParentStatus,
+    served: &Served,
+    set_gateways: &BTreeMap<ObjectKey, ObjectKey>,
+) {
+    let parent = ObjectKey::new(
         p.parent_ref
             .namespace
             .clone()
             .unwrap_or_else(|| route.namespace.clone()),
         p.parent_ref.name.clone(),
     );
+    let gw = if p.parent_ref.is_listener_set() {
+        match set_gateways.get(&parent) {
+            Some(gw) => gw.clone(),
+            None => return,
+        }
+    } else {
+        parent
+    };
     let Some(serving) = served.get(&gw) else {
         return;
     };

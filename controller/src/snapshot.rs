@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::model::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
-use crate::model::gateway::{Gateway, GatewayClass, ReferenceGrant};
+use crate::model::gateway::{Gateway, GatewayClass, ListenerSet, ReferenceGrant};
 use crate::model::policy::BackendTlsPolicy;
 use crate::model::route::{GrpcRoute, HttpRoute};
 use crate::model::{ObjectKey, convert};
@@ -46,6 +46,8 @@ pub struct Snapshot {
     pub gateway_classes: BTreeMap<String, GatewayClass>,
     /// Gateways.
     pub gateways: BTreeMap<ObjectKey, Gateway>,
+    /// ListenerSets.
+    pub listener_sets: BTreeMap<ObjectKey, ListenerSet>,
     /// HTTPRoutes.
     pub http_routes: BTreeMap<ObjectKey, HttpRoute>,
     /// GRPCRoutes.
@@ -148,6 +150,10 @@ impl Snapshot {
                     s.gateway_classes.insert(c.meta.name.clone(), c);
                 }
                 "Gateway" => s.add_gateway(convert::gateway(&parse(index, value)?)?),
+                "ListenerSet" => {
+                    let o = convert::listener_set(&parse(index, value)?)?;
+                    s.listener_sets.insert(o.meta.key(), o);
+                }
                 "HTTPRoute" => {
                     let r = convert::http_route(&parse(index, value)?)?;
                     s.http_routes.insert(r.meta.key(), r);

@@ -6,7 +6,9 @@
 
 use serde_json::{Value, json};
 
-use crate::translate::output::{Condition, GatewayStatus, RouteParentStatus};
+use crate::translate::output::{
+    Condition, GatewayStatus, ListenerSetStatus, ListenerStatus, RouteParentStatus,
+};
 
 /// Merges desired conditions into existing ones (JSON), keeping lastTransitionTime when the
 /// condition's status did not change.
@@ -51,13 +53,40 @@ pub fn gateway_class_status(
 
 /// Gateway status JSON.
 pub fn gateway_status(existing: &Value, desired: &GatewayStatus, now: &str) -> Value {
+    let mut status = json!({
+        "conditions": merge_conditions(existing.get("conditions"), &desired.conditions, now),
+        "listeners": listener_statuses(existing, &desired.listeners, now),
+    });
+    if !desired.addresses.is_empty() {
+        status["addresses"] = desired
+            .addresses
+            .iter()
+            .map(|a| json!({"type": a.kind, "value": a.value}))
+            .collect();
+    }
+    if let Some(n) = desired.attached_listener_sets {
+        status["attachedListenerSets"] = n.into();
+    }
+    status
+}
+
+/// The whole status of a ListenerSet.
+pub fn listener_set_status(existing: &Value, desired: &ListenerSetStatus, now: &str) -> Value {
+    json!({
+        "conditions": merge_conditions(existing.get("conditions"), &desired.conditions, now),
+        "listeners": listener_statuses(existing, &desired.listeners, now),
+    })
+}
+
+/// Listener entries (Gateway and ListenerSet statuses share the shape), keeping each
+/// condition's transition time.
+fn listener_statuses(existing: &Value, desired: &[ListenerStatus], now: &str) -> Vec<Value> {
     let old_listeners = existing
         .get("listeners")
         .and_then(|l| l.as_array())
         .cloned()
         .unwrap_or_default();
-    let listeners: Vec<Value> = desired
-        .listeners
+    desired
         .iter()
         .map(|l| {
             let prev = old_listeners.iter().find(|o| o["name"] == l.name.as_str());
@@ -68,19 +97,7 @@ pub fn gateway_status(existing: &Value, desired: &GatewayStatus, now: &str) -> V
                 "conditions": merge_conditions(prev.and_then(|p| p.get("conditions")), &l.conditions, now),
             })
         })
-        .collect();
-    let mut status = json!({
-        "conditions": merge_conditions(existing.get("conditions"), &desired.conditions, now),
-        "listeners": listeners,
-    });
-    if !desired.addresses.is_empty() {
-        status["addresses"] = desired
-            .addresses
-            .iter()
-            .map(|a| json!({"type": a.kind, "value": a.value}))
-            .collect();
-    }
-    status
+        .collect()
 }
 
 /// Route status JSON: our parent entries replaced, other controllers' entries kept, our stale

@@ -16,7 +16,9 @@ use crate::model::ObjectKey;
 use crate::status::{
     Entries, differs, entries_status, gateway_class_status, gateway_status, now_rfc3339,
 };
-use crate::translate::output::{GatewayClassStatus, GatewayStatus, RouteParentStatus, Translation};
+use crate::translate::output::{
+    GatewayClassStatus, GatewayStatus, ListenerSetStatus, RouteParentStatus, Translation,
+};
 use crate::watch::Stores;
 
 /// Patches in flight at once.
@@ -54,6 +56,7 @@ pub enum StatusError {
 enum Desired {
     Class(GatewayClassStatus),
     Gateway(GatewayStatus),
+    ListenerSet(ListenerSetStatus),
     Entries(Vec<RouteParentStatus>, Entries),
 }
 
@@ -62,6 +65,7 @@ impl Desired {
         match self {
             Desired::Class(st) => gateway_class_status(old, st, now),
             Desired::Gateway(st) => gateway_status(old, st, now),
+            Desired::ListenerSet(st) => crate::status::listener_set_status(old, st, now),
             Desired::Entries(parents, fields) => {
                 entries_status(old, parents, controller, now, *fields)
             }
@@ -118,6 +122,9 @@ impl StatusWriter {
         }
         for (key, st) in &t.gateways {
             jobs.push(("Gateway", key.clone(), Desired::Gateway(st.clone())));
+        }
+        for (key, st) in &t.listener_sets {
+            jobs.push(("ListenerSet", key.clone(), Desired::ListenerSet(st.clone())));
         }
         for (kind, entries, fields) in [
             ("HTTPRoute", &t.http_routes, Entries::ROUTE),

@@ -40,6 +40,7 @@ pub struct Changes {
 pub struct Stores {
     gateway_classes: Store<DynamicObject>,
     gateways: Store<DynamicObject>,
+    listener_sets: Store<DynamicObject>,
     http_routes: Store<DynamicObject>,
     grpc_routes: Store<DynamicObject>,
     reference_grants: Store<DynamicObject>,
@@ -53,7 +54,7 @@ pub struct Stores {
 }
 
 /// Number of watched kinds.
-pub const KINDS: usize = 12;
+pub const KINDS: usize = 13;
 
 /// The key of a Gateway API object in its reflector store.
 fn store_key(kind: &str, key: &crate::model::ObjectKey) -> reflector::ObjectRef<DynamicObject> {
@@ -183,6 +184,7 @@ impl Stores {
         Stores {
             gateway_classes: dynamic(client, "GatewayClass", gateway_api("GatewayClass"), changes),
             gateways: dynamic(client, "Gateway", gateway_api("Gateway"), changes),
+            listener_sets: dynamic(client, "ListenerSet", gateway_api("ListenerSet"), changes),
             http_routes: dynamic(client, "HTTPRoute", gateway_api("HTTPRoute"), changes),
             grpc_routes: dynamic(client, "GRPCRoute", gateway_api("GRPCRoute"), changes),
             reference_grants: dynamic(
@@ -224,6 +226,11 @@ impl Stores {
         for g in each::<gw::gateways::Gateway>("Gateway", &self.gateways) {
             if let Some(g) = skip_bad(convert::gateway(&g)) {
                 s.gateways.insert(g.meta.key(), g);
+            }
+        }
+        for o in each::<gw::listenersets::ListenerSet>("ListenerSet", &self.listener_sets) {
+            if let Some(o) = skip_bad(convert::listener_set(&o)) {
+                s.listener_sets.insert(o.meta.key(), o);
             }
         }
         for r in each::<gw::httproutes::HttpRoute>("HTTPRoute", &self.http_routes) {
@@ -301,6 +308,7 @@ impl Stores {
         let store = match kind {
             "GatewayClass" => &self.gateway_classes,
             "Gateway" => &self.gateways,
+            "ListenerSet" => &self.listener_sets,
             "HTTPRoute" => &self.http_routes,
             "GRPCRoute" => &self.grpc_routes,
             "BackendTLSPolicy" => &self.backend_tls_policies,

@@ -286,6 +286,7 @@ fn feature_area(name: &str) -> &'static str {
         ("GRPCRoute", "GRPCRoute"),
         ("HTTPRoute", "HTTPRoute"),
         ("Gateway", "Gateway"),
+        ("ListenerSet", "ListenerSet"),
         ("ReferenceGrant", "ReferenceGrant"),
     ] {
         if name.starts_with(prefix) {

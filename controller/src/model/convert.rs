@@ -14,7 +14,9 @@ use super::core::{
     ConfigMap, Endpoint, EndpointPort, EndpointSlice, LoadBalancerAddress, Namespace, Secret,
     Service, ServicePort,
 };
-use super::gateway::{Gateway, GatewayClass, GrantFrom, GrantTo, ParametersRef, ReferenceGrant};
+use super::gateway::{
+    Gateway, GatewayClass, GrantFrom, GrantTo, ListenerSet, ParametersRef, ReferenceGrant,
+};
 use super::policy::BackendTlsPolicy;
 use super::route::{GrpcRoute, HttpRoute, Route, RouteRule, RouteSpec};
 
@@ -86,6 +88,13 @@ pub fn gateway(o: &gw::gateways::Gateway) -> Result<Gateway, ConvertError> {
     let m = meta(&o.metadata);
     let spec = via_json("Gateway", &m, &o.spec)?;
     Ok(Gateway { meta: m, spec })
+}
+
+/// Converts a ListenerSet.
+pub fn listener_set(o: &gw::listenersets::ListenerSet) -> Result<ListenerSet, ConvertError> {
+    let m = meta(&o.metadata);
+    let spec = via_json("ListenerSet", &m, &o.spec)?;
+    Ok(ListenerSet { meta: m, spec })
 }
 
 fn route<G: serde::Serialize, R: RouteRule + DeserializeOwned>(

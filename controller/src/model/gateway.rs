@@ -55,6 +55,80 @@ pub struct GatewaySpec {
     /// `spec.tls`: client certificate validation per port, client certificate for backends.
     #[serde(default)]
     pub tls: Option<GatewayTls>,
+    /// Which ListenerSets may add listeners (none unless set).
+    #[serde(default)]
+    pub allowed_listeners: Option<AllowedListeners>,
+}
+
+/// `spec.allowedListeners`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AllowedListeners {
+    /// Namespaces ListenerSets may come from.
+    #[serde(default)]
+    pub namespaces: ListenerNamespaces,
+}
+
+/// `allowedListeners.namespaces`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListenerNamespaces {
+    /// None (CRD default), Same, All or Selector.
+    #[serde(default = "default_listeners_from")]
+    pub from: String,
+    /// The selector for `from: Selector`.
+    #[serde(default)]
+    pub selector: Option<LabelSelector>,
+}
+
+impl Default for ListenerNamespaces {
+    fn default() -> Self {
+        Self {
+            from: default_listeners_from(),
+            selector: None,
+        }
+    }
+}
+
+fn default_listeners_from() -> String {
+    "None".into()
+}
+
+/// A ListenerSet: listeners added to a Gateway from outside its spec.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListenerSet {
+    /// Metadata.
+    pub meta: Meta,
+    /// The spec.
+    pub spec: ListenerSetSpec,
+}
+
+/// `ListenerSet.spec`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSetSpec {
+    /// The Gateway the listeners join.
+    pub parent_ref: ListenerSetParentRef,
+    /// The listeners (same shape as a Gateway's).
+    pub listeners: Vec<Listener>,
+}
+
+/// `ListenerSet.spec.parentRef`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListenerSetParentRef {
+    /// API group (CRD default gateway.networking.k8s.io).
+    #[serde(default = "default_gateway_group")]
+    pub group: String,
+    /// Kind (CRD default Gateway).
+    #[serde(default = "default_gateway_kind")]
+    pub kind: String,
+    /// Gateway name.
+    pub name: String,
+    /// Gateway namespace; `None` means the ListenerSet's.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+fn default_gateway_kind() -> String {
+    "Gateway".into()
 }
 
 /// `spec.tls`.

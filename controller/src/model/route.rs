@@ -82,6 +82,11 @@ impl ParentRef {
     pub fn is_gateway(&self) -> bool {
         self.group == GATEWAY_GROUP && self.kind == "Gateway"
     }
+
+    /// Whether this refers to a ListenerSet.
+    pub fn is_listener_set(&self) -> bool {
+        self.group == GATEWAY_GROUP && self.kind == "ListenerSet"
+    }
 }
 
 /// A reference to a backend (a Service by default).

@@ -22,6 +22,22 @@ pub struct Provisioner {
     applied: BTreeMap<ObjectKey, DataplaneObjects>,
 }
 
+/// The Gateway with the listeners of the ListenerSets it admits appended: the data-plane
+/// Service must expose their ports too.
+fn with_listener_sets(
+    s: &Snapshot,
+    gw: &crate::model::gateway::Gateway,
+) -> crate::model::gateway::Gateway {
+    let (admitted, _) = crate::translate::listener_set::for_gateway(s, gw);
+    let mut gw = gw.clone();
+    gw.spec.listeners.extend(
+        admitted
+            .iter()
+            .flat_map(|set| set.spec.listeners.iter().cloned()),
+    );
+    gw
+}
+
 impl Provisioner {
     /// Creates a provisioner.
     pub fn new(client: kube::Client) -> Self {
@@ -40,7 +56,7 @@ impl Provisioner {
                 continue;
             };
             let params = t.parameters.get(key).cloned().unwrap_or_default();
-            let objects = render(gw, &s.options, &params);
+            let objects = render(&with_listener_sets(s, gw), &s.options, &params);
             if self.applied.get(key) == Some(&objects) {
                 continue;
             }
@@ -118,5 +134,53 @@ impl Provisioner {
         )?;
         tracing::info!(gateway = %key, "data plane deleted");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod listener_set_tests {
+    use super::*;
+    use crate::snapshot::Options;
+
+    #[test]
+    fn the_service_exposes_the_ports_of_admitted_listener_sets() {
+        let s = Snapshot::from_yaml(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: pylon
+  allowedListeners: {namespaces: {from: Same}}
+  listeners: [{name: web, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: extra}
+spec:
+  parentRef: {name: gw}
+  listeners: [{name: alt, port: 8081, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: refused, namespace: elsewhere}
+spec:
+  parentRef: {name: gw, namespace: default}
+  listeners: [{name: alt, port: 9999, protocol: HTTP}]
+",
+            Options::default(),
+        )
+        .unwrap();
+        let gw = &s.gateways[&ObjectKey::new("default", "gw")];
+        let objects = render(&with_listener_sets(&s, gw), &s.options, &Default::default());
+        let ports: Vec<i32> = objects
+            .service
+            .spec
+            .unwrap()
+            .ports
+            .unwrap()
+            .iter()
+            .map(|p| p.port)
+            .collect();
+        assert_eq!(ports, vec![80, 8081]);
     }
 }

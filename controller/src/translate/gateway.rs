@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::features::SUPPORTED_FEATURES;
 use crate::model::GATEWAY_GROUP;
-use crate::model::gateway::{Gateway, GatewayClass, Listener, RouteGroupKind};
+use crate::model::ObjectKey;
+use crate::model::gateway::{Gateway, GatewayClass, Listener, ListenerSet, RouteGroupKind};
 use crate::snapshot::Snapshot;
 
 use super::output::{Condition, GatewayClassStatus, ListenerStatus};
@@ -40,10 +41,24 @@ fn kinds_for(protocol: &str) -> &'static [&'static str] {
     }
 }
 
+/// Who declared a listener: the Gateway itself or a ListenerSet attached to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// `Gateway.spec.listeners`.
+    Gateway,
+    /// A ListenerSet's `spec.listeners`.
+    ListenerSet(ObjectKey),
+}
+
 /// A listener after validation.
 pub struct ListenerInfo<'a> {
     /// The listener.
     pub listener: &'a Listener,
+    /// Who declared it.
+    pub owner: Owner,
+    /// The owner's namespace: `allowedRoutes` "Same" and certificate references are relative
+    /// to it.
+    pub namespace: String,
     /// Route kinds it accepts.
     pub kinds: Vec<RouteGroupKind>,
     /// Whether routes may attach (Accepted).
@@ -82,18 +97,44 @@ pub fn backend_client_certificate(
         .as_ref()?
         .client_certificate_ref
         .as_ref()?;
-    Some(refs::certificate(s, &gw.meta.namespace, r))
+    Some(refs::certificate(s, "Gateway", &gw.meta.namespace, r))
 }
 
-/// Validates every listener of a Gateway.
-pub fn listeners<'a>(s: &Snapshot, gw: &'a Gateway) -> Vec<ListenerInfo<'a>> {
+impl ListenerInfo<'_> {
+    /// The listener's name in the data-plane config: unique across the Gateway and its
+    /// ListenerSets (whose listener names are only unique within each set).
+    pub fn config_name(&self) -> String {
+        match &self.owner {
+            Owner::Gateway => self.listener.name.clone(),
+            Owner::ListenerSet(set) => {
+                format!("{}/{}/{}", set.namespace, set.name, self.listener.name)
+            }
+        }
+    }
+}
+
+/// Validates every listener of a Gateway: its own, then those of the ListenerSets attached to
+/// it (in precedence order: oldest first, then by namespace/name).
+pub fn listeners<'a>(
+    s: &Snapshot,
+    gw: &'a Gateway,
+    sets: &[&'a ListenerSet],
+) -> Vec<ListenerInfo<'a>> {
     let mut out: Vec<ListenerInfo<'a>> = gw
         .spec
         .listeners
         .iter()
-        .map(|l| validate(s, gw, l))
+        .map(|l| validate(s, gw, l, Owner::Gateway, &gw.meta.namespace))
         .collect();
     mark_conflicts(&mut out);
+    for set in sets {
+        for l in &set.spec.listeners {
+            let owner = Owner::ListenerSet(set.meta.key());
+            let mut info = validate(s, gw, l, owner, &set.meta.namespace);
+            mark_conflict_with_earlier(&mut info, &out);
+            out.push(info);
+        }
+    }
     for info in &mut out {
         info.accepted = info.problems.not_accepted.is_none();
         // Unsupported route kinds next to supported ones do not stop the listener serving
@@ -107,7 +148,13 @@ pub fn listeners<'a>(s: &Snapshot, gw: &'a Gateway) -> Vec<ListenerInfo<'a>> {
     out
 }
 
-fn validate<'a>(s: &Snapshot, gw: &Gateway, l: &'a Listener) -> ListenerInfo<'a> {
+fn validate<'a>(
+    s: &Snapshot,
+    gw: &Gateway,
+    l: &'a Listener,
+    owner: Owner,
+    namespace: &str,
+) -> ListenerInfo<'a> {
     let mut p = ListenerProblems::default();
     let supported = kinds_for(&l.protocol);
     if supported.is_empty() {
@@ -167,7 +214,11 @@ fn validate<'a>(s: &Snapshot, gw: &Gateway, l: &'a Listener) -> ListenerInfo<'a>
             }
             Some(tls) => {
                 for r in &tls.certificate_refs {
-                    match refs::certificate(s, &gw.meta.namespace, r) {
+                    let from_kind = match owner {
+                        Owner::Gateway => "Gateway",
+                        Owner::ListenerSet(_) => "ListenerSet",
+                    };
+                    match refs::certificate(s, from_kind, namespace, r) {
                         Ok(c) => certificates.push(c),
                         Err(e) => {
                             // The first problem decides the reason; later ones add nothing new.
@@ -205,6 +256,8 @@ fn validate<'a>(s: &Snapshot, gw: &Gateway, l: &'a Listener) -> ListenerInfo<'a>
     }
     ListenerInfo {
         listener: l,
+        owner,
+        namespace: namespace.to_string(),
         kinds,
         accepted: false,
         programmed: false,
@@ -249,6 +302,49 @@ fn mark_conflicts(infos: &mut [ListenerInfo<'_>]) {
     }
 }
 
+/// A ListenerSet listener loses to any earlier listener (the Gateway's, or an older set's) on
+/// its port with another protocol or the same hostname: it is not accepted, the earlier one
+/// keeps serving.
+/// The conflict is checked even for a listener that is invalid on its own (e.g. a protocol
+/// Pylon does not serve): the port is taken either way, and that is what its owner must fix.
+fn mark_conflict_with_earlier(info: &mut ListenerInfo<'_>, earlier: &[ListenerInfo<'_>]) {
+    let me = info.listener;
+    let live = earlier.iter().filter(|e| {
+        e.listener.port == me.port
+            && e.problems.not_accepted.is_none()
+            && e.problems.conflicted.is_none()
+    });
+    let mut conflict = None;
+    for e in live {
+        if e.listener.protocol != me.protocol {
+            conflict = Some((
+                "ProtocolConflict",
+                format!(
+                    "port {} is used with protocol {} by listener {:?}",
+                    me.port,
+                    e.listener.protocol,
+                    e.config_name()
+                ),
+            ));
+            break;
+        }
+        if e.listener.hostname == me.hostname {
+            conflict.get_or_insert((
+                "HostnameConflict",
+                format!(
+                    "listener {:?} on port {} has the same hostname",
+                    e.config_name(),
+                    me.port
+                ),
+            ));
+        }
+    }
+    if let Some(c) = conflict {
+        info.problems.not_accepted = Some(c.clone());
+        info.problems.conflicted = Some(c);
+    }
+}
+
 /// The listener's status once routes are counted.
 pub fn listener_status(info: &ListenerInfo<'_>, attached: i32, generation: i64) -> ListenerStatus {
     let g = generation;
@@ -279,6 +375,8 @@ pub fn listener_status(info: &ListenerInfo<'_>, attached: i32, generation: i64) 
             "Listener is configured",
             g,
         )
+    } else if let Some((reason, message)) = &p.conflicted {
+        Condition::new("Programmed", false, reason, message.clone(), g)
     } else {
         Condition::new("Programmed", false, "Invalid", "Listener is not valid", g)
     };

@@ -8,6 +8,7 @@ pub mod backend_tls;
 pub mod ca;
 pub mod config;
 pub mod gateway;
+pub mod listener_set;
 pub mod output;
 pub mod params;
 pub mod refs;
@@ -37,11 +38,17 @@ pub fn translate(s: &Snapshot) -> Translation {
         }
     }
     let mut owned: BTreeMap<ObjectKey, OwnedGateway<'_>> = BTreeMap::new();
+    let mut sets = BTreeMap::new();
     for (key, gw) in &s.gateways {
         if !ours(&gw.spec.gateway_class_name) {
             continue;
         }
-        let listeners = gateway::listeners(s, gw);
+        let (admitted, refused) = listener_set::for_gateway(s, gw);
+        for (set, why) in refused {
+            t.listener_sets
+                .insert(set.meta.key(), listener_set::refused_status(set, key, &why));
+        }
+        let listeners = gateway::listeners(s, gw, &admitted);
         let config = dp::Config {
             api_version: dp::API_VERSION.into(),
             listeners: listeners
@@ -52,6 +59,7 @@ pub fn translate(s: &Snapshot) -> Translation {
             backends: BTreeMap::new(),
         };
         let attached = vec![0; listeners.len()];
+        sets.insert(key.clone(), admitted);
         owned.insert(
             key.clone(),
             OwnedGateway {
@@ -88,6 +96,12 @@ pub fn translate(s: &Snapshot) -> Translation {
     t.backend_tls_policies = backend_tls::statuses(s, &uses);
     for (key, mut o) in owned {
         let gw = &s.gateways[&key];
+        let mut attached_sets = 0;
+        for set in sets.remove(&key).unwrap_or_default() {
+            let st = listener_set::admitted_status(set, &key, &o.listeners, &o.attached);
+            attached_sets += i32::from(st.conditions[0].status == "True");
+            t.listener_sets.insert(set.meta.key(), st);
+        }
         let client_cert = gateway::backend_client_certificate(s, gw);
         if let Some(Ok(c)) = &client_cert {
             for tls in o.clusters.values_mut().filter_map(|c| c.tls.as_mut()) {
@@ -97,7 +111,7 @@ pub fn translate(s: &Snapshot) -> Translation {
         }
         t.gateways.insert(
             key.clone(),
-            gateway_status(s, gw, &o, client_cert.and_then(Result::err)),
+            gateway_status(s, gw, &o, client_cert.and_then(Result::err), attached_sets),
         );
         if let Ok(p) = params::gateway_params(s, gw) {
             t.parameters.insert(key.clone(), p);
@@ -117,7 +131,7 @@ pub fn translate(s: &Snapshot) -> Translation {
 fn dp_listener(l: &gateway::ListenerInfo<'_>) -> Option<dp::Listener> {
     let https = l.listener.protocol == "HTTPS";
     Some(dp::Listener {
-        name: l.listener.name.clone(),
+        name: l.config_name(),
         port: u16::try_from(l.listener.port).ok()?,
         protocol: if https {
             dp::ListenerProtocol::Https
@@ -146,12 +160,14 @@ fn gateway_status(
     gw: &crate::model::gateway::Gateway,
     o: &OwnedGateway<'_>,
     client_cert_error: Option<refs::CertificateError>,
+    attached_listener_sets: i32,
 ) -> GatewayStatus {
     let g = gw.meta.generation;
     let listeners: Vec<_> = o
         .listeners
         .iter()
         .zip(&o.attached)
+        .filter(|(l, _)| l.owner == gateway::Owner::Gateway)
         .map(|(l, n)| gateway::listener_status(l, *n, g))
         .collect();
     let svc_key = ObjectKey::new(
@@ -163,13 +179,18 @@ fn gateway_status(
         .get(&svc_key)
         .map(|svc| svc.load_balancer.clone())
         .unwrap_or_default();
-    let valid = o.listeners.iter().filter(|l| l.programmed).count();
+    let own = || {
+        o.listeners
+            .iter()
+            .filter(|l| l.owner == gateway::Owner::Gateway)
+    };
+    let valid = own().filter(|l| l.programmed).count();
     let requested = addresses::requested(gw);
     let accepted = if let Err(e) = params::gateway_params(s, gw) {
         Condition::new("Accepted", false, "InvalidParameters", e.to_string(), g)
     } else if let addresses::Requested::Unsupported(why) = &requested {
         Condition::new("Accepted", false, "UnsupportedAddress", why.clone(), g)
-    } else if valid == o.listeners.len() {
+    } else if valid == own().count() {
         Condition::new("Accepted", true, "Accepted", "Gateway is accepted", g)
     } else if valid > 0 {
         Condition::new(
@@ -275,5 +296,11 @@ fn gateway_status(
         addresses,
         conditions,
         listeners,
+        // Only Gateways that allow ListenerSets report how many are attached.
+        attached_listener_sets: gw
+            .spec
+            .allowed_listeners
+            .as_ref()
+            .map(|_| attached_listener_sets),
     }
 }

@@ -84,6 +84,21 @@ pub struct GatewayStatus {
     pub conditions: Vec<Condition>,
     /// Listener statuses, in spec order.
     pub listeners: Vec<ListenerStatus>,
+    /// How many ListenerSets are attached (admitted and accepted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached_listener_sets: Option<i32>,
+}
+
+/// A ListenerSet's status.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSetStatus {
+    /// The Gateway it names (not written: lets honest status follow its data plane).
+    pub gateway: ObjectKey,
+    /// Conditions (Accepted, Programmed).
+    pub conditions: Vec<Condition>,
+    /// Its listeners' statuses, in spec order.
+    pub listeners: Vec<ListenerStatus>,
 }
 
 /// This controller's status for one parent of a route.
@@ -108,6 +123,9 @@ pub struct Translation {
     pub http_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
     /// GRPCRoute parent statuses written by this controller (every route; empty = none ours).
     pub grpc_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
+    /// ListenerSet statuses (those naming a Gateway of this controller).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub listener_sets: BTreeMap<ObjectKey, ListenerSetStatus>,
     /// Effective data-plane parameters per Gateway (provisioner input).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<ObjectKey, crate::model::params::GatewayParametersSpec>,

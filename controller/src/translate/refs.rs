@@ -79,16 +79,18 @@ impl CertificateError {
     }
 }
 
-/// Resolves a listener's certificate reference to PEM material.
+/// Resolves a certificate reference of a `from_kind` object (Gateway, ListenerSet) in
+/// `from_namespace` to PEM material.
 pub fn certificate(
     s: &Snapshot,
-    gateway_namespace: &str,
+    from_kind: &str,
+    from_namespace: &str,
     r: &SecretObjectReference,
 ) -> Result<Certificate, CertificateError> {
     let ns = r
         .namespace
         .clone()
-        .unwrap_or_else(|| gateway_namespace.to_string());
+        .unwrap_or_else(|| from_namespace.to_string());
     let key = ObjectKey::new(ns.clone(), r.name.clone());
     let shown = key.to_string();
     if !r.group.is_empty() || r.kind != "Secret" {
@@ -99,8 +101,8 @@ pub fn certificate(
     }
     let reference = Reference {
         from_group: crate::model::GATEWAY_GROUP,
-        from_kind: "Gateway",
-        from_namespace: gateway_namespace,
+        from_kind,
+        from_namespace,
         to_group: "",
         to_kind: "Secret",
         to_namespace: &ns,

@@ -9,7 +9,7 @@ use crate::snapshot::Snapshot;
 use pylon_dataplane::config as dp;
 
 use super::config::{self, ClusterConfig, cluster_name};
-use super::gateway::ListenerInfo;
+use super::gateway::{ListenerInfo, Owner};
 use super::output::{Condition, RouteParentStatus};
 use super::refs::{self, Reference};
 
@@ -382,17 +382,31 @@ pub fn attach<R: TranslateRule>(
     let ns_labels = s.namespace_labels(ns);
     let mut statuses = vec![];
     for parent in &route.spec.parent_refs {
-        if !parent.is_gateway() {
-            continue;
-        }
-        let key = ObjectKey::new(
+        let target = ObjectKey::new(
             parent.namespace.clone().unwrap_or_else(|| ns.clone()),
             parent.name.clone(),
         );
+        // A Gateway parent means the Gateway's own listeners; a ListenerSet parent, the
+        // listeners that set added to its Gateway.
+        let (key, owner) = if parent.is_gateway() {
+            (target, Owner::Gateway)
+        } else if parent.is_listener_set() {
+            let owner = Owner::ListenerSet(target);
+            let Some(gw) = gateways
+                .iter()
+                .find(|(_, o)| o.listeners.iter().any(|l| l.owner == owner))
+                .map(|(k, _)| k.clone())
+            else {
+                continue;
+            };
+            (gw, owner)
+        } else {
+            continue;
+        };
         let Some(owned) = gateways.get_mut(&key) else {
             continue;
         };
-        let accepted = attach_parent::<R>(route, parent, owned, &key, &ns_labels, &checked);
+        let accepted = attach_parent::<R>(route, parent, owned, &key, &owner, &ns_labels, &checked);
         let mut conditions = vec![accepted];
         conditions.push(match &checked.unresolved {
             Some(e) => Condition::new("ResolvedRefs", false, e.reason(), e.to_string(), g),
@@ -426,6 +440,7 @@ fn attach_parent<R: TranslateRule>(
     parent: &ParentRef,
     owned: &mut OwnedGateway<'_>,
     gateway: &ObjectKey,
+    owner: &Owner,
     ns_labels: &BTreeMap<String, String>,
     checked: &CheckedRules,
 ) -> Condition {
@@ -436,10 +451,11 @@ fn attach_parent<R: TranslateRule>(
         .iter()
         .enumerate()
         .filter(|(_, l)| {
-            parent
-                .section_name
-                .as_ref()
-                .is_none_or(|n| *n == l.listener.name)
+            l.owner == *owner
+                && parent
+                    .section_name
+                    .as_ref()
+                    .is_none_or(|n| *n == l.listener.name)
                 && parent.port.is_none_or(|p| p == l.listener.port)
         })
         .map(|(i, _)| i)
@@ -461,7 +477,7 @@ fn attach_parent<R: TranslateRule>(
             let ns = &l.listener.allowed_routes.namespaces;
             let ns_ok = match ns.from.as_str() {
                 "All" => true,
-                "Same" => route.meta.namespace == gateway.namespace,
+                "Same" => route.meta.namespace == l.namespace,
                 "Selector" => ns
                     .selector
                     .as_ref()
@@ -505,7 +521,7 @@ fn attach_parent<R: TranslateRule>(
         if !info.programmed {
             continue;
         }
-        let listener_name = info.listener.name.clone();
+        let listener_name = info.config_name();
         if let Some(lc) = owned
             .config
             .listeners
