@@ -106,7 +106,8 @@ fi
 
 echo
 set +e
-"$runner" summary -report "$work/pylon-report.yaml" -results "$work/pylon-tests.yaml" ${baseline[@]+"${baseline[@]}"} |
+"$runner" summary -report "$work/pylon-report.yaml" -results "$work/pylon-tests.yaml" \
+  -markdown "$work/table.md" ${baseline[@]+"${baseline[@]}"} |
   tee "$work/summary.txt"
 check=${PIPESTATUS[0]}
 set -e
@@ -136,7 +137,18 @@ if [ "$partial" = 0 ]; then
   mkdir -p "$report_dir"
   cp "$work/pylon-report.yaml" "$report_dir/pylon-report.yaml"
   cp "$work/pylon-tests.yaml" "$report_dir/pylon-tests.yaml"
-  echo "conformance: report written to $report_rel (commit it with $tests_rel)"
+  # The README's table is generated from this report, never typed: replace what lies between
+  # its markers.
+  readme=$repo/README.md
+  begin='<!-- conformance-table:begin -->' end='<!-- conformance-table:end -->'
+  if grep -qF "$begin" "$readme" && grep -qF "$end" "$readme"; then
+    awk -v begin="$begin" -v end="$end" -v table="$work/table.md" '
+      $0 == begin { print; while ((getline line < table) > 0) print line; skip = 1; next }
+      $0 == end { skip = 0 }
+      !skip { print }' "$readme" >"$work/README.md"
+    cp "$work/README.md" "$readme"
+  fi
+  echo "conformance: report written to $report_rel (commit it with $tests_rel and README.md)"
 else
   keep=${PYLON_CONFORMANCE_OUT:-$PYLON_CACHE/conformance-last}
   mkdir -p "$keep" && cp "$work"/pylon-*.yaml "$work/suite.log" "$keep/"

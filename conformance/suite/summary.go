@@ -123,3 +123,41 @@ func compareCounts(baseline, current confv1.ConformanceReport) []string {
 	sort.Strings(problems)
 	return problems
 }
+
+// markdownTable renders the README's conformance table: per profile, core and extended
+// counts with the failing tests named, then the totals of distinct tests from the per-test
+// results (a test counted in two profiles is one test).
+func markdownTable(w io.Writer, r confv1.ConformanceReport, results TestResults) {
+	fmt.Fprintf(w, "| profile | core | extended |\n| --- | --- | --- |\n")
+	profiles := append([]confv1.ProfileReport(nil), r.ProfileReports...)
+	sort.Slice(profiles, func(i, j int) bool { return profiles[i].Name > profiles[j].Name })
+	for _, p := range profiles {
+		core := fmt.Sprintf("%d / %d passed", p.Core.Passed, p.Core.Passed+p.Core.Failed+p.Core.Skipped)
+		if len(p.Core.FailedTests) > 0 {
+			core += fmt.Sprintf(" (failed: %s)", backticked(p.Core.FailedTests))
+		}
+		ext := "—"
+		if p.Extended != nil {
+			s := p.Extended.Status
+			ext = fmt.Sprintf("%d passed, %d failed", s.Passed, s.Failed)
+			if len(s.FailedTests) > 0 {
+				ext += fmt.Sprintf(" (%s)", backticked(s.FailedTests))
+			}
+			ext += fmt.Sprintf("; features: %d supported, %d not", len(p.Extended.SupportedFeatures), len(p.Extended.UnsupportedFeatures))
+			if len(p.Extended.UnsupportedFeatures) > 0 {
+				ext += fmt.Sprintf(" (%s)", backticked(p.Extended.UnsupportedFeatures))
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", p.Name, core, ext)
+	}
+	fmt.Fprintf(w, "\n%d distinct tests passed, %d failed, %d skipped (run %s, Pylon %s).\n",
+		len(results.Passed), len(results.Failed), len(results.Skipped), r.Date, r.Implementation.Version)
+}
+
+func backticked(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = "`" + n + "`"
+	}
+	return strings.Join(quoted, ", ")
+}

@@ -18,6 +18,7 @@ func summaryMain(args []string) int {
 	resultsPath := fs.String("results", "", "per-test results of this run (required)")
 	baseReportPath := fs.String("baseline-report", "", "committed report to compare with (optional)")
 	baseResultsPath := fs.String("baseline-results", "", "committed per-test results to compare with (optional)")
+	markdownPath := fs.String("markdown", "", "also write the README's conformance table here (optional)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -39,6 +40,18 @@ func summaryMain(args []string) int {
 		return 2
 	}
 	summarize(os.Stdout, report)
+	if *markdownPath != "" {
+		f, err := os.Create(*markdownPath)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pylon-conformance summary: %v\n", err)
+			return 2
+		}
+		markdownTable(f, report, results)
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "pylon-conformance summary: %v\n", err)
+			return 2
+		}
+	}
 	code, err := checkRegressions(report, results, *baseReportPath, *baseResultsPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pylon-conformance summary: %v\n", err)

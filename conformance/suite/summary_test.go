@@ -128,3 +128,17 @@ func TestCheckRegressionsFromFiles(t *testing.T) {
 		t.Errorf("unknown field accepted: %v", err)
 	}
 }
+
+func TestMarkdownTableCountsEachProfileAndTheDistinctTests(t *testing.T) {
+	r := fixtureReport(30, 2)
+	r.Date = "2026-11-23T00:00:00Z"
+	var out bytes.Buffer
+	markdownTable(&out, r, TestResults{Passed: []string{"a", "b", "c"}, Failed: []string{"d"}})
+	want := "| profile | core | extended |\n| --- | --- | --- |\n" +
+		"| GATEWAY-HTTP | 30 / 31 passed (failed: `HTTPRouteHostnameIntersection`) | 2 passed, 0 failed; features: 2 supported, 1 not (`HTTPRouteRequestMirror`) |\n" +
+		"| GATEWAY-GRPC | 12 / 12 passed | — |\n" +
+		"\n3 distinct tests passed, 1 failed, 0 skipped (run 2026-11-23T00:00:00Z, Pylon 0.1.0).\n"
+	if got := out.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
