@@ -89,7 +89,13 @@ where
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut synced = false;
+        // Whether the API server said the resource does not exist (logged once, not on every
+        // retry of the watcher's backoff).
+        let mut missing = false;
         while let Some(ev) = stream.next().await {
+            if ev.is_ok() {
+                missing = false;
+            }
             match ev {
                 Ok(watcher::Event::InitDone) => {
                     if !synced {
@@ -109,23 +115,39 @@ where
                     flag.store(true, Ordering::SeqCst);
                     changes.notify.notify_one();
                 }
-                Err(watcher::Error::InitialListFailed(kube::Error::Api(s))) if s.code == 404 => {
+                Err(e) if not_served(&e) => {
                     // The CRD is not installed: count the kind as listed (empty) so startup does
-                    // not wait for it; the watcher keeps retrying in case it appears.
+                    // not wait for it; the watcher keeps retrying in case it appears, quietly.
                     if !synced {
                         synced = true;
+                        changes.synced.fetch_add(1, Ordering::SeqCst);
+                        changes.notify.notify_one();
+                    }
+                    if !missing {
+                        missing = true;
                         tracing::warn!(
                             kind,
                             "resource not served (CRD not installed?); treating as empty"
                         );
-                        changes.synced.fetch_add(1, Ordering::SeqCst);
-                        changes.notify.notify_one();
+                    } else {
+                        tracing::debug!(kind, error = %e, "resource still not served");
                     }
                 }
                 Err(e) => tracing::warn!(kind, error = %e, "watch failed; retrying"),
             }
         }
     });
+}
+
+/// Whether a watcher error means the resource is not served at all (404: CRD not installed),
+/// whether listing or watching failed.
+fn not_served(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s)) => s.code == 404,
+        watcher::Error::WatchError(s) => s.code == 404,
+        _ => false,
+    }
 }
 
 fn dynamic(
@@ -377,6 +399,26 @@ fn each<K: DeserializeOwned>(kind: &'static str, store: &Store<DynamicObject>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_resource_is_recognised_however_the_watcher_reports_it() {
+        let status = |code| {
+            let mut s = kube::core::Status::failure("x", "NotFound");
+            s.code = code;
+            Box::new(s)
+        };
+        assert!(not_served(&watcher::Error::InitialListFailed(
+            kube::Error::Api(status(404))
+        )));
+        assert!(not_served(&watcher::Error::WatchStartFailed(
+            kube::Error::Api(status(404))
+        )));
+        assert!(not_served(&watcher::Error::WatchError(status(404))));
+        assert!(!not_served(&watcher::Error::WatchError(status(410))));
+        assert!(!not_served(&watcher::Error::InitialListFailed(
+            kube::Error::Api(status(403))
+        )));
+    }
 
     #[test]
     fn status_objects_are_found_by_key_in_their_store() {
