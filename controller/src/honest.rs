@@ -226,6 +226,19 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
                 }
             }
         }
+        // The set is programmed once one of its listeners is.
+        let any_programmed = st.listeners.iter().any(|l| {
+            l.conditions
+                .iter()
+                .any(|c| c.kind == "Programmed" && c.status == "True")
+        });
+        if !any_programmed {
+            for c in &mut st.conditions {
+                if c.kind == "Programmed" && c.status == "True" {
+                    pending(c, "waiting for a data plane to apply its listeners");
+                }
+            }
+        }
     }
     // A route's ListenerSet parent is served by the data plane of the set's Gateway.
     let set_gateways: BTreeMap<ObjectKey, ObjectKey> = out
@@ -301,6 +314,70 @@ mod tests {
             "Accepted",
         );
         format!("{}/{}", c.status, c.reason)
+    }
+
+    #[test]
+    fn listener_sets_and_their_routes_wait_for_the_data_plane_too() {
+        let s = Snapshot::from_yaml(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: pylon}
+spec: {controllerName: pylon.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: pylon
+  allowedListeners: {namespaces: {from: Same}}
+  listeners: [{name: http, port: 80, protocol: HTTP, hostname: gw.example.com}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: set}
+spec:
+  parentRef: {name: gw}
+  listeners: [{name: extra, port: 80, protocol: HTTP, hostname: set.example.com}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: a}
+spec:
+  parentRefs: [{kind: ListenerSet, name: set}]
+",
+            Options::default(),
+        )
+        .unwrap();
+        let gw = ObjectKey::new("default", "gw");
+        let set = ObjectKey::new("default", "set");
+        let t = crate::translate::translate(&s);
+        let forms = Arc::new(Forms::of(&t.configs[&gw]));
+        let serving = |running: Vec<Option<Arc<Forms>>>| {
+            Served::from([(
+                gw.clone(),
+                Serving {
+                    current_version: "v1".into(),
+                    current: forms.clone(),
+                    running,
+                    rejected: vec![],
+                },
+            )])
+        };
+        let programmed = |h: &Translation| {
+            let st = &h.listener_sets[&set];
+            (
+                cond(&st.conditions, "Programmed").reason.clone(),
+                cond(&st.listeners[0].conditions, "Programmed")
+                    .reason
+                    .clone(),
+            )
+        };
+        let h = apply(&t, &serving(vec![]));
+        assert_eq!(programmed(&h), ("Pending".into(), "Pending".into()));
+        assert_eq!(accepted(&h, "a"), "Unknown/Pending");
+        let h = apply(&t, &serving(vec![Some(forms.clone())]));
+        assert_eq!(programmed(&h), ("Programmed".into(), "Programmed".into()));
+        assert_eq!(accepted(&h, "a"), "True/Accepted");
     }
 
     #[test]
