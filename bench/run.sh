@@ -9,7 +9,9 @@
 #
 # Tunables (environment): BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS (64),
 # BENCH_THREADS (1), BENCH_ROUTES (5000), BENCH_CLIENT_CPU / BENCH_SERVER_CPU (the first two
-# CPUs this process may use), PYLON_BIN (skips the cargo build), CARGO (cargo).
+# CPUs this process may use), PYLON_BIN (skips the cargo build), CARGO (cargo), BENCH_CASES (an
+# extended regex: only the cases whose key, e.g. pylon/one/keepalive, matches are measured; the
+# others are reported as null), BENCH_FLOOD_CONNECTIONS (4000; 0 skips the flood).
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +24,8 @@ WARMUP=${BENCH_WARMUP:-2s}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-1}
 ROUTES=${BENCH_ROUTES:-5000}
+CASES=${BENCH_CASES:-}
+FLOOD=${BENCH_FLOOD_CONNECTIONS:-4000}
 CARGO=${CARGO:-cargo}
 
 fail() {
@@ -174,6 +178,10 @@ CLK_TCK=$(getconf CLK_TCK)
 declare -A CPU_US
 measure() { # key server-name port host path extra-header
   local out t0 t1 reqs
+  if [ -n "$CASES" ] && ! grep -Eq -- "$CASES" <<<"$1"; then
+    RPS[$1]=null P50[$1]=null P99[$1]=null CPU_US[$1]=null ERR[$1]=null
+    return
+  fi
   wrk_run "$WARMUP" "$3" "$4" "$5" "$6" >/dev/null
   t0=$(cpu_ticks "${PID[$2]}")
   out=$(wrk_run "$DUR" "$3" "$4" "$5" "$6")
@@ -219,6 +227,23 @@ RSS[routes_5k_hosts_after_load]=$(rss_kb "${PID[pylon-hosts]}")
 RSS[routes_5k_paths_after_load]=$(rss_kb "${PID[pylon-paths]}")
 RSS[idle_after_load]=$(rss_kb "${PID[pylon-one]}")
 
+# --- flood: FLOOD concurrent keep-alive connections for 5 s against the 1-route Pylon and nginx,
+# then the RSS once they are closed (2 s later): memory held for connections that are gone.
+RSS[after_flood]=null NGINX_RSS_AFTER_FLOOD=null
+if [ "$FLOOD" -gt 0 ]; then
+  for proxy in pylon nginx; do
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$FLOOD" -d5s -H "Host: $BENCH_HOST" \
+      "http://127.0.0.1:${PORT[$proxy-one]}$(target_path one 1)" >"$WORK/flood-$proxy.txt" 2>&1 || true
+  done
+  sleep 2
+  RSS[after_flood]=$(rss_kb "${PID[pylon-one]}")
+  # nginx's worker (the master's child) holds the connections.
+  NGINX_RSS_AFTER_FLOOD=$(rss_kb "$(pgrep -P "${PID[nginx-one]}" | head -1)")
+  for proxy in pylon nginx; do
+    kill -0 "${PID[$proxy-one]}" 2>/dev/null || FAILURES+=("$proxy-one died during the flood")
+  done
+fi
+
 # --- report -------------------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "null" && b + 0 > 0) printf "%.2f", a / b; else printf "null" }'; }
 declare -A LABEL=([one]="1 route" [hosts]="$ROUTES routes (hosts)" [paths]="$ROUTES routes (paths)")
@@ -252,9 +277,11 @@ printf "%s" "$cpu_table"
 echo
 echo "Pylon VmRSS: idle ${RSS[idle]} kB; $ROUTES routes: ${RSS[routes_5k_hosts]} kB (hosts)," \
   "${RSS[routes_5k_paths]} kB (paths); after load: ${RSS[idle_after_load]} / ${RSS[routes_5k_hosts_after_load]} / ${RSS[routes_5k_paths_after_load]} kB"
+echo "After $FLOOD concurrent connections (closed 2 s earlier), 1 route: Pylon ${RSS[after_flood]} kB," \
+  "nginx worker $NGINX_RSS_AFTER_FLOOD kB"
 echo "measured in $(($(date +%s) - START)) s"
 json_rss=""
-for k in idle routes_5k_hosts routes_5k_paths idle_after_load routes_5k_hosts_after_load routes_5k_paths_after_load; do
+for k in idle routes_5k_hosts routes_5k_paths idle_after_load routes_5k_hosts_after_load routes_5k_paths_after_load after_flood; do
   json_rss+="\"$k\":${RSS[$k]},"
 done
 json_fail=""
@@ -262,6 +289,7 @@ for f in "${FAILURES[@]}"; do json_fail+="\"$f\","; done
 echo "BENCH {\"wrk\":{\"threads\":$THREADS,\"connections\":$CONNS,\"duration\":\"$DUR\",\"warmup\":\"$WARMUP\"}," \
   "\"cpus\":{\"count\":$(nproc),\"client\":$CLIENT_CPU,\"server\":$SERVER_CPU},\"routes\":$ROUTES," \
   "\"cases\":{${json_cases%,}},\"ratios\":{${json_ratios%,}},\"pylon_rss_kb\":{${json_rss%,}}," \
+  "\"nginx_rss_kb\":{\"after_flood\":$NGINX_RSS_AFTER_FLOOD}," \
   "\"failures\":[${json_fail%,}]}" | tr -d '\n'
 echo
 [ ${#FAILURES[@]} -eq 0 ] || fail "${#FAILURES[@]} server(s) died during the run"
