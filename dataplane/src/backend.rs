@@ -1,5 +1,6 @@
 //! Backends at run time: ready endpoints with round-robin choice, and the pooled upstream
-//! clients (HTTP/1.1 keep-alive, h2c multiplexing, TLS) shared across config reloads.
+//! clients (HTTP/1.1 keep-alive in [`H1Pool`], h2c multiplexing and TLS through hyper-util's
+//! pooled client) shared across config reloads.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::config::{self, BackendProtocol};
+use crate::h1_pool::{self, H1Pool};
 use crate::tls::TlsError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -37,13 +39,18 @@ pub fn set_worker(index: usize) {
     WORKER.with(|w| w.set(index));
 }
 
+/// The worker the calling thread serves (0 outside the workers).
+pub fn worker() -> usize {
+    WORKER.with(|w| w.get())
+}
+
 /// Upstream connection pools, reused by every table built from the same [`Clients`].
 ///
 /// Plain HTTP pools exist once per worker thread: a pooled connection's task runs on the
 /// runtime that opened it, so sharing one pool between workers would hand every request to
 /// another thread (a wake-up and a context switch per request).
 pub struct Clients {
-    http1: Arc<[Client<HttpConnector, Body>]>,
+    http1: Arc<[Arc<H1Pool>]>,
     h2c: Arc<[Client<HttpConnector, Body>]>,
     tls: Mutex<HashMap<String, Client<TlsConnector, Body>>>,
 }
@@ -79,9 +86,7 @@ impl Clients {
         };
         let workers = workers.max(1);
         Clients {
-            http1: (0..workers)
-                .map(|_| builder().build(http.clone()))
-                .collect(),
+            http1: (0..workers).map(|_| Arc::default()).collect(),
             h2c: (0..workers)
                 .map(|_| builder().http2_only(true).build(http.clone()))
                 .collect(),
@@ -110,8 +115,30 @@ impl Clients {
 
 #[derive(Clone)]
 enum Upstream {
-    Plain(Arc<[Client<HttpConnector, Body>]>),
+    /// Plain HTTP/1.1, one pool per worker.
+    H1(Arc<[Arc<H1Pool>]>),
+    /// h2c, one pooled client per worker.
+    H2c(Arc<[Client<HttpConnector, Body>]>),
     Tls(Box<Client<TlsConnector, Body>>),
+}
+
+/// An upstream exchange that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    H1(#[from] h1_pool::SendError),
+    #[error(transparent)]
+    Pooled(#[from] hyper_util::client::legacy::Error),
+}
+
+impl SendError {
+    /// True if no connection could be made (nothing reached the backend).
+    pub fn is_connect(&self) -> bool {
+        match self {
+            SendError::H1(e) => e.is_connect(),
+            SendError::Pooled(e) => e.is_connect(),
+        }
+    }
 }
 
 /// One backend as the request path sees it.
@@ -140,8 +167,8 @@ impl BackendRt {
     pub fn new(name: &str, b: &config::Backend, clients: &Clients) -> Result<Self, TlsError> {
         let upstream = match (&b.tls, b.protocol) {
             (Some(tls), _) => Upstream::Tls(Box::new(clients.tls_client(tls)?)),
-            (None, BackendProtocol::H2c) => Upstream::Plain(clients.h2c.clone()),
-            (None, _) => Upstream::Plain(clients.http1.clone()),
+            (None, BackendProtocol::H2c) => Upstream::H2c(clients.h2c.clone()),
+            (None, _) => Upstream::H1(clients.http1.clone()),
         };
         let endpoints: Vec<SocketAddr> = b
             .endpoints
@@ -157,7 +184,7 @@ impl BackendRt {
             .collect();
         let scheme = match upstream {
             Upstream::Tls(_) => Scheme::HTTPS,
-            Upstream::Plain(_) => Scheme::HTTP,
+            Upstream::H1(_) | Upstream::H2c(_) => Scheme::HTTP,
         };
         Ok(BackendRt {
             name: name.to_string(),
@@ -178,8 +205,13 @@ impl BackendRt {
         Some(self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len())
     }
 
-    /// The URI to send to endpoint `ep` (from [`pick`](Self::pick)) for `path_and_query`.
+    /// The URI to send to endpoint `ep` (from [`pick`](Self::pick)) for `path_and_query`:
+    /// origin-form for the HTTP/1.1 pool (it is written as is, and the pool is keyed by
+    /// address), absolute for hyper-util's clients (they connect to its authority).
     pub fn uri(&self, ep: usize, path_and_query: &PathAndQuery) -> Uri {
+        if let Upstream::H1(_) = self.upstream {
+            return Uri::from(path_and_query.clone());
+        }
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authorities[ep].clone());
@@ -191,18 +223,22 @@ impl BackendRt {
         self.protocol == BackendProtocol::H2c
     }
 
+    /// Sends `req`, whose URI came from [`uri`](Self::uri) for the same `ep`.
     pub async fn send(
         &self,
+        ep: usize,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        match &self.upstream {
-            Upstream::Plain(pools) => {
-                pools[WORKER.with(|w| w.get()) % pools.len()]
-                    .request(req)
-                    .await
+    ) -> Result<Response<Incoming>, SendError> {
+        let worker = worker();
+        Ok(match &self.upstream {
+            Upstream::H1(pools) => {
+                pools[worker % pools.len()]
+                    .send(self.endpoints[ep], req)
+                    .await?
             }
-            Upstream::Tls(c) => c.request(req).await,
-        }
+            Upstream::H2c(pools) => pools[worker % pools.len()].request(req).await?,
+            Upstream::Tls(c) => c.request(req).await?,
+        })
     }
 }
 

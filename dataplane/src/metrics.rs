@@ -9,11 +9,21 @@ use std::time::Duration;
 
 const BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
 const MAX_SERIES: usize = 10_000;
+/// Request counters are split by worker thread (worker index modulo this), so workers on
+/// different cores never take the same lock or write the same cache line per request.
+const SHARDS: usize = 16;
+
+/// route → code → count.
+type Series = HashMap<String, BTreeMap<u16, u64>>;
+
+/// One worker's request counters, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Mutex<Series>);
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// route → code → count.
-    requests: Mutex<HashMap<String, BTreeMap<u16, u64>>>,
+    requests: [Shard; SHARDS],
     buckets: [AtomicU64; BUCKETS_MS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -26,7 +36,8 @@ pub struct Metrics {
 impl Metrics {
     pub fn record(&self, route: &str, code: u16, latency: Duration) {
         {
-            let mut m = self.requests.lock().expect("metrics poisoned");
+            let shard = &self.requests[crate::backend::worker() % SHARDS];
+            let mut m = shard.0.lock().expect("metrics poisoned");
             // The hot path allocates nothing once a (route, code) series exists.
             if let Some(n) = m.get_mut(route).and_then(|codes| codes.get_mut(&code)) {
                 *n += 1;
@@ -58,10 +69,16 @@ impl Metrics {
     pub fn render(&self, ready: bool) -> String {
         let mut s = String::new();
         s.push_str("# HELP pylon_requests_total Requests by route and response code.\n# TYPE pylon_requests_total counter\n");
-        let requests = self.requests.lock().expect("metrics poisoned");
-        let mut routes: Vec<_> = requests.iter().collect();
-        routes.sort_by_key(|(r, _)| r.as_str());
-        for (route, codes) in routes {
+        let mut requests: BTreeMap<String, BTreeMap<u16, u64>> = BTreeMap::new();
+        for shard in &self.requests {
+            for (route, codes) in shard.0.lock().expect("metrics poisoned").iter() {
+                let sum = requests.entry(route.clone()).or_default();
+                for (code, n) in codes {
+                    *sum.entry(*code).or_default() += n;
+                }
+            }
+        }
+        for (route, codes) in &requests {
             let route = route.replace('\\', "\\\\").replace('"', "\\\"");
             for (code, n) in codes {
                 let _ = writeln!(
@@ -70,7 +87,6 @@ impl Metrics {
                 );
             }
         }
-        drop(requests);
         s.push_str("# HELP pylon_request_duration_seconds Request latency.\n# TYPE pylon_request_duration_seconds histogram\n");
         let mut cumulative = 0;
         for (i, b) in BUCKETS_MS.iter().enumerate() {
@@ -168,7 +184,13 @@ mod tests {
         for i in 0..MAX_SERIES + 10 {
             m.record(&format!("r{i}"), 200, Duration::ZERO);
         }
-        let series: usize = m.requests.lock().unwrap().values().map(BTreeMap::len).sum();
+        let series: usize = m.requests[0]
+            .0
+            .lock()
+            .unwrap()
+            .values()
+            .map(BTreeMap::len)
+            .sum();
         assert!(series <= MAX_SERIES + 1, "{series} series");
     }
 }

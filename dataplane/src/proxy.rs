@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, Limited};
@@ -55,9 +55,7 @@ pub async fn handle(
     } else {
         String::new()
     };
-    let host = authority(&req)
-        .map(|a| normalize_host(&a))
-        .unwrap_or_default();
+    let host = authority(&req).map(normalize_host).unwrap_or_default();
     let (route, resp) = match route_and_forward(&shared, &conn, req, &host, grpc).await {
         Ok((route, resp)) => (route, resp),
         Err((route, e)) => (route, e.into_response(grpc)),
@@ -86,16 +84,14 @@ pub async fn handle(
 
 type Routed = Result<(Option<Arc<str>>, Response<Body>), (Option<Arc<str>>, ProxyError)>;
 
-fn authority(req: &Request<Incoming>) -> Option<String> {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
+/// The request's authority (HTTP/2 `:authority` or the Host header), borrowed: the one owned
+/// copy per request is the normalised host.
+fn authority(req: &Request<Incoming>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
 }
 
 async fn route_and_forward(
@@ -130,10 +126,12 @@ async fn route_and_forward(
         let found = listener
             .lookup(host, &view, grpc)
             .ok_or((None, ProxyError::NoRoute))?;
-        (
-            found.rule.clone(),
-            found.matcher.prefix().map(str::to_string),
-        )
+        // The matched prefix matters only to redirects and rewrites; copy it only for them.
+        let f = &found.rule.filters;
+        let prefix = (f.redirect.is_some() || f.rewrite.is_some())
+            .then(|| found.matcher.prefix().map(str::to_string))
+            .flatten();
+        (found.rule.clone(), prefix)
     };
     let label = Some(rule.route.clone());
     let ctx = RuleCtx {
@@ -166,9 +164,11 @@ async fn serve_rule(
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let f = &rule.filters;
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
+    // Only CORS needs the Origin after the request is gone.
+    let origin = f
+        .cors
+        .as_ref()
+        .and_then(|_| req.headers().get(header::ORIGIN))
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     if let Some(cors) = &f.cors
@@ -282,15 +282,31 @@ pub fn random() -> u64 {
     })
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
+// Header names as constants, not strings: a `&str` name is parsed and validated again on every
+// lookup, per header, per request.
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Connection-level response headers: they describe the upstream hop, not ours.
+const HOP_BY_HOP_RESPONSE: [HeaderName; 5] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Turns the client's headers into the upstream request's, in place: hop-by-hop headers (and
@@ -313,13 +329,14 @@ fn upstream_headers(
     for name in named {
         h.remove(name.as_str());
     }
-    for name in HOP_BY_HOP {
-        let keep = match name {
-            "connection" | "upgrade" => upgrade,
-            "te" => h
-                .get(name)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers")),
-            _ => false,
+    for name in &HOP_BY_HOP {
+        let keep = if name == header::CONNECTION || name == header::UPGRADE {
+            upgrade
+        } else if name == header::TE {
+            h.get(name)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
+        } else {
+            false
         };
         if !keep {
             h.remove(name);
@@ -331,18 +348,18 @@ fn upstream_headers(
     // The peer's address is formatted once per connection; only an incoming
     // X-Forwarded-For costs a new string.
     let appended = h
-        .get("x-forwarded-for")
+        .get(&X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
         .and_then(|prev| {
             let peer = ctx.conn.peer_ip.to_str().unwrap_or_default();
             HeaderValue::from_str(&format!("{prev}, {peer}")).ok()
         });
     h.insert(
-        "x-forwarded-for",
+        X_FORWARDED_FOR,
         appended.unwrap_or_else(|| ctx.conn.peer_ip.clone()),
     );
     h.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" }),
     );
     h
@@ -378,7 +395,7 @@ async fn forward(
 ) -> Result<Response<Body>, ProxyError> {
     let upgrade = req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
     let h2 = backend.is_h2();
-    let headers = upstream_headers(std::mem::take(req.headers_mut()), host, ctx, upgrade);
+    let mut headers = upstream_headers(std::mem::take(req.headers_mut()), host, ctx, upgrade);
     let method = req.method().clone();
     let retry = rule.retry.as_ref().filter(|r| r.attempts > 0);
     let mirrors: Vec<_> = rule
@@ -413,7 +430,7 @@ async fn forward(
         // Fire and forget: the mirror's answer (or failure) never affects the response.
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(30), async {
-                if let Ok(r) = m.send(mreq).await {
+                if let Ok(r) = m.send(ep, mreq).await {
                     let _ = r.into_body().collect().await;
                 }
             })
@@ -433,11 +450,16 @@ async fn forward(
         let mut up = Request::new(body.take());
         *up.method_mut() = method.clone();
         *up.uri_mut() = backend.uri(ep, &path_and_query);
-        *up.headers_mut() = headers.clone();
+        // The last attempt (the only one without retries) takes the headers instead of a copy.
+        *up.headers_mut() = if attempt + 1 == attempts {
+            std::mem::take(&mut headers)
+        } else {
+            headers.clone()
+        };
         if h2 {
             *up.version_mut() = Version::HTTP_2;
         }
-        let send = backend.send(up);
+        let send = backend.send(ep, up);
         let result = match rule.backend_timeout {
             Some(t) => tokio::time::timeout(t, send)
                 .await
@@ -476,14 +498,7 @@ async fn forward(
             return Ok(tunnel(shared, client_up, resp));
         }
         let mut resp = resp;
-        // Connection-level headers describe the upstream hop, not ours.
-        for h in [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "transfer-encoding",
-            "upgrade",
-        ] {
+        for h in &HOP_BY_HOP_RESPONSE {
             resp.headers_mut().remove(h);
         }
         return Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed()));
