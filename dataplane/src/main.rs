@@ -180,6 +180,9 @@ async fn run() -> anyhow::Result<()> {
     let router = admin::router(shared.clone());
     tokio::spawn(async move { axum::serve(admin, router).await });
 
+    // Thousands of connections that came and went leave their buffers' memory in glibc's arenas.
+    tokio::spawn(pylon_dataplane::memory::trim_after_bursts(shared.clone()));
+
     // Access-log lines are buffered; written in batches (and at exit, below).
     let flusher = shared.clone();
     tokio::spawn(async move {

@@ -28,6 +28,8 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
     pub active_connections: AtomicI64,
+    /// The highest `active_connections` since [`crate::memory`] last looked.
+    pub peak_connections: AtomicI64,
     pub config_rejections: AtomicU64,
     pub config_reloads: AtomicU64,
     pub config_version: Mutex<String>,

@@ -189,6 +189,10 @@ async fn accept_loop(
             drop(stream);
             continue;
         }
+        shared
+            .metrics
+            .peak_connections
+            .fetch_max(active + 1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let (shared, limits, drain) = (shared.clone(), limits.clone(), drain.clone());
         tokio::spawn(async move {
