@@ -170,18 +170,12 @@ impl H1Pool {
         });
     }
 
-    /// Connections held (any state), for tests.
-    pub fn len(&self) -> usize {
-        self.conns
-            .lock()
-            .expect("pool poisoned")
-            .values()
-            .map(Vec::len)
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Connections held, and how many of them are ready for a request (for tests).
+    pub fn counts(&self) -> (usize, usize) {
+        let conns = self.conns.lock().expect("pool poisoned");
+        let all = conns.values().flatten();
+        let ready = all.clone().filter(|c| c.tx.is_ready()).count();
+        (conns.values().map(Vec::len).sum(), ready)
     }
 }
 
