@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use kube::CustomResourceExt;
 use pylon_controller::features::SUPPORTED_FEATURES;
-use pylon_controller::model::params::{GatewayParameters, GatewayParametersSpec, Resources};
+use pylon_controller::model::params::{
+    Autoscaling, DisruptionBudget, GatewayParameters, GatewayParametersSpec, IntOrPercent,
+    Resources,
+};
 use serde_json::Value;
 
 const UPDATE_HINT: &str = "UPDATE_API_DOCS=1 cargo test -p pylon-controller --test api_docs";
@@ -76,6 +79,9 @@ fn generated_header(source: &str) -> String {
 
 /// Human-readable type of a JSON-schema node (`map[string]string`, `integer (int32)`, …).
 fn schema_type(s: &Value) -> String {
+    if s.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+        return "integer or string".into();
+    }
     let ty = s.get("type").and_then(Value::as_str).unwrap_or("any");
     match ty {
         "object" => match s.get("additionalProperties") {
@@ -159,7 +165,7 @@ fn example_resource() -> GatewayParameters {
     GatewayParameters::new(
         "edge",
         GatewayParametersSpec {
-            replicas: Some(2),
+            replicas: None,
             image: Some("ghcr.io/pylon-dev/pylon-dataplane:0.1.0".into()),
             service_type: Some("NodePort".into()),
             resources: Some(Resources {
@@ -174,6 +180,15 @@ fn example_resource() -> GatewayParameters {
                 "example.com/owner".into(),
                 "platform@example.com".into(),
             )]),
+            autoscaling: Some(Autoscaling {
+                min_replicas: Some(2),
+                max_replicas: 10,
+                target_cpu_utilization_percentage: Some(70),
+            }),
+            pod_disruption_budget: Some(DisruptionBudget {
+                min_available: None,
+                max_unavailable: Some(IntOrPercent::Int(1)),
+            }),
         },
     )
 }
@@ -237,9 +252,21 @@ fn gateway_parameters_markdown() -> String {
         let _ = writeln!(md, "| {} |", r.join(" | "));
     }
     md.push_str(
-        "\n`serviceType` must be `ClusterIP`, `NodePort` or `LoadBalancer` and `replicas` must \
-         not be negative; the controller checks both (reason `InvalidParameters`, see \
-         above).\n\n",
+        "\nThe controller also checks (reason `InvalidParameters`, see above): `serviceType` is \
+         `ClusterIP`, `NodePort` or `LoadBalancer`; `replicas` is not negative; `replicas` and \
+         `autoscaling` are not both set in one object (across a class and a Gateway, \
+         `autoscaling` wins); `autoscaling.minReplicas` (default 1) is at least 1 and at most \
+         `maxReplicas`; the effective parameters of an autoscaled Gateway have \
+         `resources.requests.cpu` (utilization is measured against it); `podDisruptionBudget` \
+         sets exactly one of `minAvailable` and `maxUnavailable`, each a non-negative count or \
+         a percentage from `0%` to `100%`.\n\n\
+         ## What the controller creates\n\n\
+         With `autoscaling`, an `autoscaling/v2` HorizontalPodAutoscaler `pylon-<gateway>` \
+         scales the data-plane Deployment on average CPU utilization \
+         (`targetCPUUtilizationPercentage`, default 80), and the Deployment is applied without \
+         `replicas` so the two never fight. With `podDisruptionBudget`, a `policy/v1` \
+         PodDisruptionBudget `pylon-<gateway>` selects the data-plane Pods. Both are owned by the \
+         Gateway and deleted when the setting is removed.\n\n",
     );
     md.push_str("## Example\n\n```yaml\n");
     let mut example = example_resource();

@@ -20,6 +20,9 @@ pub enum ParamsError {
     /// The object's values are invalid.
     #[error("parametersRef {0}: {1}")]
     Invalid(String, String),
+    /// The Gateway's own parameters over its class's are invalid together.
+    #[error("effective parameters (Gateway's over GatewayClass's): {0}")]
+    Effective(String),
 }
 
 fn resolve(
@@ -60,8 +63,12 @@ pub fn gateway_params(s: &Snapshot, gw: &Gateway) -> Result<GatewayParametersSpe
         .get(&gw.spec.gateway_class_name)
         .and_then(|c| class_params(s, c).ok())
         .unwrap_or_default();
-    match &gw.spec.infrastructure.parameters_ref {
-        None => Ok(class),
-        Some(r) => Ok(class.overlaid(&resolve(s, r, Some(&gw.meta.namespace))?)),
-    }
+    let effective = match &gw.spec.infrastructure.parameters_ref {
+        None => class,
+        Some(r) => class.overlaid(&resolve(s, r, Some(&gw.meta.namespace))?),
+    };
+    effective
+        .validate_effective()
+        .map_err(ParamsError::Effective)?;
+    Ok(effective)
 }
