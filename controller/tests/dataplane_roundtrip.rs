@@ -49,6 +49,7 @@ async fn data_plane_accepts_every_golden_config() {
     let shared = pylon_dataplane::state::Shared::new();
     let client = pylon_dataplane::client::ControllerClient::new(
         &format!("http://{addr}"),
+        &pylon_dataplane::client::Transport::Plaintext,
         "default/gw",
         "roundtrip",
         None,

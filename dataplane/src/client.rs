@@ -1,6 +1,11 @@
 //! The controller client (config protocol v1, `api-docs/config-protocol.md`): streams updates
 //! for one Gateway, applies them, acknowledges each, and reconnects with exponential backoff
 //! (100 ms → 5 s) while the last good config keeps serving.
+//!
+//! The controller is reached over HTTPS, its certificate verified against the config CA only
+//! ([`Transport::Tls`]; HTTP/2 when ALPN offers it), or — explicitly, for tests and local
+//! development — over plain HTTP ([`Transport::Plaintext`]). The ServiceAccount token is sent
+//! on every request, so plain HTTP exposes it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,8 +14,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::protocol::{self, Ack, Update};
@@ -29,8 +35,32 @@ const ACK_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("bad controller URL {0:?}: expected http://HOST:PORT")]
+    #[error(
+        "bad controller URL {0:?}: expected https://HOST:PORT (http://HOST:PORT in plaintext mode)"
+    )]
     Url(String),
+    #[error("--gateway {0:?} is not NAMESPACE/NAME")]
+    Gateway(String),
+    #[error(
+        "controller URL {0:?} is plain HTTP but a config CA is given: use https://, or drop the CA and opt into plaintext explicitly"
+    )]
+    HttpWithCa(String),
+    #[error(
+        "controller URL {0:?} is https:// but no config CA is given: pass the controller's CA bundle (--config-ca FILE)"
+    )]
+    HttpsWithoutCa(String),
+    #[error(
+        "controller URL {0:?} is plain HTTP: the config and the ServiceAccount token would travel unencrypted; use https:// with --config-ca, or opt in with --controller-plaintext (tests, local development)"
+    )]
+    PlaintextNotAllowed(String),
+    #[error(
+        "controller URL {0:?} is https:// but plaintext mode was requested: drop --controller-plaintext"
+    )]
+    HttpsInPlaintextMode(String),
+    #[error("config CA: {0}")]
+    Ca(#[from] crate::tls::TlsError),
+    #[error("reading the config CA {path}: {error}")]
+    CaFile { path: String, error: std::io::Error },
     #[error("request: {0}")]
     Request(#[from] hyper_util::client::legacy::Error),
     #[error("stream: {0}")]
@@ -45,6 +75,97 @@ pub enum ClientError {
     LineTooLong,
 }
 
+/// How the controller is reached.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// HTTPS; the controller's certificate must chain to these PEM certificates (the config CA).
+    Tls {
+        /// The CA bundle, PEM.
+        ca_pem: String,
+    },
+    /// Plain HTTP (tests, local development): only with an explicit opt-in.
+    Plaintext,
+}
+
+impl Transport {
+    /// The transport the command line asks for: `ca_file` (`--config-ca`) selects TLS;
+    /// without it `plaintext` (`--controller-plaintext`) must be given, so plain HTTP is never
+    /// chosen by accident. The URL's scheme is checked against the result by
+    /// [`ControllerClient::new`].
+    pub fn from_flags(
+        url: &str,
+        ca_file: Option<&std::path::Path>,
+        plaintext: bool,
+    ) -> Result<Self, ClientError> {
+        match (ca_file, plaintext) {
+            (Some(path), _) => {
+                let ca_pem =
+                    std::fs::read_to_string(path).map_err(|error| ClientError::CaFile {
+                        path: path.display().to_string(),
+                        error,
+                    })?;
+                Ok(Transport::Tls { ca_pem })
+            }
+            (None, true) => Ok(Transport::Plaintext),
+            (None, false) if url.starts_with("https://") => {
+                Err(ClientError::HttpsWithoutCa(url.to_string()))
+            }
+            (None, false) if url.starts_with("http://") => {
+                Err(ClientError::PlaintextNotAllowed(url.to_string()))
+            }
+            (None, false) => Err(ClientError::Url(url.to_string())),
+        }
+    }
+}
+
+/// The HTTP client for the chosen transport.
+enum Http {
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    Tls(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+}
+
+impl Http {
+    fn new(transport: &Transport) -> Result<Self, ClientError> {
+        Ok(match transport {
+            Transport::Plaintext => Http::Plain(Client::builder(TokioExecutor::new()).build_http()),
+            Transport::Tls { ca_pem } => {
+                let tls = crate::tls::ca_client_config(ca_pem)?;
+                // https only: a redirect or a typo can never downgrade to plain HTTP. ALPN
+                // offers h2 and http/1.1; the stream and the acks share one h2 connection.
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_only()
+                    .enable_http1()
+                    .enable_http2()
+                    .build();
+                Http::Tls(Client::builder(TokioExecutor::new()).build(connector))
+            }
+        })
+    }
+
+    fn request(&self, req: Request<Full<Bytes>>) -> ResponseFuture {
+        match self {
+            Http::Plain(c) => c.request(req),
+            Http::Tls(c) => c.request(req),
+        }
+    }
+}
+
+/// Checks the controller URL against the transport; `Ok` is the base URL without a trailing `/`.
+pub fn check_url(base: &str, transport: &Transport) -> Result<String, ClientError> {
+    let base = base.trim_end_matches('/').to_string();
+    let uri: Uri = base.parse().map_err(|_| ClientError::Url(base.clone()))?;
+    if uri.host().is_none() || uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err(ClientError::Url(base));
+    }
+    match (uri.scheme_str(), transport) {
+        (Some("https"), Transport::Tls { .. }) | (Some("http"), Transport::Plaintext) => Ok(base),
+        (Some("http"), Transport::Tls { .. }) => Err(ClientError::HttpWithCa(base)),
+        (Some("https"), Transport::Plaintext) => Err(ClientError::HttpsInPlaintextMode(base)),
+        _ => Err(ClientError::Url(base)),
+    }
+}
+
 pub struct ControllerClient {
     base: String,
     namespace: String,
@@ -52,29 +173,25 @@ pub struct ControllerClient {
     pod: String,
     token_file: Option<PathBuf>,
     shared: Arc<Shared>,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Http,
 }
 
 impl ControllerClient {
-    /// `base` is `http://HOST:PORT`; `gateway` is `NAMESPACE/NAME`.
+    /// `base` is `https://HOST:PORT` (`http://` with [`Transport::Plaintext`]); `gateway` is
+    /// `NAMESPACE/NAME`.
     pub fn new(
         base: &str,
+        transport: &Transport,
         gateway: &str,
         pod: &str,
         token_file: Option<PathBuf>,
         shared: Arc<Shared>,
     ) -> Result<Self, ClientError> {
-        let base = base.trim_end_matches('/').to_string();
-        let uri: Uri = base.parse().map_err(|_| ClientError::Url(base.clone()))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(ClientError::Url(base));
-        }
+        let base = check_url(base, transport)?;
         let (namespace, name) = gateway
             .split_once('/')
             .filter(|(n, g)| !n.is_empty() && !g.is_empty() && !g.contains('/'))
-            .ok_or_else(|| {
-                ClientError::Url(format!("--gateway {gateway:?} is not NAMESPACE/NAME"))
-            })?;
+            .ok_or_else(|| ClientError::Gateway(gateway.to_string()))?;
         Ok(ControllerClient {
             base,
             namespace: namespace.to_string(),
@@ -82,7 +199,7 @@ impl ControllerClient {
             pod: pod.to_string(),
             token_file,
             shared,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: Http::new(transport)?,
         })
     }
 

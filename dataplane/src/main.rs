@@ -21,9 +21,16 @@ struct Args {
     /// Config file (YAML or JSON, apiVersion pylon.dev/dataplane/v1); reloaded on SIGHUP.
     #[arg(long, conflicts_with = "controller")]
     config: Option<PathBuf>,
-    /// Controller config server, http://HOST:PORT.
+    /// Controller config server, https://HOST:PORT (verified against --config-ca).
     #[arg(long, requires = "gateway")]
     controller: Option<String>,
+    /// PEM bundle of the controller's config CA; the controller's certificate must chain to it.
+    #[arg(long, requires = "controller", conflicts_with = "controller_plaintext")]
+    config_ca: Option<PathBuf>,
+    /// Dial the controller over plain HTTP (tests, local development): the config and the
+    /// ServiceAccount token travel unencrypted.
+    #[arg(long, requires = "controller")]
+    controller_plaintext: bool,
     /// The Gateway served, NAMESPACE/NAME.
     #[arg(long)]
     gateway: Option<String>,
@@ -144,7 +151,19 @@ async fn run() -> anyhow::Result<()> {
             .as_deref()
             .context("--gateway is required with --controller")?;
         let token = args.token_file.exists().then(|| args.token_file.clone());
-        let c = client::ControllerClient::new(url, gateway, &args.pod_name, token, shared.clone())?;
+        let transport = client::Transport::from_flags(
+            url,
+            args.config_ca.as_deref(),
+            args.controller_plaintext,
+        )?;
+        let c = client::ControllerClient::new(
+            url,
+            &transport,
+            gateway,
+            &args.pod_name,
+            token,
+            shared.clone(),
+        )?;
         tokio::spawn(c.run());
     } else {
         bail!("one of --config FILE or --controller URL --gateway NS/NAME is required");

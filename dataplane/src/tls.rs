@@ -319,3 +319,19 @@ pub fn backend_client_config(
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
+
+/// A client config trusting only the certificates of `ca_pem` (the controller's config CA):
+/// the data plane must not accept a config server any public CA vouches for.
+pub fn ca_client_config(ca_pem: &str) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in parse_certs(ca_pem)? {
+        roots.add(c)?;
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}

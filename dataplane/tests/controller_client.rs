@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get as route_get, post};
 use common::*;
 use futures::StreamExt;
-use pylon_dataplane::client::ControllerClient;
+use pylon_dataplane::client::{ClientError, ControllerClient, Transport};
 use pylon_dataplane::config::protocol::Ack;
 use pylon_dataplane::server::{Limits, ListenerManager};
 use pylon_dataplane::state::Shared;
@@ -121,6 +121,7 @@ async fn streams_applies_acks_and_reconnects() {
     );
     let client = ControllerClient::new(
         &format!("http://{ctrl}"),
+        &Transport::Plaintext,
         "infra/gw",
         "pod-1",
         Some(token.clone()),
@@ -208,6 +209,49 @@ async fn streams_applies_acks_and_reconnects() {
     let _ = std::fs::remove_file(token);
 }
 
+/// Plain HTTP is chosen only explicitly, a CA only with https://, and each mistake says what to
+/// do instead.
+#[test]
+fn transport_must_match_the_url_scheme() {
+    let err = |r: Result<Transport, ClientError>| r.unwrap_err().to_string();
+    assert!(
+        err(Transport::from_flags("http://c:1", None, false)).contains("--controller-plaintext"),
+        "plain HTTP needs the explicit flag"
+    );
+    assert!(err(Transport::from_flags("https://c:1", None, false)).contains("--config-ca"));
+    let missing = std::path::Path::new("/nonexistent/ca.crt");
+    assert!(
+        err(Transport::from_flags("https://c:1", Some(missing), false))
+            .contains("/nonexistent/ca.crt")
+    );
+    assert!(matches!(
+        Transport::from_flags("http://c:1", None, true),
+        Ok(Transport::Plaintext)
+    ));
+
+    let shared = Shared::new();
+    let ca = Transport::Tls {
+        ca_pem: include_str!("certs/ca.pem").into(),
+    };
+    let new = |url: &str, t: &Transport| {
+        ControllerClient::new(url, t, "a/b", "p", None, shared.clone()).map(|_| ())
+    };
+    assert!(new("https://c:1", &ca).is_ok());
+    assert!(matches!(
+        new("http://c:1", &ca),
+        Err(ClientError::HttpWithCa(_))
+    ));
+    assert!(matches!(
+        new("https://c:1", &Transport::Plaintext),
+        Err(ClientError::HttpsInPlaintextMode(_))
+    ));
+    let garbage = Transport::Tls {
+        ca_pem: "not a certificate".into(),
+    };
+    let e = new("https://c:1", &garbage).unwrap_err().to_string();
+    assert!(e.starts_with("config CA: "), "{e}");
+}
+
 #[test]
 fn rejects_bad_arguments() {
     let shared = Shared::new();
@@ -218,7 +262,8 @@ fn rejects_bad_arguments() {
         ("not a url", "a/b"),
     ] {
         assert!(
-            ControllerClient::new(url, gw, "p", None, shared.clone()).is_err(),
+            ControllerClient::new(url, &Transport::Plaintext, gw, "p", None, shared.clone())
+                .is_err(),
             "{url} {gw}"
         );
     }
@@ -270,9 +315,15 @@ async fn retries_an_ack_the_controller_failed() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let shared = Shared::new();
-    let client =
-        ControllerClient::new(&format!("http://{ctrl}"), "infra/gw", "pod-1", None, shared)
-            .unwrap();
+    let client = ControllerClient::new(
+        &format!("http://{ctrl}"),
+        &Transport::Plaintext,
+        "infra/gw",
+        "pod-1",
+        None,
+        shared,
+    )
+    .unwrap();
     tokio::spawn(client.run());
 
     let ack = next_ack(&mut acks).await;
