@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use pylon_controller::auth::Authenticator;
+use pylon_controller::config_ca::{self, ConfigCa};
 use pylon_controller::config_server::{self, ConfigHub};
+use pylon_controller::config_tls::{self, ServingKey};
 use pylon_controller::dataplane_pods::{PodReporter, PodWatch};
 use pylon_controller::provision::apply::Provisioner;
 use pylon_controller::run::{self, Outputs};
@@ -27,9 +29,17 @@ struct Cli {
     /// The GatewayClass controllerName this controller owns.
     #[arg(long, env = "PYLON_CONTROLLER_NAME", default_value = DEFAULT_CONTROLLER_NAME)]
     controller_name: String,
-    /// Where the config server (data planes' streams) listens.
+    /// Where the config server (data planes' streams) listens: HTTPS (h2 or HTTP/1.1 by ALPN)
+    /// with a certificate issued by the config CA.
     #[arg(long, env = "PYLON_CONFIG_ADDR", default_value = "0.0.0.0:18000")]
     config_addr: SocketAddr,
+    /// Serve the config server over plain HTTP (HTTP/1.1 and h2c) instead of TLS: for tests
+    /// and local development only, data planes' configs and tokens travel unencrypted.
+    #[arg(long, env = "PYLON_CONFIG_PLAINTEXT")]
+    config_plaintext: bool,
+    /// Secret (in --namespace) holding the config CA; created with a new CA if absent.
+    #[arg(long, env = "PYLON_CONFIG_CA_SECRET", default_value = config_ca::DEFAULT_SECRET)]
+    config_ca_secret: String,
     /// Where the admin server (/ready, /healthz, /metrics, /config_dump) listens.
     #[arg(long, env = "PYLON_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
     admin_addr: SocketAddr,
@@ -37,7 +47,7 @@ struct Cli {
     #[arg(
         long,
         env = "PYLON_CONFIG_URL",
-        default_value = "http://pylon-controller.pylon-system.svc:18000"
+        default_value = "https://pylon-controller.pylon-system.svc:18000"
     )]
     config_url: String,
     /// Image of provisioned data planes.
@@ -50,8 +60,16 @@ struct Cli {
     #[arg(long, env = "POD_NAMESPACE", default_value = "pylon-system")]
     namespace: String,
     /// Require data planes to present their ServiceAccount token (checked with TokenReview;
-    /// only the Gateway's own data-plane ServiceAccount may read its config).
-    #[arg(long, env = "PYLON_DATAPLANE_AUTH")]
+    /// only the Gateway's own data-plane ServiceAccount may read its config). On by default;
+    /// `--dataplane-auth=false` lets anyone who reaches the config server read every config.
+    #[arg(
+        long,
+        env = "PYLON_DATAPLANE_AUTH",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
     dataplane_auth: bool,
     /// Kubeconfig to use (default: in-cluster, or KUBECONFIG / ~/.kube/config).
     #[arg(long, env = "KUBECONFIG")]
@@ -100,6 +118,21 @@ async fn serve(
         .with_context(|| format!("{name} failed"))
 }
 
+/// Like [`serve`], over TLS.
+async fn serve_tls(
+    addr: SocketAddr,
+    router: axum::Router,
+    tls: Arc<rustls::ServerConfig>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding config server on {addr}"))?;
+    tracing::info!(%addr, "config server listening (TLS)");
+    config_tls::serve(listener, router, tls, stop).await;
+    Ok(())
+}
+
 /// SIGTERM (what Kubernetes sends) or SIGINT.
 async fn terminated() -> anyhow::Result<&'static str> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -118,12 +151,32 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    // One crypto provider for the process: kube's client and the config server both use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    config_tls::check_config_url(&cli.config_url, cli.config_plaintext)?;
+    let client = client(cli.kubeconfig.as_ref()).await?;
+    // Before anything is served or provisioned: data planes are given this CA.
+    let tls = if cli.config_plaintext {
+        tracing::warn!(
+            "config server is plain HTTP (--config-plaintext): configs and data-plane tokens travel unencrypted"
+        );
+        None
+    } else {
+        let ca = config_ca::ensure(&client, &cli.namespace, &cli.config_ca_secret).await?;
+        let names = config_ca::serving_names(&cli.config_url)?;
+        let key = ServingKey::issue(&ca, &names)?;
+        tracing::info!(?names, "config server certificate issued");
+        tokio::spawn(key.clone().renew_loop(ca.clone(), names));
+        Some((ca, key))
+    };
     let options = Options {
         controller_name: cli.controller_name.clone(),
         dataplane_image: cli.dataplane_image.clone(),
         config_url: cli.config_url.clone(),
+        config_ca: tls
+            .as_ref()
+            .map(|(ca, _): &(ConfigCa, _)| ca.cert_pem.clone()),
     };
-    let client = client(cli.kubeconfig.as_ref()).await?;
     let changes = Arc::new(Changes::default());
     let stores = Stores::start(&client, &changes);
     let hub = Arc::new(ConfigHub::default());
@@ -144,6 +197,9 @@ async fn main() -> anyhow::Result<()> {
     let auth = if cli.dataplane_auth {
         Authenticator::token_review(client.clone())
     } else {
+        tracing::warn!(
+            "data-plane authentication is off (--dataplane-auth=false): anyone reaching the config server can read every Gateway's config"
+        );
         Authenticator::Open
     };
     tokio::spawn(run::translate_loop(
@@ -174,17 +230,26 @@ async fn main() -> anyhow::Result<()> {
         leading,
     ));
     let (stop_tx, stop) = watch::channel(false);
-    let mut config = tokio::spawn(serve(
-        "config server",
-        cli.config_addr,
-        config_server::router_with(
-            hub.clone(),
-            Duration::from_secs(15),
-            auth,
-            Some(PodReporter::new(client.clone())),
-        ),
-        stop.clone(),
-    ));
+    let config_router = config_server::router_with(
+        hub.clone(),
+        Duration::from_secs(15),
+        auth,
+        Some(PodReporter::new(client.clone())),
+    );
+    let mut config = match tls {
+        None => tokio::spawn(serve(
+            "config server",
+            cli.config_addr,
+            config_router,
+            stop.clone(),
+        )),
+        Some((_, key)) => tokio::spawn(serve_tls(
+            cli.config_addr,
+            config_router,
+            key.server_config(),
+            stop.clone(),
+        )),
+    };
     let mut admin = tokio::spawn(serve(
         "admin server",
         cli.admin_addr,
@@ -220,4 +285,23 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(timeout = ?CLOSE_TIMEOUT, "connections still open; exiting anyway");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Security defaults: TLS and data-plane authentication are on unless turned off by name.
+    #[test]
+    fn tls_and_dataplane_auth_are_on_by_default() {
+        let cli = Cli::try_parse_from(["pylon-controller"]).unwrap();
+        assert!(cli.dataplane_auth);
+        assert!(!cli.config_plaintext);
+        assert!(cli.config_url.starts_with("https://"));
+        assert_eq!(cli.config_ca_secret, "pylon-config-ca");
+        let off = Cli::try_parse_from(["pylon-controller", "--dataplane-auth=false"]).unwrap();
+        assert!(!off.dataplane_auth);
+        let on = Cli::try_parse_from(["pylon-controller", "--dataplane-auth"]).unwrap();
+        assert!(on.dataplane_auth);
+    }
 }

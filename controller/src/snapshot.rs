@@ -22,6 +22,9 @@ pub struct Options {
     pub dataplane_image: String,
     /// URL data planes dial for their config.
     pub config_url: String,
+    /// The config CA's certificate (PEM) data planes verify the config server with; `None`
+    /// when the config server is plain HTTP (`--config-plaintext`).
+    pub config_ca: Option<String>,
 }
 
 impl Default for Options {
@@ -32,7 +35,10 @@ impl Default for Options {
                 "ghcr.io/pylon-dev/pylon-dataplane:{}",
                 env!("CARGO_PKG_VERSION")
             ),
+            // No CA is known without a cluster, so the default (golden tests) is the plaintext
+            // mode; the binary defaults to TLS with the CA from its Secret.
             config_url: "http://pylon-controller.pylon-system.svc:18000".into(),
+            config_ca: None,
         }
     }
 }

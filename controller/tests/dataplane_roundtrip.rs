@@ -1,6 +1,7 @@
 //! The real data-plane client (`pylon_dataplane::client`) against the real config server on
-//! loopback: every golden case's config is streamed, applied (route table built, certificates
-//! parsed) and acked as accepted — the controller's output is what the data plane takes.
+//! loopback, over TLS with a controller-issued CA as in a cluster: every golden case's config is
+//! streamed, applied (route table built, certificates parsed) and acked as accepted — the
+//! controller's output is what the data plane takes.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,9 +34,17 @@ async fn wait_for_ack(hub: &ConfigHub, key: &ObjectKey, version: &str, case: &st
 async fn data_plane_accepts_every_golden_config() {
     let hub = Arc::new(ConfigHub::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let port = listener.local_addr().unwrap().port();
     let app = router(hub.clone(), Duration::from_secs(15), Authenticator::Open);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let ca = pylon_controller::config_ca::ConfigCa::generate().unwrap();
+    let key = pylon_controller::config_tls::ServingKey::issue(&ca, &["localhost".into()]).unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(pylon_controller::config_tls::serve(
+        listener,
+        app,
+        key.server_config(),
+        stop,
+    ));
 
     let key = ObjectKey::new("default", "gw");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate");
@@ -48,8 +57,10 @@ async fn data_plane_accepts_every_golden_config() {
     let mut published = 0;
     let shared = pylon_dataplane::state::Shared::new();
     let client = pylon_dataplane::client::ControllerClient::new(
-        &format!("http://{addr}"),
-        &pylon_dataplane::client::Transport::Plaintext,
+        &format!("https://localhost:{port}"),
+        &pylon_dataplane::client::Transport::Tls {
+            ca_pem: ca.cert_pem.clone(),
+        },
         "default/gw",
         "roundtrip",
         None,

@@ -28,6 +28,7 @@ fn dataplane_objects() {
         controller_name: "pylon.dev/gateway-controller".into(),
         dataplane_image: "ghcr.io/pylon-dev/pylon-dataplane:test".into(),
         config_url: "http://pylon-controller.pylon-system.svc:18000".into(),
+        config_ca: None,
     };
     let s = Snapshot::from_yaml(INPUT, options.clone()).unwrap();
     let gw = &s.gateways[&ObjectKey::new("apps", "gw")];
@@ -77,6 +78,61 @@ spec:
     );
     assert_eq!(objects.service.metadata.labels.unwrap()["tier"], "edge");
 }
+
+/// The controller's default mode: TLS with the config CA handed to the data plane in a
+/// ConfigMap; with `autoscaling` and `podDisruptionBudget`, an HPA and a PDB, and a Deployment
+/// without `replicas` (the HPA owns it).
+#[test]
+fn dataplane_objects_tls_autoscaled() {
+    let options = Options {
+        controller_name: "pylon.dev/gateway-controller".into(),
+        dataplane_image: "ghcr.io/pylon-dev/pylon-dataplane:test".into(),
+        config_url: "https://pylon-controller.pylon-system.svc:18000".into(),
+        config_ca: Some(TEST_CA.into()),
+    };
+    let input = format!("{INPUT}\n---\n{SCALED}").replace(
+        "  infrastructure:\n",
+        "  infrastructure:\n    parametersRef: {group: pylon.dev, kind: GatewayParameters, name: scaled}\n",
+    );
+    let class = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: pylon}\nspec: {controllerName: pylon.dev/gateway-controller}\n---\n";
+    let s = Snapshot::from_yaml(&format!("{class}{input}"), options.clone()).unwrap();
+    let t = pylon_controller::translate::translate(&s);
+    let key = ObjectKey::new("apps", "gw");
+    let objects = render(&s.gateways[&key], &options, &t.parameters[&key]);
+    assert_eq!(objects.deployment.spec.as_ref().unwrap().replicas, None);
+    insta::assert_yaml_snapshot!("dataplane_objects_tls_autoscaled", objects);
+}
+
+/// Taking `autoscaling` and `podDisruptionBudget` out of the parameters takes the HPA and PDB
+/// out of the render (the provisioner then deletes them) and gives `replicas` back.
+#[test]
+fn removing_the_settings_removes_the_objects() {
+    let scaled = Snapshot::from_yaml(SCALED, Options::default()).unwrap();
+    let mut params = scaled.parameters[&ObjectKey::new("apps", "scaled")].clone();
+    let s = Snapshot::from_yaml(INPUT, Options::default()).unwrap();
+    let gw = &s.gateways[&ObjectKey::new("apps", "gw")];
+    let with = render(gw, &s.options, &params);
+    assert!(with.autoscaler.is_some() && with.disruption_budget.is_some());
+    params.autoscaling = None;
+    params.pod_disruption_budget = None;
+    let without = render(gw, &s.options, &params);
+    assert!(without.autoscaler.is_none() && without.disruption_budget.is_none());
+    assert_eq!(without.deployment.spec.unwrap().replicas, Some(1));
+    assert!(without.config_ca.is_none(), "no CA in plaintext mode");
+}
+
+const SCALED: &str = r#"
+apiVersion: pylon.dev/v1alpha1
+kind: GatewayParameters
+metadata: {name: scaled, namespace: apps}
+spec:
+  resources: {requests: {cpu: 250m}}
+  autoscaling: {minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 70}
+  podDisruptionBudget: {maxUnavailable: "25%"}
+"#;
+
+/// Stands in for the CA certificate: rendering copies it, never parses it.
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIB...test...\n-----END CERTIFICATE-----\n";
 
 #[test]
 fn gateway_parameters_crd() {

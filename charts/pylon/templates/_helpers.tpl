@@ -22,6 +22,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: controller
 {{- end -}}
 
+{{/* Secret holding the config CA (created by the controller, not by the chart). */}}
+{{- define "pylon.configCASecret" -}}
+{{- default (printf "%s-config-ca" (include "pylon.name" .)) .Values.controller.configTLS.caSecretName -}}
+{{- end -}}
+
+{{/* The URL data planes dial: the controller Service, https unless TLS is turned off. */}}
+{{- define "pylon.configURL" -}}
+{{- printf "%s://%s.%s.svc:%d" (ternary "https" "http" .Values.controller.configTLS.enabled) (include "pylon.controller" .) .Release.Namespace (int .Values.controller.configPort) -}}
+{{- end -}}
+
 {{- define "pylon.controllerImage" -}}
 {{- printf "%s:%s" .Values.controller.image.repository (default .Chart.AppVersion .Values.controller.image.tag) -}}
 {{- end -}}

@@ -1,11 +1,18 @@
 //! Applies rendered data-plane objects with server-side apply (field manager `pylon`) and
 //! deletes them when their Gateway goes away (owner references cover the controller being down).
+//! Optional objects (config CA ConfigMap, HorizontalPodAutoscaler, PodDisruptionBudget) are
+//! deleted when a render no longer has them, e.g. when `autoscaling` is removed from the
+//! parameters.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::model::ObjectKey;
 use crate::snapshot::Snapshot;
@@ -15,6 +22,10 @@ use super::render::{DataplaneObjects, render};
 
 /// Field manager of every apply.
 pub const FIELD_MANAGER: &str = "pylon";
+/// Field manager that keeps `spec.replicas` of a Deployment when `pylon` stops setting it
+/// (autoscaling turned on): without a co-owner, server-side apply would remove the field and
+/// the Deployment would drop to 1 replica until the HorizontalPodAutoscaler reacts.
+pub const REPLICAS_HANDOVER_MANAGER: &str = "pylon-replicas-handover";
 
 /// The provisioner; remembers what it applied to skip no-op applies.
 pub struct Provisioner {
@@ -90,30 +101,93 @@ impl Provisioner {
     }
 
     async fn apply(&self, key: &ObjectKey, o: &DataplaneObjects) -> Result<(), kube::Error> {
-        let pp = PatchParams::apply(FIELD_MANAGER).force();
         let name = super::dataplane_name(&key.name);
         let ns = &key.namespace;
-        Api::<ServiceAccount>::namespaced(self.client.clone(), ns)
-            .patch(&name, &pp, &Patch::Apply(&o.service_account))
+        self.apply_one(ns, &name, &o.service_account).await?;
+        // The bundle exists before Pods that mount it.
+        self.apply_or_delete(ns, &name, o.config_ca.as_ref())
             .await?;
-        Api::<Service>::namespaced(self.client.clone(), ns)
-            .patch(&name, &pp, &Patch::Apply(&o.service))
+        self.apply_one(ns, &name, &o.service).await?;
+        let deployments = Api::<Deployment>::namespaced(self.client.clone(), ns);
+        let autoscaled = o
+            .deployment
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.replicas.is_none());
+        if autoscaled {
+            if let Some(current) = deployments.get_opt(&name).await? {
+                let handover = replicas_handover(&current);
+                let pp = PatchParams::apply(REPLICAS_HANDOVER_MANAGER);
+                deployments
+                    .patch(&name, &pp, &Patch::Apply(&handover))
+                    .await?;
+            }
+        } else {
+            // Autoscaling off: the autoscaler goes first, or it could resize the Deployment
+            // after `pylon` set its replicas.
+            self.apply_or_delete::<HorizontalPodAutoscaler>(ns, &name, None)
+                .await?;
+        }
+        self.apply_one(ns, &name, &o.deployment).await?;
+        self.apply_or_delete(ns, &name, o.autoscaler.as_ref())
             .await?;
-        Api::<Deployment>::namespaced(self.client.clone(), ns)
-            .patch(&name, &pp, &Patch::Apply(&o.deployment))
+        self.apply_or_delete(ns, &name, o.disruption_budget.as_ref())
             .await?;
         tracing::info!(gateway = %key, "data plane applied");
         Ok(())
+    }
+
+    async fn apply_one<K>(&self, ns: &str, name: &str, object: &K) -> Result<(), kube::Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + DeserializeOwned
+            + Serialize,
+        K::DynamicType: Default,
+    {
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        Api::<K>::namespaced(self.client.clone(), ns)
+            .patch(name, &pp, &Patch::Apply(object))
+            .await
+            .map(|_| ())
+    }
+
+    /// Applies `object`, or deletes the object of that kind and name when it is `None`.
+    async fn apply_or_delete<K>(
+        &self,
+        ns: &str,
+        name: &str,
+        object: Option<&K>,
+    ) -> Result<(), kube::Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + DeserializeOwned
+            + Serialize,
+        K::DynamicType: Default,
+    {
+        match object {
+            Some(o) => self.apply_one(ns, name, o).await,
+            None => ignore_missing(
+                Api::<K>::namespaced(self.client.clone(), ns)
+                    .delete(name, &DeleteParams::background())
+                    .await
+                    .map(|_| ()),
+            ),
+        }
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), kube::Error> {
         let name = super::dataplane_name(&key.name);
         let ns = &key.namespace;
         let dp = DeleteParams::background();
-        let ignore_missing = |r: Result<(), kube::Error>| match r {
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            other => other,
-        };
+        self.apply_or_delete::<HorizontalPodAutoscaler>(ns, &name, None)
+            .await?;
+        self.apply_or_delete::<PodDisruptionBudget>(ns, &name, None)
+            .await?;
+        self.apply_or_delete::<ConfigMap>(ns, &name, None).await?;
         ignore_missing(
             Api::<Deployment>::namespaced(self.client.clone(), ns)
                 .delete(&name, &dp)
@@ -182,5 +256,49 @@ spec:
             .map(|p| p.port)
             .collect();
         assert_eq!(ports, vec![80, 8081]);
+    }
+}
+
+/// A 404 on delete means the object is already gone.
+fn ignore_missing(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
+/// The apply that keeps a Deployment's current replica count owned (by
+/// [`REPLICAS_HANDOVER_MANAGER`]) while `pylon` stops setting it: Kubernetes' documented way to
+/// hand `spec.replicas` to a HorizontalPodAutoscaler without a dip to the default of 1.
+pub fn replicas_handover(current: &Deployment) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": current.metadata.name,
+            "namespace": current.metadata.namespace,
+        },
+        "spec": {
+            "replicas": current.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handover_keeps_the_current_replica_count_and_nothing_else() {
+        let mut d = Deployment::default();
+        d.metadata.name = Some("pylon-gw".into());
+        d.metadata.namespace = Some("apps".into());
+        d.spec = Some(k8s_openapi::api::apps::v1::DeploymentSpec {
+            replicas: Some(4),
+            ..Default::default()
+        });
+        let h = replicas_handover(&d);
+        assert_eq!(h["spec"], serde_json::json!({"replicas": 4}));
+        assert_eq!(h["metadata"]["name"], "pylon-gw");
     }
 }

@@ -3,18 +3,25 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Service, ServiceAccount, ServicePort,
-    ServiceSpec,
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
 };
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::model::gateway::Gateway;
-use crate::model::params::GatewayParametersSpec;
+use crate::model::params::{
+    Autoscaling, DEFAULT_CPU_UTILIZATION, DisruptionBudget, GatewayParametersSpec, IntOrPercent,
+};
 use crate::snapshot::Options;
 
 use super::dataplane_name;
@@ -25,16 +32,34 @@ pub const ADMIN_PORT: i32 = 9901;
 /// Label naming the Gateway a data-plane object belongs to.
 pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
 
-/// The objects that make up one Gateway's data plane.
+/// Where the config CA bundle is mounted in the data-plane container.
+pub const CONFIG_CA_DIR: &str = "/etc/pylon/config-ca";
+/// Key of the bundle in the ConfigMap (and file name under [`CONFIG_CA_DIR`]).
+pub const CONFIG_CA_KEY: &str = "ca.crt";
+/// Pod-template annotation carrying a hash of the CA bundle: the data plane reads the bundle
+/// once at start, so a new CA rolls the Pods instead of leaving them with the old one.
+pub const CONFIG_CA_HASH_ANNOTATION: &str = "pylon.dev/config-ca-hash";
+
+/// The objects that make up one Gateway's data plane. The optional ones are deleted when
+/// absent (see [`super::apply`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataplaneObjects {
     /// The data plane's identity.
     pub service_account: ServiceAccount,
+    /// The config CA bundle the data plane verifies the controller with (TLS mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_ca: Option<ConfigMap>,
     /// The proxies.
     pub deployment: Deployment,
     /// How clients reach them.
     pub service: Service,
+    /// Scales the Deployment (parameters' `autoscaling`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<HorizontalPodAutoscaler>,
+    /// Limits voluntary disruptions (parameters' `podDisruptionBudget`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disruption_budget: Option<PodDisruptionBudget>,
 }
 
 fn selector_labels(gw: &Gateway) -> BTreeMap<String, String> {
@@ -126,14 +151,15 @@ pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -
                 ..Default::default()
             }
         }),
-        args: Some(vec![
-            "--controller".into(),
-            options.config_url.clone(),
-            "--gateway".into(),
-            format!("{}/{}", gw.meta.namespace, gw.meta.name),
-            "--admin-addr".into(),
-            format!("0.0.0.0:{ADMIN_PORT}"),
-        ]),
+        args: Some(args(gw, options)),
+        volume_mounts: options.config_ca.as_ref().map(|_| {
+            vec![VolumeMount {
+                name: "config-ca".into(),
+                mount_path: CONFIG_CA_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            }]
+        }),
         env: Some(vec![EnvVar {
             name: "POD_NAME".into(),
             value_from: Some(EnvVarSource {
@@ -159,10 +185,22 @@ pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -
     };
     let mut template_labels = m.labels.clone().unwrap_or_default();
     template_labels.extend(selector.clone());
+    let mut template_annotations = m.annotations.clone().unwrap_or_default();
+    if let Some(ca) = &options.config_ca {
+        template_annotations.insert(
+            CONFIG_CA_HASH_ANNOTATION.into(),
+            format!("{:016x}", crate::version::fnv64(ca.as_bytes())),
+        );
+    }
     let deployment = Deployment {
         metadata: m.clone(),
         spec: Some(DeploymentSpec {
-            replicas: Some(params.replicas.unwrap_or(1)),
+            // With an autoscaler the field is left out, so server-side apply neither sets nor
+            // owns it and the HorizontalPodAutoscaler's changes are never undone.
+            replicas: params
+                .autoscaling
+                .is_none()
+                .then(|| params.replicas.unwrap_or(1)),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 ..Default::default()
@@ -170,12 +208,26 @@ pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(template_labels),
-                    annotations: m.annotations.clone(),
+                    annotations: (!template_annotations.is_empty()).then_some(template_annotations),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
                     service_account_name: m.name.clone(),
+                    // The data plane authenticates to the config server with this token; set
+                    // explicitly so a ServiceAccount or namespace default of `false` cannot
+                    // silently break that.
+                    automount_service_account_token: Some(true),
                     containers: vec![container],
+                    volumes: options.config_ca.as_ref().map(|_| {
+                        vec![Volume {
+                            name: "config-ca".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: m.name.clone().unwrap_or_default(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }]
+                    }),
                     ..Default::default()
                 }),
             },
@@ -192,7 +244,7 @@ pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -
                     .clone()
                     .unwrap_or_else(|| "LoadBalancer".into()),
             ),
-            selector: Some(selector),
+            selector: Some(selector.clone()),
             // A static address (Gateway spec.addresses) is asked of the load balancer; it
             // assigns exactly that or nothing, and status says which.
             load_balancer_ip: match crate::translate::addresses::requested(gw) {
@@ -216,12 +268,97 @@ pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -
         ..Default::default()
     };
     DataplaneObjects {
+        config_ca: options.config_ca.as_ref().map(|ca| ConfigMap {
+            metadata: m.clone(),
+            data: Some(BTreeMap::from([(CONFIG_CA_KEY.into(), ca.clone())])),
+            ..Default::default()
+        }),
+        autoscaler: params.autoscaling.as_ref().map(|a| autoscaler(&m, a)),
+        disruption_budget: params
+            .pod_disruption_budget
+            .as_ref()
+            .map(|b| disruption_budget(&m, &selector, b)),
         service_account: ServiceAccount {
             metadata: m,
             ..Default::default()
         },
         deployment,
         service,
+    }
+}
+
+/// The data plane's arguments: the config server and how to trust it, the Gateway, admin.
+fn args(gw: &Gateway, options: &Options) -> Vec<String> {
+    let mut args = vec!["--controller".into(), options.config_url.clone()];
+    match options.config_ca {
+        Some(_) => args.extend([
+            "--config-ca".into(),
+            format!("{CONFIG_CA_DIR}/{CONFIG_CA_KEY}"),
+        ]),
+        None => args.push("--controller-plaintext".into()),
+    }
+    args.extend([
+        "--gateway".into(),
+        format!("{}/{}", gw.meta.namespace, gw.meta.name),
+        "--admin-addr".into(),
+        format!("0.0.0.0:{ADMIN_PORT}"),
+    ]);
+    args
+}
+
+fn autoscaler(m: &ObjectMeta, a: &Autoscaling) -> HorizontalPodAutoscaler {
+    HorizontalPodAutoscaler {
+        metadata: m.clone(),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: m.name.clone().unwrap_or_default(),
+            },
+            min_replicas: Some(a.min_replicas.unwrap_or(1)),
+            max_replicas: a.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".into(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".into(),
+                    target: MetricTarget {
+                        type_: "Utilization".into(),
+                        average_utilization: Some(
+                            a.target_cpu_utilization_percentage
+                                .unwrap_or(DEFAULT_CPU_UTILIZATION),
+                        ),
+                        ..Default::default()
+                    },
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn disruption_budget(
+    m: &ObjectMeta,
+    selector: &BTreeMap<String, String>,
+    b: &DisruptionBudget,
+) -> PodDisruptionBudget {
+    let v = |v: &IntOrPercent| match v {
+        IntOrPercent::Int(n) => IntOrString::Int(*n),
+        IntOrPercent::Percent(p) => IntOrString::String(p.clone()),
+    };
+    PodDisruptionBudget {
+        metadata: m.clone(),
+        spec: Some(PodDisruptionBudgetSpec {
+            min_available: b.min_available.as_ref().map(v),
+            max_unavailable: b.max_unavailable.as_ref().map(v),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 
