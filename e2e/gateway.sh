@@ -3,12 +3,15 @@
 # a GatewayClass + Gateway + HTTPRoute yield a programmed Gateway with an address whose data plane
 # routes real requests to echo-basic Pods; a route update propagates (the time is printed); an
 # invalid route gets a precise condition and leaves the valid one serving; deleting the Gateway
-# removes its data plane. Prints "N passed, N failed".
+# removes its data plane; the config stream is TLS (provisioned CA) and authenticated; HPA and PDB
+# follow GatewayParameters. Prints "N passed, N failed".
 set -uo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 ns=e2e-gateway
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 echo_image=$ECHO_BASIC_IMAGE
 
 backend() { # NAME: an echo-basic Deployment and Service
@@ -117,6 +120,41 @@ invalid_route_isolated() {
     jq -e '.status.parents[0].conditions[] | select(.type==\"ResolvedRefs\" and .status==\"False\" and .reason==\"BackendNotFound\")'" || return 1
   serves_pod e2e.example.com web-v2-
 }
+config_stream_status() { # TOKEN: HTTP status of a config stream request to the controller,
+  # over TLS verified with the CA the provisioner gave the Gateway (curl fails on a bad cert).
+  local ip code
+  ip=$(kubectl -n pylon-system get service pylon-controller -o jsonpath='{.spec.clusterIP}')
+  kubectl -n "$ns" get configmap pylon-gw -o jsonpath='{.data.ca\.crt}' >"$tmp/ca.crt" || return 1
+  code=$(curl -sS --max-time 2 -o /dev/null -w '%{http_code}' --cacert "$tmp/ca.crt" \
+    --resolve "pylon-controller.pylon-system.svc:18000:$ip" ${1:+-H "Authorization: Bearer $1"} \
+    "https://pylon-controller.pylon-system.svc:18000/v1/gateways/$ns/gw/config?pod=e2e")
+  echo "$code"
+}
+config_stream_secured() {
+  local none other own
+  none=$(config_stream_status "") || return 1
+  other=$(config_stream_status "$(kubectl -n "$ns" create token default)")
+  own=$(config_stream_status "$(kubectl -n "$ns" create token pylon-gw)")
+  echo "no token: $none, another ServiceAccount: $other, the data plane's: $own"
+  [ "$none" = 401 ] && [ "$other" = 403 ] && [ "$own" = 200 ]
+}
+autoscaling_and_budget() {
+  kubectl apply -f - >/dev/null <<YAML || return 1
+apiVersion: pylon.dev/v1alpha1
+kind: GatewayParameters
+metadata: {name: scaled, namespace: $ns}
+spec:
+  resources: {requests: {cpu: 50m}}
+  autoscaling: {minReplicas: 1, maxReplicas: 3}
+  podDisruptionBudget: {maxUnavailable: 1}
+YAML
+  kubectl -n "$ns" patch gateway gw --type merge \
+    -p '{"spec":{"infrastructure":{"parametersRef":{"group":"pylon.dev","kind":"GatewayParameters","name":"scaled"}}}}' >/dev/null || return 1
+  eventually 60 kubectl -n "$ns" get hpa/pylon-gw pdb/pylon-gw -o name || return 1
+  # Removing the settings removes the objects.
+  kubectl -n "$ns" patch gateway gw --type json -p '[{"op":"remove","path":"/spec/infrastructure"}]' >/dev/null || return 1
+  eventually 60 bash -c "[ -z \"\$(kubectl -n $ns get hpa,pdb -o name)\" ]"
+}
 delete_removes_dataplane() {
   kubectl -n "$ns" delete gateway gw --timeout 60s >/dev/null || return 1
   eventually 60 bash -c "[ -z \"\$(kubectl -n $ns get deployments,services -l gateway.networking.k8s.io/gateway-name=gw -o name)\" ]"
@@ -130,6 +168,8 @@ check "HTTPRoute Accepted and ResolvedRefs" route_accepted
 check "request through the Gateway reaches echo-basic" eventually 30 serves_pod e2e.example.com web-v1-
 check "route update propagates" update_propagates
 check "invalid route gets BackendNotFound, valid route keeps serving" invalid_route_isolated
+check "config stream: TLS with the provisioned CA; no token 401, other token 403, own 200" config_stream_secured
+check "GatewayParameters autoscaling and PDB create an HPA and a PDB; removing them deletes both" autoscaling_and_budget
 check "deleting the Gateway removes its data plane" delete_removes_dataplane
 kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1
 summary
