@@ -119,6 +119,10 @@ if [ "$check" = 1 ] && [ "$partial" = 0 ]; then
   if [ -n "$regressed" ]; then
     still=()
     for t in $regressed; do
+      # The previous run's base namespaces are still being deleted; the suite cannot create
+      # its objects in a terminating namespace.
+      kubectl wait --for=delete namespace/gateway-conformance-infra namespace/gateway-conformance-app-backend \
+        namespace/gateway-conformance-web-backend --timeout=180s >/dev/null 2>&1 || true
       echo "conformance: re-running $t alone"
       if (cd "$repo" && "$runner" -gateway-class "$GATEWAY_CLASS" -version "$PYLON_VERSION" -run-test "$t" \
         -report-output "$work/rerun-report.yaml" -results-output "$work/rerun-tests.yaml" ${extra[@]+"${extra[@]}"}) \
