@@ -40,6 +40,16 @@ location() {
 }
 
 quickstart() { field "" /hello '.namespace + " " + .path' "pylon-quickstart /hello"; }
+# listener-sets: team A's hostname comes from its ListenerSet and reaches its echo; the Gateway's
+# own hostname has no route (404), and the ListenerSet reports Programmed.
+listener_set_serves() { field team-a.example.com /team-a .service echo-team-a; }
+listener_set_isolated() {
+  local code
+  code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -H 'Host: platform.example.com' "http://$addr/team-a")
+  [ "$code" = 404 ] || { echo "platform.example.com answered $code, want 404"; return 1; }
+  kubectl -n pylon-listenersets wait --for condition=Programmed listenerset/team-a --timeout 30s >/dev/null &&
+    [ "$(kubectl -n pylon-listenersets get gateway shared -o jsonpath='{.status.attachedListenerSets}')" = 1 ]
+}
 canary_split() {
   local n canary
   canary=0
@@ -145,11 +155,15 @@ expect "grpc: GrpcEcho/Echo answered by the gRPC backend" eventually 30 grpc_ech
 example mirroring pylon-mirroring mirroring
 expect "mirroring: answered by echo, copy logged by echo-mirror" mirrored
 
+example listener-sets pylon-listenersets shared
+expect "listener-sets: team A's ListenerSet hostname reaches its backend" eventually 30 listener_set_serves
+expect "listener-sets: the Gateway's own hostname has no route; ListenerSet Programmed, attached" listener_set_isolated
+
 example cross-namespace pylon-xns-infra shared
 expect "cross-namespace: route in another namespace reaches the backend" eventually 30 cross_namespace
 expect "cross-namespace: without the ReferenceGrant, RefNotPermitted" grant_required
 
-for d in quickstart canary header-query-routing redirects-rewrites https grpc mirroring cross-namespace; do
+for d in quickstart canary header-query-routing redirects-rewrites https grpc mirroring listener-sets cross-namespace; do
   kubectl delete -f "$examples/$d/" --wait=false >/dev/null 2>&1
 done
 rm -rf "$cert_dir"
