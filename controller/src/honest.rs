@@ -214,9 +214,10 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
         let Some(serving) = served.get(&st.gateway) else {
             continue;
         };
+        let owner = crate::translate::gateway::Owner::ListenerSet(set.clone());
         for l in &mut st.listeners {
-            // The data plane knows the listener by its config name (see ListenerInfo).
-            let name = format!("{}/{}/{}", set.namespace, set.name, l.name);
+            // The data plane knows the listener by its config name.
+            let name = owner.config_name(&l.name);
             let Err(why) = serving.check(Part::Listener(&name)) else {
                 continue;
             };

@@ -100,16 +100,21 @@ pub fn backend_client_certificate(
     Some(refs::certificate(s, "Gateway", &gw.meta.namespace, r))
 }
 
-impl ListenerInfo<'_> {
-    /// The listener's name in the data-plane config: unique across the Gateway and its
-    /// ListenerSets (whose listener names are only unique within each set).
-    pub fn config_name(&self) -> String {
-        match &self.owner {
-            Owner::Gateway => self.listener.name.clone(),
-            Owner::ListenerSet(set) => {
-                format!("{}/{}/{}", set.namespace, set.name, self.listener.name)
-            }
+impl Owner {
+    /// The name of its listener `listener` in the data-plane config: unique across the Gateway
+    /// and its ListenerSets (whose listener names are only unique within each set).
+    pub fn config_name(&self, listener: &str) -> String {
+        match self {
+            Owner::Gateway => listener.to_string(),
+            Owner::ListenerSet(set) => format!("{}/{}/{listener}", set.namespace, set.name),
         }
+    }
+}
+
+impl ListenerInfo<'_> {
+    /// The listener's name in the data-plane config (see [`Owner::config_name`]).
+    pub fn config_name(&self) -> String {
+        self.owner.config_name(&self.listener.name)
     }
 }
 
