@@ -391,14 +391,21 @@ pub fn attach<R: TranslateRule>(
         let (key, owner) = if parent.is_gateway() {
             (target, Owner::Gateway)
         } else if parent.is_listener_set() {
-            let owner = Owner::ListenerSet(target);
-            let Some(gw) = gateways
-                .iter()
-                .find(|(_, o)| o.listeners.iter().any(|l| l.owner == owner))
-                .map(|(k, _)| k.clone())
+            // Only a set its Gateway admitted has listeners there; others get no status here.
+            let Some(gw) = s
+                .listener_sets
+                .get(&target)
+                .and_then(super::listener_set::parent)
             else {
                 continue;
             };
+            let owner = Owner::ListenerSet(target);
+            if !gateways
+                .get(&gw)
+                .is_some_and(|o| o.listeners.iter().any(|l| l.owner == owner))
+            {
+                continue;
+            }
             (gw, owner)
         } else {
             continue;
