@@ -40,6 +40,15 @@ pub fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     Ok(key)
 }
 
+/// Trust anchors from a PEM CA bundle (error if it holds no certificate or a bad one).
+pub fn root_store(ca_pem: &str) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in parse_certs(ca_pem)? {
+        roots.add(c)?;
+    }
+    Ok(roots)
+}
+
 /// A rustls signing key from PEM chain + key.
 pub fn certified_key(
     cert_pem: &str,
@@ -156,10 +165,7 @@ macro_rules! delegate_signatures {
 pub fn client_verifier(
     v: &crate::config::ClientValidation,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in parse_certs(&v.ca_pem)? {
-        roots.add(c)?;
-    }
+    let roots = root_store(&v.ca_pem)?;
     let webpki = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         Arc::new(rustls::crypto::ring::default_provider()),
@@ -277,10 +283,7 @@ pub fn backend_client_config(
     tls: &crate::config::BackendTls,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in parse_certs(&tls.ca_pem)? {
-        roots.add(c)?;
-    }
+    let roots = root_store(&tls.ca_pem)?;
     let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
@@ -323,10 +326,7 @@ pub fn backend_client_config(
 /// A client config trusting only the certificates of `ca_pem` (the controller's config CA):
 /// the data plane must not accept a config server any public CA vouches for.
 pub fn ca_client_config(ca_pem: &str) -> Result<rustls::ClientConfig, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in parse_certs(ca_pem)? {
-        roots.add(c)?;
-    }
+    let roots = root_store(ca_pem)?;
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -55,10 +55,7 @@ impl Backend {
             .with_safe_default_protocol_versions()
             .unwrap();
         let builder = if require_client {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in pylon_dataplane::tls::parse_certs(&pem("ca.pem")).unwrap() {
-                roots.add(c).unwrap();
-            }
+            let roots = pylon_dataplane::tls::root_store(&pem("ca.pem")).unwrap();
             let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,
@@ -312,10 +309,7 @@ pub async fn tls_get_as(
     h2: bool,
     client: Option<&str>,
 ) -> Result<Got, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in pylon_dataplane::tls::parse_certs(&pem("ca.pem")).unwrap() {
-        roots.add(c).unwrap();
-    }
+    let roots = pylon_dataplane::tls::root_store(&pem("ca.pem")).unwrap();
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
