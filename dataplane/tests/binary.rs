@@ -27,6 +27,23 @@ backends: {{a: {{endpoints: [{{address: '{backend}'}}]}}}}
     )
 }
 
+/// Starts the binary on `file` (listeners on 127.0.0.1, admin on `admin`) with `extra` flags.
+fn spawn(file: &std::path::Path, admin: u16, extra: &[&str], stdout: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pylon-dataplane"))
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--bind-addr",
+            "127.0.0.1",
+        ])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+        .args(extra)
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -45,23 +62,7 @@ async fn file_mode_reload_and_drain() {
     let file = dir.join("config.yaml");
     std::fs::write(&file, cfg(port, a.addr, "one")).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pylon-dataplane"))
-        .args([
-            "--config",
-            file.to_str().unwrap(),
-            "--bind-addr",
-            "127.0.0.1",
-        ])
-        .args([
-            "--admin-addr",
-            &format!("127.0.0.1:{admin}"),
-            "--drain-timeout-secs",
-            "5",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&file, admin, &["--drain-timeout-secs", "5"], Stdio::piped());
     wait_port(port).await;
     wait_port(admin).await;
     let url = format!("http://127.0.0.1:{port}/x");
@@ -167,23 +168,7 @@ async fn workers_share_listener_ports() {
         String::from_utf8_lossy(&bad.stderr)
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pylon-dataplane"))
-        .args([
-            "--config",
-            file.to_str().unwrap(),
-            "--bind-addr",
-            "127.0.0.1",
-        ])
-        .args([
-            "--admin-addr",
-            &format!("127.0.0.1:{admin}"),
-            "--workers",
-            "3",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&file, admin, &["--workers", "3"], Stdio::null());
     wait_port(port).await;
     wait_port(admin).await;
     let ready_url = format!("http://127.0.0.1:{admin}/ready");
