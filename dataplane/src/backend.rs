@@ -219,6 +219,11 @@ impl BackendRt {
         Uri::from_parts(parts).expect("scheme, authority and path are all set")
     }
 
+    /// Plain HTTP/1.1 (no TLS, not h2c): what the native HTTP/1.1 exchange can talk to.
+    pub fn is_plain_h1(&self) -> bool {
+        matches!(self.upstream, Upstream::H1(_))
+    }
+
     pub fn is_h2(&self) -> bool {
         self.protocol == BackendProtocol::H2c
     }

@@ -49,8 +49,7 @@ pub async fn handle(
         .is_some_and(|v| v.starts_with("application/grpc"));
     let method = req.method().clone();
     // Only the access log needs an owned copy of the path.
-    let log = shared.access_log.load(Ordering::Relaxed);
-    let path = if log {
+    let path = if shared.access_log.load(Ordering::Relaxed) {
         req.uri().path().to_string()
     } else {
         String::new()
@@ -60,26 +59,47 @@ pub async fn handle(
         Ok((route, resp)) => (route, resp),
         Err((route, e)) => (route, e.into_response(grpc)),
     };
-    let status = resp.status().as_u16();
+    let done = Done {
+        method: &method,
+        host: &host,
+        path: &path,
+        route: route.as_deref(),
+        status: resp.status().as_u16(),
+    };
+    record(&shared, &conn, start, &done);
+    resp
+}
+
+/// A served request, for the metrics and the access log.
+pub(crate) struct Done<'a> {
+    pub method: &'a http::Method,
+    pub host: &'a str,
+    /// Empty unless the access log is on.
+    pub path: &'a str,
+    pub route: Option<&'a str>,
+    pub status: u16,
+}
+
+/// Counts a served request and writes its access-log line (if the log is on).
+pub(crate) fn record(shared: &Shared, conn: &ConnInfo, start: Instant, done: &Done<'_>) {
     let latency = start.elapsed();
-    let label = route.as_deref().unwrap_or("_none");
-    shared.metrics.record(label, status, latency);
-    if log {
+    let label = done.route.unwrap_or("_none");
+    shared.metrics.record(label, done.status, latency);
+    if shared.access_log.load(Ordering::Relaxed) {
         shared.log.log(&crate::accesslog::Line {
             ts_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             peer: conn.peer,
             port: conn.port,
-            method: method.as_str(),
-            host: &host,
-            path: &path,
-            status,
+            method: done.method.as_str(),
+            host: done.host,
+            path: done.path,
+            status: done.status,
             route: label,
             duration_ms: latency.as_secs_f64() * 1000.0,
         });
     }
-    resp
 }
 
 type Routed = Result<(Option<Arc<str>>, Response<Body>), (Option<Arc<str>>, ProxyError)>;
@@ -94,6 +114,47 @@ fn authority(req: &Request<Incoming>) -> Option<&str> {
     })
 }
 
+/// The rule a request selected, and the path prefix it matched by (for redirects and
+/// rewrites; copied only when the rule has one of those).
+pub(crate) struct Selected {
+    pub rule: Arc<CompiledRule>,
+    pub prefix: Option<String>,
+}
+
+/// Finds the listener and the winning rule for a request to `host` (normalised) on the
+/// connection's port.
+pub(crate) fn select(
+    shared: &Shared,
+    conn: &ConnInfo,
+    host: &str,
+    view: &RequestView<'_>,
+    grpc: bool,
+) -> Result<Selected, ProxyError> {
+    // The table is borrowed through an arc-swap guard only for the lookup; the rule (an Arc)
+    // outlives it, so a swap during a long request frees the old table once the rule is done.
+    let guard = shared.table_guard();
+    let table = guard.as_ref().ok_or(ProxyError::NoRoute)?;
+    let port = table.ports.get(&conn.port).ok_or(ProxyError::NoRoute)?;
+    let listener = port.listener_for(host).ok_or(ProxyError::NoRoute)?;
+    if let Some(sni) = &conn.sni {
+        let by_sni = port.listener_for(sni).map(|l| l.name.as_str());
+        if by_sni != Some(listener.name.as_str()) {
+            return Err(ProxyError::Misdirected);
+        }
+    }
+    let found = listener
+        .lookup(host, view, grpc)
+        .ok_or(ProxyError::NoRoute)?;
+    let f = &found.rule.filters;
+    let prefix = (f.redirect.is_some() || f.rewrite.is_some())
+        .then(|| found.matcher.prefix().map(str::to_string))
+        .flatten();
+    Ok(Selected {
+        rule: found.rule.clone(),
+        prefix,
+    })
+}
+
 async fn route_and_forward(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
@@ -101,38 +162,14 @@ async fn route_and_forward(
     host: &str,
     grpc: bool,
 ) -> Routed {
-    // The table is borrowed through an arc-swap guard only for the lookup; the rule (an Arc)
-    // outlives it, so a swap during a long request frees the old table once the rule is done.
-    let (rule, prefix) = {
-        let guard = shared.table_guard();
-        let table = guard.as_ref().ok_or((None, ProxyError::NoRoute))?;
-        let port = table
-            .ports
-            .get(&conn.port)
-            .ok_or((None, ProxyError::NoRoute))?;
-        let listener = port.listener_for(host).ok_or((None, ProxyError::NoRoute))?;
-        if let Some(sni) = &conn.sni {
-            let by_sni = port.listener_for(sni).map(|l| l.name.as_str());
-            if by_sni != Some(listener.name.as_str()) {
-                return Err((None, ProxyError::Misdirected));
-            }
-        }
-        let view = RequestView {
-            method: req.method(),
-            path: req.uri().path(),
-            query: req.uri().query(),
-            headers: req.headers(),
-        };
-        let found = listener
-            .lookup(host, &view, grpc)
-            .ok_or((None, ProxyError::NoRoute))?;
-        // The matched prefix matters only to redirects and rewrites; copy it only for them.
-        let f = &found.rule.filters;
-        let prefix = (f.redirect.is_some() || f.rewrite.is_some())
-            .then(|| found.matcher.prefix().map(str::to_string))
-            .flatten();
-        (found.rule.clone(), prefix)
+    let view = RequestView {
+        method: req.method(),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers(),
     };
+    let Selected { rule, prefix } =
+        select(shared, conn, host, &view, grpc).map_err(|e| (None, e))?;
     let label = Some(rule.route.clone());
     let ctx = RuleCtx {
         conn,
@@ -150,41 +187,65 @@ async fn route_and_forward(
     result.map(|r| (label.clone(), r)).map_err(|e| (label, e))
 }
 
-struct RuleCtx<'a> {
-    conn: &'a ConnInfo,
-    host: &'a str,
-    prefix: Option<&'a str>,
-    listener_port: u16,
+pub(crate) struct RuleCtx<'a> {
+    pub conn: &'a ConnInfo,
+    pub host: &'a str,
+    pub prefix: Option<&'a str>,
+    pub listener_port: u16,
 }
 
-async fn serve_rule(
-    shared: &Arc<Shared>,
-    rule: &CompiledRule,
+/// What a rule does with a request, decided from its head before the body is touched.
+pub(crate) enum Plan<'r> {
+    /// Answered here: a redirect or a CORS preflight.
+    Local(Response<Body>),
+    Forward(Outbound<'r>),
+}
+
+/// A request on its way to a backend; the request's headers have had the request filters.
+pub(crate) struct Outbound<'r> {
+    pub backend: Arc<BackendRt>,
+    /// The chosen backendRef's own filters.
+    pub filters: &'r Filters,
+    /// After any URL rewrite.
+    pub path_and_query: PathAndQuery,
+    /// The Host to send, after any hostname rewrite.
+    pub host: HeaderValue,
+    /// The request's Origin, kept for CORS response headers.
+    pub origin: Option<String>,
+}
+
+/// Applies the rule's request-side filters to the head (`headers` modified in place): redirect,
+/// CORS preflight, header modifiers, URL rewrite, then the weighted backend choice. Shared by
+/// the hyper path and the native HTTP/1.1 path.
+pub(crate) fn plan<'r>(
+    rule: &'r CompiledRule,
     ctx: &RuleCtx<'_>,
-    mut req: Request<Incoming>,
-) -> Result<Response<Body>, ProxyError> {
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &mut HeaderMap,
+) -> Result<Plan<'r>, ProxyError> {
     let f = &rule.filters;
+    if let Some(cors) = &f.cors
+        && filters::is_preflight(method, headers)
+    {
+        let mut resp = Response::new(empty());
+        *resp.headers_mut() = filters::preflight_headers(cors, headers);
+        return Ok(Plan::Local(resp));
+    }
     // Only CORS needs the Origin after the request is gone.
     let origin = f
         .cors
         .as_ref()
-        .and_then(|_| req.headers().get(header::ORIGIN))
+        .and_then(|_| headers.get(header::ORIGIN))
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    if let Some(cors) = &f.cors
-        && filters::is_preflight(req.method(), req.headers())
-    {
-        let mut resp = Response::new(empty());
-        *resp.headers_mut() = filters::preflight_headers(cors, req.headers());
-        return Ok(resp);
-    }
     if let Some(r) = &f.redirect {
         let input = filters::RedirectInput {
             scheme: if ctx.conn.tls { "https" } else { "http" },
             host: ctx.host,
             listener_port: ctx.listener_port,
-            path: req.uri().path(),
-            query: req.uri().query(),
+            path: uri.path(),
+            query: uri.query(),
             prefix: ctx.prefix,
         };
         let (status, location) = filters::redirect(r, &input);
@@ -193,32 +254,29 @@ async fn serve_rule(
         if let Ok(v) = HeaderValue::from_str(&location) {
             resp.headers_mut().insert(header::LOCATION, v);
         }
-        return Ok(resp);
+        return Ok(Plan::Local(resp));
     }
     if let Some(m) = &f.request_headers {
-        filters::modify_headers(req.headers_mut(), m);
+        filters::modify_headers(headers, m);
     }
     // Rewrites change what is sent upstream, not what matched. Without a rewrite the
     // request's own path and Host are reused (cheap clones of shared bytes).
-    let mut path_and_query = req
-        .uri()
+    let mut path_and_query = uri
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut host_header = req
-        .headers()
+    let mut host_header = headers
         .get(header::HOST)
         .cloned()
         .or_else(|| {
-            req.uri()
-                .authority()
+            uri.authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         })
         .unwrap_or_else(|| HeaderValue::from_static(""));
     if let Some(rw) = &f.rewrite {
         if let Some(p) = &rw.path {
-            let path = filters::rewrite_path(req.uri().path(), p, ctx.prefix);
-            let pq = match req.uri().query() {
+            let path = filters::rewrite_path(uri.path(), p, ctx.prefix);
+            let pq = match uri.query() {
                 Some(q) => format!("{path}?{q}"),
                 None => path,
             };
@@ -237,30 +295,58 @@ async fn serve_rule(
         .ok_or(ProxyError::InvalidBackend)?;
     let (backend, bfilters) = match target {
         Target::Invalid => return Err(ProxyError::InvalidBackend),
-        Target::Backend { backend, filters } => (backend.clone(), filters),
+        Target::Backend { backend, filters } => (backend.clone(), &**filters),
     };
     if let Some(m) = &bfilters.request_headers {
-        filters::modify_headers(req.headers_mut(), m);
+        filters::modify_headers(headers, m);
     }
-    let mut resp = forward(
-        shared,
-        rule,
-        bfilters,
-        &backend,
-        ctx,
-        req,
+    Ok(Plan::Forward(Outbound {
+        backend,
+        filters: bfilters,
         path_and_query,
-        host_header,
-    )
-    .await?;
-    for fl in [bfilters, f] {
-        if let Some(m) = &fl.response_headers {
-            filters::modify_headers(resp.headers_mut(), m);
+        host: host_header,
+        origin,
+    }))
+}
+
+/// Applies the response-side filters (backendRef's, then the rule's header modifiers, then
+/// CORS) to a backend's answer headers, after the hop-by-hop ones are gone (but for a 101
+/// `Switching Protocols`, whose Connection and Upgrade headers complete the upgrade).
+pub(crate) fn respond(
+    rule: &CompiledRule,
+    out: &Outbound<'_>,
+    status: StatusCode,
+    headers: &mut HeaderMap,
+) {
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        for h in &HOP_BY_HOP_RESPONSE {
+            headers.remove(h);
         }
     }
-    if let Some(cors) = &f.cors {
-        filters::cors_response_headers(cors, origin.as_deref(), resp.headers_mut());
+    for fl in [out.filters, &rule.filters] {
+        if let Some(m) = &fl.response_headers {
+            filters::modify_headers(headers, m);
+        }
     }
+    if let Some(cors) = &rule.filters.cors {
+        filters::cors_response_headers(cors, out.origin.as_deref(), headers);
+    }
+}
+
+async fn serve_rule(
+    shared: &Arc<Shared>,
+    rule: &CompiledRule,
+    ctx: &RuleCtx<'_>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let out = match plan(rule, ctx, &method, &uri, req.headers_mut())? {
+        Plan::Local(resp) => return Ok(resp),
+        Plan::Forward(out) => out,
+    };
+    let mut resp = forward(shared, rule, &out, ctx, req).await?;
+    let status = resp.status();
+    respond(rule, &out, status, resp.headers_mut());
     Ok(resp)
 }
 
@@ -312,7 +398,7 @@ const HOP_BY_HOP_RESPONSE: [HeaderName; 5] = [
 /// Turns the client's headers into the upstream request's, in place: hop-by-hop headers (and
 /// those the Connection header names) go, except what an upgrade or gRPC (`te: trailers`) needs;
 /// Host, X-Forwarded-For and X-Forwarded-Proto are set.
-fn upstream_headers(
+pub(crate) fn upstream_headers(
     mut h: HeaderMap,
     host: HeaderValue,
     ctx: &RuleCtx<'_>,
@@ -386,18 +472,21 @@ impl ReqBody {
 async fn forward(
     shared: &Arc<Shared>,
     rule: &CompiledRule,
-    bfilters: &Filters,
-    backend: &Arc<BackendRt>,
+    out: &Outbound<'_>,
     ctx: &RuleCtx<'_>,
     mut req: Request<Incoming>,
-    path_and_query: PathAndQuery,
-    host: HeaderValue,
 ) -> Result<Response<Body>, ProxyError> {
+    let (backend, bfilters, path_and_query) = (&out.backend, out.filters, &out.path_and_query);
     let upgrade = req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
     let h2 = backend.is_h2();
-    let mut headers = upstream_headers(std::mem::take(req.headers_mut()), host, ctx, upgrade);
+    let mut headers = upstream_headers(
+        std::mem::take(req.headers_mut()),
+        out.host.clone(),
+        ctx,
+        upgrade,
+    );
     let method = req.method().clone();
-    let retry = rule.retry.as_ref().filter(|r| r.attempts > 0);
+    let retry = rule.retry.as_ref();
     let mirrors: Vec<_> = rule
         .filters
         .mirrors
@@ -422,7 +511,7 @@ async fn forward(
         let Some(ep) = m.pick() else { continue };
         let mut mreq = Request::new(body_clone(&body));
         *mreq.method_mut() = method.clone();
-        *mreq.uri_mut() = m.uri(ep, &path_and_query);
+        *mreq.uri_mut() = m.uri(ep, path_and_query);
         *mreq.headers_mut() = headers.clone();
         if m.is_h2() {
             *mreq.version_mut() = Version::HTTP_2;
@@ -449,7 +538,7 @@ async fn forward(
         let ep = backend.pick().ok_or(ProxyError::NoEndpoints)?;
         let mut up = Request::new(body.take());
         *up.method_mut() = method.clone();
-        *up.uri_mut() = backend.uri(ep, &path_and_query);
+        *up.uri_mut() = backend.uri(ep, path_and_query);
         // The last attempt (the only one without retries) takes the headers instead of a copy.
         *up.headers_mut() = if attempt + 1 == attempts {
             std::mem::take(&mut headers)
@@ -496,10 +585,6 @@ async fn forward(
             && let Some(client_up) = client_upgrade
         {
             return Ok(tunnel(shared, client_up, resp));
-        }
-        let mut resp = resp;
-        for h in &HOP_BY_HOP_RESPONSE {
-            resp.headers_mut().remove(h);
         }
         return Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed()));
     }

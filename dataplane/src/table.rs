@@ -81,6 +81,10 @@ pub struct CompiledRule {
     pub request_timeout: Option<Duration>,
     pub backend_timeout: Option<Duration>,
     pub retry: Option<config::Retry>,
+    /// Whether the native HTTP/1.1 exchange (`crate::h1`) can serve this rule: no retries or
+    /// mirrors (they resend a buffered body) and only plain HTTP/1.1 backends. Other rules are
+    /// served by the hyper path.
+    pub native_h1: bool,
 }
 
 impl CompiledRule {
@@ -377,14 +381,26 @@ fn compile_rule(
         targets.push((cum, t));
     }
     let nonzero = |d: Option<config::Duration>| d.map(|d| d.0).filter(|d| !d.is_zero());
+    let filters = Filters::build(&rule.filters, backends);
+    let retry = rule.retry.clone().filter(|r| r.attempts > 0);
+    let native_h1 = kind == RouteKind::Http
+        && retry.is_none()
+        && filters.mirrors.is_empty()
+        && targets.iter().all(|(_, t)| match t {
+            Target::Backend { backend, filters } => {
+                backend.is_plain_h1() && filters.mirrors.is_empty()
+            }
+            Target::Invalid => true,
+        });
     CompiledRule {
         route: Arc::from(label),
         rule: index,
         kind,
-        filters: Filters::build(&rule.filters, backends),
+        filters,
         targets,
         request_timeout: nonzero(rule.timeouts.as_ref().and_then(|t| t.request)),
         backend_timeout: nonzero(rule.timeouts.as_ref().and_then(|t| t.backend_request)),
-        retry: rule.retry.clone(),
+        retry,
+        native_h1,
     }
 }
