@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod errors;
 pub mod filters;
+pub mod h1;
 pub mod h1_pool;
 pub mod idle;
 pub mod matching;

@@ -66,6 +66,16 @@ struct Args {
     /// the CPUs available.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
+    /// What serves HTTP/1.1 client connections: `native` (Pylon's own path, handing what it
+    /// does not serve to hyper) or `hyper` (hyper for everything).
+    #[arg(long, value_enum, default_value_t = Http1Arg::Native)]
+    http1: Http1Arg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Http1Arg {
+    Native,
+    Hyper,
 }
 
 /// The worker count when `--workers` is not given.
@@ -119,6 +129,10 @@ async fn run() -> anyhow::Result<()> {
                 drain_rx.clone(),
             )
             .reuse_port(workers > 1)
+            .http1(match args.http1 {
+                Http1Arg::Native => server::Http1::Native,
+                Http1Arg::Hyper => server::Http1::Hyper,
+            })
         })
         .collect();
     if let Some(path) = &args.config {

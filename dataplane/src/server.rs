@@ -43,6 +43,18 @@ impl Default for Limits {
     }
 }
 
+/// Which code serves HTTP/1.1 client connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Http1 {
+    /// `crate::h1`: one task per connection reads and writes both sides; what it does not
+    /// serve goes to hyper.
+    #[default]
+    Native,
+    /// hyper for every connection (the reference behaviour, and a way out should the native
+    /// path misbehave).
+    Hyper,
+}
+
 /// Keeps the bound sockets in line with the current table.
 pub struct ListenerManager {
     shared: Arc<Shared>,
@@ -51,6 +63,7 @@ pub struct ListenerManager {
     drain: watch::Receiver<bool>,
     bound: HashMap<u16, (JoinHandle<()>, SocketAddr)>,
     reuse_port: bool,
+    http1: Http1,
 }
 
 impl ListenerManager {
@@ -68,7 +81,14 @@ impl ListenerManager {
             drain,
             bound: HashMap::new(),
             reuse_port: false,
+            http1: Http1::default(),
         }
+    }
+
+    /// Chooses the HTTP/1.1 engine.
+    pub fn http1(mut self, http1: Http1) -> Self {
+        self.http1 = http1;
+        self
     }
 
     /// Binds with `SO_REUSEPORT` so one manager per worker thread can listen on the same ports
@@ -109,6 +129,7 @@ impl ListenerManager {
                         self.shared.clone(),
                         self.limits.clone(),
                         self.drain.clone(),
+                        self.http1,
                     ));
                     self.bound.insert(port, (task, addr));
                 }
@@ -165,6 +186,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     limits: Limits,
     drain: watch::Receiver<bool>,
+    http1: Http1,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -196,7 +218,7 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let (shared, limits, drain) = (shared.clone(), limits.clone(), drain.clone());
         tokio::spawn(async move {
-            serve_connection(stream, peer, port, &shared, &limits, drain).await;
+            serve_connection(stream, peer, port, &shared, &limits, drain, http1).await;
             shared
                 .metrics
                 .active_connections
@@ -212,6 +234,7 @@ async fn serve_connection(
     shared: &Arc<Shared>,
     limits: &Limits,
     drain: watch::Receiver<bool>,
+    http1: Http1,
 ) {
     let tls = shared
         .table()
@@ -229,6 +252,7 @@ async fn serve_connection(
                 .1
                 .server_name()
                 .map(|s| s.to_ascii_lowercase());
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let info = Arc::new(ConnInfo {
                 port,
                 peer,
@@ -236,7 +260,11 @@ async fn serve_connection(
                 tls: true,
                 sni,
             });
-            serve_http(TokioIo::new(tls), info, shared, limits, drain).await;
+            if http1 == Http1::Native && !h2 {
+                crate::h1::serve(tls, info, shared, limits, drain).await;
+            } else {
+                serve_http(TokioIo::new(tls), info, shared, limits, drain).await;
+            }
         }
         None => {
             let info = Arc::new(ConnInfo {
@@ -246,7 +274,12 @@ async fn serve_connection(
                 tls: false,
                 sni: None,
             });
-            serve_http(TokioIo::new(stream), info, shared, limits, drain).await;
+            match http1 {
+                Http1::Native => crate::h1::serve(stream, info, shared, limits, drain).await,
+                Http1::Hyper => {
+                    serve_http(TokioIo::new(stream), info, shared, limits, drain).await;
+                }
+            }
         }
     }
 }
@@ -257,7 +290,8 @@ fn peer_ip(peer: &SocketAddr) -> http::HeaderValue {
         .unwrap_or(http::HeaderValue::from_static("unknown"))
 }
 
-async fn serve_http<I>(
+/// Serves a connection with hyper (HTTP/1.1 or, by preface or ALPN, HTTP/2).
+pub(crate) async fn serve_http<I>(
     io: I,
     info: Arc<ConnInfo>,
     shared: &Arc<Shared>,

@@ -1,0 +1,229 @@
+//! One request forwarded by the native path: upstream head and body out, answer head and body
+//! back, on a pooled backend connection owned by this task for the exchange.
+
+use std::net::SocketAddr;
+
+use bytes::Buf;
+use http::header::{self, HeaderValue};
+use http::{Method, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::framing::{self, Framing};
+use super::head::{self, RequestHead, ResponseHead};
+use super::timer::Elapsed;
+use super::{Conn, Ended, read_some, upstream};
+use crate::errors::ProxyError;
+use crate::proxy::{self, Outbound, Plan, RuleCtx};
+use crate::table::CompiledRule;
+
+/// A backend's answer head larger than this is refused (502).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Why an exchange with the backend failed before its answer began.
+enum SendFailure {
+    /// Nothing came back: on a reused connection, the backend may have closed it just as we
+    /// wrote, and a replayable request can go again on a new one.
+    NoAnswer,
+    /// Any other failure.
+    Failed(ProxyError),
+}
+
+/// Forwards `head` (its body follows in the client connection) per `rule`. `Err` = nothing was
+/// written to the client unless `c.committed` is set.
+pub(super) async fn run<I: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut Conn<I>,
+    rule: &CompiledRule,
+    ctx: &RuleCtx<'_>,
+    head: &mut RequestHead,
+) -> Result<Ended, ProxyError> {
+    let out = match proxy::plan(rule, ctx, &head.method, &head.uri, &mut head.headers)? {
+        Plan::Local(resp) => return Ok(c.answer(head, resp).await),
+        Plan::Forward(out) => out,
+    };
+    let ep = out.backend.pick().ok_or(ProxyError::NoEndpoints)?;
+    let addr = out.backend.endpoints[ep];
+    let headers = std::mem::take(&mut head.headers);
+    let headers = proxy::upstream_headers(headers, out.host.clone(), ctx, false);
+    c.out.clear();
+    head::write_request(&mut c.out, &head.method, &out.path_and_query, &headers);
+    drop(headers);
+    // The body bytes that came with the head go in the same write.
+    let (n, _) = c.req_body.take(&c.rd).map_err(|_| ProxyError::BadRequest)?;
+    c.out.extend_from_slice(&c.rd[..n]);
+    c.rd.advance(n);
+    let replayable = c.req_body.is_done() && head.method.is_idempotent();
+    let sent = send(c, addr, replayable);
+    let (up, resp) = match rule.backend_timeout {
+        Some(t) => tokio::time::timeout(t, sent)
+            .await
+            .map_err(|_| ProxyError::Timeout)??,
+        None => sent.await?,
+    };
+    relay_answer(c, rule, &out, &head.method, head.close, addr, up, resp).await
+}
+
+/// Sends the request in `c.out` (and the rest of its body) on a pooled or new connection and
+/// reads the answer's head.
+async fn send<I: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut Conn<I>,
+    addr: SocketAddr,
+    replayable: bool,
+) -> Result<(TcpStream, ResponseHead), ProxyError> {
+    let mut pooled = upstream::checkout(addr);
+    loop {
+        let reused = pooled.is_some();
+        let mut up = match pooled.take() {
+            Some(up) => up,
+            None => upstream::connect(addr)
+                .await
+                .map_err(|_| ProxyError::Connect)?,
+        };
+        match exchange_head(c, &mut up).await {
+            Ok(resp) => return Ok((up, resp)),
+            Err(SendFailure::NoAnswer) if reused && replayable => {
+                tracing::debug!(%addr, "pooled connection closed; resending on a new one");
+            }
+            Err(SendFailure::NoAnswer) => return Err(ProxyError::Upstream),
+            Err(SendFailure::Failed(e)) => return Err(e),
+        }
+    }
+}
+
+async fn exchange_head<I: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut Conn<I>,
+    up: &mut TcpStream,
+) -> Result<ResponseHead, SendFailure> {
+    // Waits on the backend are bounded by the rule's timeouts only (as on the hyper path); the
+    // idle timeout bounds waits on the client, which must keep its body coming.
+    let idle = c.limits.idle_timeout;
+    let timed_out = |Elapsed| SendFailure::Failed(ProxyError::Timeout);
+    up.write_all(&c.out)
+        .await
+        .map_err(|_| SendFailure::NoAnswer)?;
+    // The rest of the request body, as it arrives from the client.
+    while !c.req_body.is_done() {
+        let got = c
+            .timer
+            .run(Instant::now() + idle, read_some(&mut c.io, &mut c.rd))
+            .await
+            .map_err(timed_out)?;
+        if !matches!(got, Ok(n) if n > 0) {
+            // The client went away mid-body.
+            return Err(SendFailure::Failed(ProxyError::BadRequest));
+        }
+        let (n, _) = c
+            .req_body
+            .take(&c.rd)
+            .map_err(|_| SendFailure::Failed(ProxyError::BadRequest))?;
+        up.write_all(&c.rd[..n])
+            .await
+            .map_err(|_| SendFailure::Failed(ProxyError::Upstream))?;
+        c.rd.advance(n);
+    }
+    c.urd.clear();
+    loop {
+        let got = read_some(up, &mut c.urd).await;
+        match got {
+            Ok(n) if n > 0 => {}
+            _ if c.urd.is_empty() => return Err(SendFailure::NoAnswer),
+            _ => return Err(SendFailure::Failed(ProxyError::Upstream)),
+        }
+        // Interim answers (100, 103) are dropped: the client did not ask for them.
+        while let Some(resp) = head::parse_response(&mut c.urd)
+            .map_err(|_| SendFailure::Failed(ProxyError::Upstream))?
+        {
+            if !resp.status.is_informational() {
+                return Ok(resp);
+            }
+        }
+        if c.urd.len() > MAX_RESPONSE_HEAD {
+            return Err(SendFailure::Failed(ProxyError::Upstream));
+        }
+    }
+}
+
+/// Writes the answer's head with the body bytes already read, relays the rest of the body, and
+/// returns the backend connection to the pool if it can carry another request.
+#[allow(clippy::too_many_arguments)]
+async fn relay_answer<I: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut Conn<I>,
+    rule: &CompiledRule,
+    out: &Outbound<'_>,
+    method: &Method,
+    client_close: bool,
+    addr: SocketAddr,
+    mut up: TcpStream,
+    resp: ResponseHead,
+) -> Result<Ended, ProxyError> {
+    let status = resp.status;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        // Never asked for: upgrades go through the hyper path.
+        return Err(ProxyError::Upstream);
+    }
+    let mut body =
+        framing::response(method, status, &resp.headers).map_err(|_| ProxyError::Upstream)?;
+    let mut headers = resp.headers;
+    proxy::respond(rule, out, status, &mut headers);
+    // Our framing, whatever the filters did.
+    match &body {
+        Framing::Length(n) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(*n));
+        }
+        Framing::Chunked(_) => {
+            headers.remove(header::CONTENT_LENGTH);
+            headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
+        }
+        Framing::UntilClose => {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+        Framing::Empty => {}
+    }
+    let close =
+        client_close || body == Framing::UntilClose || !c.req_body.is_done() || *c.drain.borrow();
+    if close {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    c.out.clear();
+    head::write_response(&mut c.out, status, &headers);
+    drop(headers);
+    let (n, mut done) = body.take(&c.urd).map_err(|_| ProxyError::Upstream)?;
+    c.out.extend_from_slice(&c.urd[..n]);
+    c.urd.advance(n);
+    c.committed = Some(status.as_u16());
+    c.write_out().await.map_err(|_| ProxyError::Upstream)?;
+    let idle = c.limits.idle_timeout;
+    while !done {
+        c.urd.clear();
+        match read_some(&mut up, &mut c.urd).await {
+            Ok(0) if body == Framing::UntilClose => break,
+            Ok(0) | Err(_) => return Err(ProxyError::Upstream),
+            Ok(_) => {}
+        }
+        let (n, end) = body.take(&c.urd).map_err(|_| ProxyError::Upstream)?;
+        done = end;
+        let (io, chunk) = (&mut c.io, &c.urd[..n]);
+        c.timer
+            .run(Instant::now() + idle, async {
+                io.write_all(chunk).await?;
+                io.flush().await
+            })
+            .await
+            .map_err(|_| ProxyError::Timeout)?
+            .map_err(|_| ProxyError::Upstream)?;
+        c.urd.advance(n);
+    }
+    // Reusable only if the answer ended exactly where its framing said.
+    if done && !resp.close && c.urd.is_empty() {
+        upstream::checkin(addr, up);
+    }
+    c.urd.clear();
+    Ok(Ended::Answered {
+        status: status.as_u16(),
+        close,
+    })
+}

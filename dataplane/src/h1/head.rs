@@ -1,0 +1,303 @@
+//! HTTP/1.1 message heads: parsed with `httparse` into `http` types whose header values and
+//! path point into the received bytes (no copy per header), and written back out.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, StatusCode};
+
+use super::framing::{self, Framing};
+
+/// Header fields accepted by the native path; a head with more goes to the hyper path,
+/// which has its own limit and answers 431.
+const MAX_HEADERS: usize = 64;
+
+/// A request head the native path can serve.
+pub struct RequestHead {
+    pub method: Method,
+    pub uri: http::Uri,
+    pub headers: HeaderMap,
+    pub body: Framing,
+    /// `Connection: close`: answer, then close.
+    pub close: bool,
+    /// The head as received, should the hyper path have to serve the request after all.
+    pub raw: Bytes,
+}
+
+/// What the bytes at the start of a connection's buffer hold.
+// Moved once per request; boxing the head would allocate per request.
+#[allow(clippy::large_enum_variant)]
+pub enum Parsed {
+    /// Not a complete head yet.
+    Partial,
+    Request(RequestHead),
+    /// Valid or not, something only the hyper path handles: HTTP/1.0, h2c's preface, absolute
+    /// URIs, CONNECT, upgrades, `Expect`, a transfer-coded request body, malformed heads
+    /// (hyper answers them 400 or 431). Holds the head if it was already split off the buffer.
+    Unsupported(Bytes),
+}
+
+/// Where a name and a value lie in the head.
+type Field = (usize, usize, usize, usize);
+
+/// Parses the request head at the start of `buf`; a complete head is split off `buf`.
+pub fn parse_request(buf: &mut BytesMut) -> Parsed {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Unsupported(Bytes::new()),
+    };
+    let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
+        return Parsed::Unsupported(Bytes::new());
+    };
+    if !path.starts_with('/') {
+        return Parsed::Unsupported(Bytes::new());
+    }
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Parsed::Unsupported(Bytes::new());
+    };
+    if method == Method::CONNECT {
+        return Parsed::Unsupported(Bytes::new());
+    }
+    let base = buf.as_ptr() as usize;
+    let path = offsets(base, path.as_bytes());
+    let mut fields = [(0, 0, 0, 0); MAX_HEADERS];
+    let n = req.headers.len();
+    for (slot, h) in fields.iter_mut().zip(req.headers.iter()) {
+        let (ns, ne) = offsets(base, h.name.as_bytes());
+        let (vs, ve) = offsets(base, h.value);
+        *slot = (ns, ne, vs, ve);
+    }
+    let raw = buf.split_to(len).freeze();
+    let Ok(headers) = header_map(&raw, &fields[..n]) else {
+        return Parsed::Unsupported(raw);
+    };
+    let Ok(pq) = PathAndQuery::from_maybe_shared(raw.slice(path.0..path.1)) else {
+        return Parsed::Unsupported(raw);
+    };
+    if [header::UPGRADE, header::EXPECT, header::TRANSFER_ENCODING]
+        .iter()
+        .any(|h| headers.contains_key(h))
+    {
+        return Parsed::Unsupported(raw);
+    }
+    let body = match framing::content_length(&headers) {
+        Ok(Some(0) | None) => Framing::Empty,
+        Ok(Some(n)) => Framing::Length(n),
+        Err(_) => return Parsed::Unsupported(raw),
+    };
+    let close = has_token(&headers, "close");
+    Parsed::Request(RequestHead {
+        method,
+        uri: http::Uri::from(pq),
+        headers,
+        body,
+        close,
+        raw,
+    })
+}
+
+/// A response head from a backend.
+pub struct ResponseHead {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The backend will close the connection after this response (`Connection: close`, or an
+    /// HTTP/1.0 answer).
+    pub close: bool,
+}
+
+/// Why a backend's response head is unusable (502).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadResponse;
+
+/// Parses the response head at the start of `buf`; a complete head is split off `buf`.
+pub fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>, BadResponse> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(BadResponse),
+    };
+    let (Some(code), Some(version)) = (resp.code, resp.version) else {
+        return Err(BadResponse);
+    };
+    let status = StatusCode::from_u16(code).map_err(|_| BadResponse)?;
+    let base = buf.as_ptr() as usize;
+    let mut fields = [(0, 0, 0, 0); MAX_HEADERS];
+    let n = resp.headers.len();
+    for (slot, h) in fields.iter_mut().zip(resp.headers.iter()) {
+        let (ns, ne) = offsets(base, h.name.as_bytes());
+        let (vs, ve) = offsets(base, h.value);
+        *slot = (ns, ne, vs, ve);
+    }
+    let raw = buf.split_to(len).freeze();
+    let headers = header_map(&raw, &fields[..n]).map_err(|_| BadResponse)?;
+    let close = version == 0 && !has_token(&headers, "keep-alive") || has_token(&headers, "close");
+    Ok(Some(ResponseHead {
+        status,
+        headers,
+        close,
+    }))
+}
+
+/// The byte range `s` (a slice of the buffer starting at address `base`) occupies.
+fn offsets(base: usize, s: &[u8]) -> (usize, usize) {
+    let start = s.as_ptr() as usize - base;
+    (start, start + s.len())
+}
+
+fn header_map(raw: &Bytes, fields: &[Field]) -> Result<HeaderMap, http::Error> {
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for &(ns, ne, vs, ve) in fields {
+        let name = HeaderName::from_bytes(&raw[ns..ne])?;
+        let value = HeaderValue::from_maybe_shared(raw.slice(vs..ve))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// Does a Connection header list `token`?
+fn has_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Writes a request head (origin-form, HTTP/1.1).
+pub fn write_request(out: &mut Vec<u8>, method: &Method, pq: &PathAndQuery, headers: &HeaderMap) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(pq.as_str().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    write_fields(out, headers);
+}
+
+/// Writes a response head; the caller has put the framing headers in `headers`.
+pub fn write_response(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    write_fields(out, headers);
+}
+
+fn write_fields(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Parsed {
+        parse_request(&mut BytesMut::from(s))
+    }
+
+    #[test]
+    fn a_plain_request_head_is_parsed_and_split_off() {
+        let mut buf = BytesMut::from(
+            "POST /a/b?x=1 HTTP/1.1\r\nHost: Example.com\r\nX-Two: 1\r\nx-two: 2\r\n\
+             Content-Length: 3\r\nConnection: keep-alive, close\r\n\r\nabcGET",
+        );
+        let Parsed::Request(h) = parse_request(&mut buf) else {
+            panic!("not parsed")
+        };
+        assert_eq!(h.method, Method::POST);
+        assert_eq!(h.uri.path(), "/a/b");
+        assert_eq!(h.uri.query(), Some("x=1"));
+        assert_eq!(h.headers["host"], "Example.com");
+        assert_eq!(h.headers.get_all("x-two").iter().count(), 2);
+        assert_eq!(h.body, Framing::Length(3));
+        assert!(h.close);
+        assert_eq!(
+            &buf[..],
+            b"abcGET",
+            "the body and what follows stay in the buffer"
+        );
+        assert!(h.raw.ends_with(b"\r\n\r\n"));
+    }
+
+    #[test]
+    fn what_the_native_path_leaves_to_hyper() {
+        assert!(matches!(
+            parse("GET / HTTP/1.1\r\nHost: x\r\n"),
+            Parsed::Partial
+        ));
+        for s in [
+            "GET / HTTP/1.0\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            "CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost x\r\n\r\n",
+        ] {
+            let mut buf = BytesMut::from(s);
+            let Parsed::Unsupported(raw) = parse_request(&mut buf) else {
+                panic!("{s:?} parsed")
+            };
+            let mut whole = raw.to_vec();
+            whole.extend_from_slice(&buf);
+            assert_eq!(whole, s.as_bytes(), "hyper gets the bytes of {s:?} intact");
+        }
+        let many = format!(
+            "GET / HTTP/1.1\r\n{}\r\n",
+            "a: b\r\n".repeat(MAX_HEADERS + 1)
+        );
+        assert!(matches!(parse(&many), Parsed::Unsupported(_)));
+    }
+
+    #[test]
+    fn response_heads_say_whether_the_backend_keeps_the_connection() {
+        let cases = [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false),
+            ("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", true),
+            ("HTTP/1.0 200 OK\r\n\r\n", true),
+            ("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n", false),
+        ];
+        for (s, close) in cases {
+            let mut buf = BytesMut::from(s);
+            let h = parse_response(&mut buf).unwrap().unwrap();
+            assert_eq!(h.status, StatusCode::OK);
+            assert_eq!(h.close, close, "{s:?}");
+            assert!(buf.is_empty());
+        }
+        let mut partial = BytesMut::from("HTTP/1.1 200 OK\r\n");
+        assert!(matches!(parse_response(&mut partial), Ok(None)));
+        let mut bad = BytesMut::from("HTTP/1.1 2000 OK\r\n\r\n");
+        assert_eq!(parse_response(&mut bad).err(), Some(BadResponse));
+    }
+
+    #[test]
+    fn heads_are_written_back_in_wire_form() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("x"));
+        h.append("x-a", HeaderValue::from_static("1"));
+        let mut out = Vec::new();
+        write_request(
+            &mut out,
+            &Method::GET,
+            &PathAndQuery::from_static("/p?q"),
+            &h,
+        );
+        assert_eq!(out, b"GET /p?q HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n\r\n");
+        out.clear();
+        write_response(&mut out, StatusCode::NOT_FOUND, &HeaderMap::new());
+        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n\r\n");
+    }
+}

@@ -1,0 +1,304 @@
+//! The native HTTP/1.1 path: a client connection's requests are parsed, routed and forwarded
+//! to pooled backend connections by the client connection's own task, which reads and writes
+//! both sockets itself.
+//!
+//! Why: with hyper on both sides, every request crosses two tasks (the client connection's and
+//! the upstream connection's) joined by channels, arms a header-read timer, and re-parses and
+//! re-allocates what was just parsed. That costs Pylon about a third more CPU per request than
+//! nginx (bench/README.md). Here a request is one task's straight line of work: parse the head
+//! in place, run the same route selection and filters as the hyper path (`proxy::select`,
+//! `proxy::plan`, `proxy::respond`), write the upstream head and the bytes of the body already
+//! read in one write, read the answer, write it out with its first body bytes in one write.
+//! Bodies are relayed as framed (chunked stays chunked).
+//!
+//! What it does not serve is handed, with the bytes already read, to the hyper path for the
+//! rest of the connection: anything but a plain HTTP/1.1 request (see
+//! [`head::Parsed::Unsupported`]), gRPC, and rules that retry, mirror or use h2c or TLS
+//! backends (`CompiledRule::native_h1`).
+
+mod exchange;
+mod framing;
+mod head;
+mod rewind;
+mod timer;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::backend::Body;
+use crate::errors::ProxyError;
+use crate::matching::{RequestView, normalize_host};
+use crate::proxy::{self, ConnInfo, Done, RuleCtx, Selected};
+use crate::server::Limits;
+use crate::state::Shared;
+use framing::Framing;
+use head::{Parsed, RequestHead};
+use timer::{Elapsed, Timer};
+
+/// Read buffers grow by this much when nearly full.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A client connection served by the native path.
+struct Conn<I> {
+    io: I,
+    /// Bytes read from the client and not yet used.
+    rd: BytesMut,
+    /// Bytes read from the backend (one exchange at a time).
+    urd: BytesMut,
+    /// The next write (a head and the body bytes that came with it).
+    out: Vec<u8>,
+    timer: Timer,
+    limits: Limits,
+    /// What is left of the current request's body.
+    req_body: Framing,
+    /// The status whose head went out for the current request: from then on a failure can
+    /// only close the connection.
+    committed: Option<u16>,
+    drain: watch::Receiver<bool>,
+}
+
+/// How a request ended.
+enum Ended {
+    /// Answered in full; the connection can carry the next request unless `close`.
+    Answered { status: u16, close: bool },
+    /// Something broke after the answer started: the connection is closed.
+    Aborted { status: u16 },
+}
+
+/// Serves a plain-text or TLS (ALPN http/1.1 or none) client connection.
+pub async fn serve<I>(
+    io: I,
+    info: Arc<ConnInfo>,
+    shared: &Arc<Shared>,
+    limits: &Limits,
+    drain: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut c = Conn {
+        io,
+        rd: BytesMut::with_capacity(READ_CHUNK),
+        urd: BytesMut::new(),
+        out: Vec::new(),
+        timer: Timer::new(limits.idle_timeout),
+        limits: limits.clone(),
+        req_body: Framing::Empty,
+        committed: None,
+        drain,
+    };
+    loop {
+        let mut head = match c.next_head().await {
+            Next::Head(h) => h,
+            Next::Unsupported(raw) => return fallback(c, raw, info, shared).await,
+            Next::Closed => return,
+        };
+        if is_grpc(&head) {
+            return fallback(c, head.raw, info, shared).await;
+        }
+        let start = StdInstant::now();
+        let host = head
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(normalize_host)
+            .unwrap_or_default();
+        let view = RequestView {
+            method: &head.method,
+            path: head.uri.path(),
+            query: head.uri.query(),
+            headers: &head.headers,
+        };
+        let selected = proxy::select(shared, &info, &host, &view, false);
+        if matches!(&selected, Ok(s) if !s.rule.native_h1) {
+            return fallback(c, head.raw, info, shared).await;
+        }
+        c.req_body = std::mem::replace(&mut head.body, Framing::Empty);
+        c.committed = None;
+        let route = selected.as_ref().ok().map(|s| s.rule.route.clone());
+        let ended = match selected {
+            Ok(sel) => c.forward(&sel, &info, &host, &mut head).await,
+            Err(e) => c.answer(&head, e.into_response(false)).await,
+        };
+        let (status, close) = match ended {
+            Ended::Answered { status, close } => (status, close),
+            Ended::Aborted { status } => (status, true),
+        };
+        let path = if shared.access_log.load(std::sync::atomic::Ordering::Relaxed) {
+            head.uri.path()
+        } else {
+            ""
+        };
+        let done = Done {
+            method: &head.method,
+            host: &host,
+            path,
+            route: route.as_deref(),
+            status,
+        };
+        proxy::record(shared, &info, start, &done);
+        if close {
+            let _ = c.io.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// gRPC needs HTTP/2; over HTTP/1.1 the hyper path gives the gRPC-shaped error.
+fn is_grpc(head: &RequestHead) -> bool {
+    head.headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Hands the connection to the hyper path, the bytes already read (from `head` on) first.
+async fn fallback<I>(c: Conn<I>, head: Bytes, info: Arc<ConnInfo>, shared: &Arc<Shared>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut pre = BytesMut::with_capacity(head.len() + c.rd.len());
+    pre.extend_from_slice(&head);
+    pre.extend_from_slice(&c.rd);
+    let io = TokioIo::new(rewind::Rewind::new(pre.freeze(), c.io));
+    crate::server::serve_http(io, info, shared, &c.limits, c.drain).await;
+}
+
+// Moved once per request; boxing the head would allocate per request.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Head(RequestHead),
+    /// For the hyper path, with the head if it was split off the buffer already.
+    Unsupported(Bytes),
+    Closed,
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
+    /// Waits for the next request head: the idle timeout applies while nothing has arrived,
+    /// the header-read timeout once its first bytes have; drain ends an idle connection.
+    async fn next_head(&mut self) -> Next {
+        let mut head_started = None;
+        loop {
+            match head::parse_request(&mut self.rd) {
+                Parsed::Request(h) => return Next::Head(h),
+                Parsed::Unsupported(raw) => return Next::Unsupported(raw),
+                Parsed::Partial => {}
+            }
+            // Too big for us: hyper reads on and answers 431.
+            if self.rd.len() >= self.limits.max_header_bytes {
+                return Next::Unsupported(Bytes::new());
+            }
+            let now = Instant::now();
+            let read = if self.rd.is_empty() {
+                if *self.drain.borrow() {
+                    return Next::Closed;
+                }
+                let deadline = now + self.limits.idle_timeout;
+                let (timer, io, rd) = (&mut self.timer, &mut self.io, &mut self.rd);
+                tokio::select! {
+                    r = timer.run(deadline, read_some(io, rd)) => r,
+                    _ = self.drain.wait_for(|d| *d) => return Next::Closed,
+                }
+            } else {
+                let started = *head_started.get_or_insert(now);
+                let deadline = started + self.limits.header_read_timeout;
+                self.timer
+                    .run(deadline, read_some(&mut self.io, &mut self.rd))
+                    .await
+            };
+            match read {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return Next::Closed,
+            }
+        }
+    }
+
+    /// Routes and forwards one request (under the rule's request timeout, which covers the
+    /// whole exchange: the answer's body included).
+    async fn forward(
+        &mut self,
+        sel: &Selected,
+        info: &ConnInfo,
+        host: &str,
+        head: &mut RequestHead,
+    ) -> Ended {
+        let ctx = RuleCtx {
+            conn: info,
+            host,
+            prefix: sel.prefix.as_deref(),
+            listener_port: info.port,
+        };
+        let result = match sel.rule.request_timeout {
+            Some(t) => tokio::time::timeout(t, exchange::run(self, &sel.rule, &ctx, head))
+                .await
+                .unwrap_or(Err(ProxyError::Timeout)),
+            None => exchange::run(self, &sel.rule, &ctx, head).await,
+        };
+        match result {
+            Ok(ended) => ended,
+            Err(_) if self.committed.is_some() => Ended::Aborted {
+                status: self.committed.unwrap_or(502),
+            },
+            Err(e) => self.answer(head, e.into_response(false)).await,
+        }
+    }
+
+    /// Writes an answer made here (an error, a redirect, a CORS preflight).
+    async fn answer(&mut self, head: &RequestHead, resp: Response<Body>) -> Ended {
+        let (parts, body) = resp.into_parts();
+        let status = parts.status;
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut headers = parts.headers;
+        if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        }
+        // A request body not read to its end cannot be skipped reliably: close instead.
+        let close = head.close || !self.req_body.is_done() || *self.drain.borrow();
+        if close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        self.out.clear();
+        head::write_response(&mut self.out, status, &headers);
+        if head.method != Method::HEAD {
+            self.out.extend_from_slice(&bytes);
+        }
+        let status = status.as_u16();
+        match self.write_out().await {
+            Ok(()) => Ended::Answered { status, close },
+            Err(_) => Ended::Aborted { status },
+        }
+    }
+
+    /// Writes `out` to the client.
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        let deadline = Instant::now() + self.limits.idle_timeout;
+        let (io, out) = (&mut self.io, &self.out);
+        self.timer
+            .run(deadline, async {
+                io.write_all(out).await?;
+                io.flush().await
+            })
+            .await
+            .unwrap_or_else(|Elapsed| Err(std::io::ErrorKind::TimedOut.into()))
+    }
+}
+
+/// Reads what is available into `buf` (growing it when nearly full); 0 = end of stream.
+async fn read_some<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    io.read_buf(buf).await
+}

@@ -1,0 +1,110 @@
+//! Idle keep-alive connections to backends for the native path, one pool per worker thread.
+//!
+//! A connection is taken out of the pool for one exchange and put back when the response was
+//! read to its end; in between it belongs to the client connection's task, which reads and
+//! writes it directly (no connection task, no channel). The pool lives in a thread-local:
+//! each worker is a single-threaded runtime, so there is no lock and no cross-thread hand-off.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+/// A connect that takes longer than this fails (503).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections unused for this long are closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per address: a burst of thousands of concurrent requests must not
+/// leave thousands of upstream connections (and their kernel buffers) open for a minute.
+const MAX_IDLE: usize = 256;
+/// How often closed and expired connections are dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+thread_local! {
+    static POOL: RefCell<HashMap<SocketAddr, Vec<Idle>>> = RefCell::new(HashMap::new());
+    static PRUNING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The most recently returned live idle connection to `addr`, if any.
+pub fn checkout(addr: SocketAddr) -> Option<TcpStream> {
+    POOL.with_borrow_mut(|pool| {
+        let list = pool.get_mut(&addr)?;
+        while let Some(idle) = list.pop() {
+            if is_open(&idle.stream) {
+                return Some(idle.stream);
+            }
+        }
+        None
+    })
+}
+
+/// Returns a connection whose last response was read to its end.
+pub fn checkin(addr: SocketAddr, stream: TcpStream) {
+    start_pruning();
+    POOL.with_borrow_mut(|pool| {
+        let list = pool.entry(addr).or_default();
+        if list.len() >= MAX_IDLE {
+            list.remove(0);
+        }
+        list.push(Idle {
+            stream,
+            since: Instant::now(),
+        });
+    });
+}
+
+/// A new connection to `addr`.
+pub async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    // Small requests and answers: no Nagle delay between our writes.
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Idle connections held by this thread (for tests).
+pub fn idle_count(addr: SocketAddr) -> usize {
+    POOL.with_borrow(|pool| pool.get(&addr).map_or(0, Vec::len))
+}
+
+/// An idle connection is usable if the backend has neither closed it nor sent anything.
+/// tokio answers `WouldBlock` without a system call unless the socket became readable.
+fn is_open(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Starts this thread's prune task once, on the runtime of the first exchange.
+fn start_pruning() {
+    if PRUNING.replace(true) {
+        return;
+    }
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tick.tick().await;
+            prune(Instant::now());
+        }
+    });
+}
+
+/// Closes idle connections that expired or that the backend closed.
+fn prune(now: Instant) {
+    POOL.with_borrow_mut(|pool| {
+        pool.retain(|_, list| {
+            list.retain(|i| now.duration_since(i.since) < IDLE_TIMEOUT && is_open(&i.stream));
+            if list.capacity() > 2 * list.len() + 16 {
+                list.shrink_to_fit();
+            }
+            !list.is_empty()
+        });
+    });
+}
