@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use pylon_dataplane::server::{Limits, ListenerManager};
+use pylon_dataplane::server::{Http1, Limits, ListenerManager};
 use pylon_dataplane::state::Shared;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -207,13 +207,20 @@ impl Proxy {
     }
 
     pub async fn start_with(yaml: &str, limits: Limits) -> Proxy {
+        Self::start_engine(yaml, limits, Http1::Native).await
+    }
+
+    /// With the given HTTP/1.1 engine.
+    pub async fn start_engine(yaml: &str, limits: Limits, http1: Http1) -> Proxy {
         let shared = Shared::new();
         let cfg = pylon_dataplane::config::parse_str(yaml).unwrap_or_else(|e| panic!("{e}"));
         let ports: Vec<u16> = cfg.listeners.iter().map(|l| l.port).collect();
         shared.apply("v1", cfg).unwrap();
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(
-            ListenerManager::new(shared.clone(), "127.0.0.1".parse().unwrap(), limits, rx).run(),
+            ListenerManager::new(shared.clone(), "127.0.0.1".parse().unwrap(), limits, rx)
+                .http1(http1)
+                .run(),
         );
         for p in ports {
             wait_port(p).await;

@@ -1,0 +1,294 @@
+//! The native HTTP/1.1 path against a raw backend that answers in every framing HTTP/1.1
+//! allows: client-visible behaviour is the same as the hyper path's, backend connections are
+//! pooled, a request timeout also covers the answer's body, and what the native path does not
+//! serve (HTTP/1.0, chunked request bodies) reaches the backend through hyper.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use pylon_dataplane::server::{Http1, Limits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A backend written against the socket: each request's path picks a canned answer. Counts
+/// the connections it accepted.
+struct RawBackend {
+    addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+impl RawBackend {
+    async fn start() -> RawBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = listener.accept().await.unwrap();
+                let id = count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve_raw(s, id));
+            }
+        });
+        RawBackend { addr, connections }
+    }
+}
+
+async fn serve_raw(mut s: TcpStream, id: usize) {
+    let mut buf = Vec::new();
+    loop {
+        // One request head (and a Content-Length body) at a time.
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        while buf.len() < end + len {
+            let mut chunk = [0u8; 65536];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body: Vec<u8> = buf.drain(..end + len).skip(end).collect();
+        let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
+        let answer = match path.as_str() {
+            "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                           5\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n"
+                .to_string(),
+            "/until-close" => {
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close".into()
+            }
+            "/interim" => "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
+                           HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                .into(),
+            "/stall" => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".into(),
+            "/close-after" => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
+            _ => {
+                let text = format!("conn={id} len={} sum={sum} path={path}", body.len());
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{text}",
+                    text.len()
+                )
+            }
+        };
+        if s.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+        match path.as_str() {
+            "/until-close" | "/close-after" => return,
+            "/stall" => {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn cfg(port: u16, backend: SocketAddr, timeouts: &str) -> String {
+    format!(
+        "apiVersion: pylon.dev/dataplane/v1
+listeners:
+- name: http
+  port: {port}
+  protocol: HTTP
+  routes: [{{kind: HTTPRoute, namespace: d, name: r, creationTimestamp: '2024-01-01T00:00:00Z', rules: [{{{timeouts}backendRefs: [{{type: Backend, name: a}}]}}]}}]
+backends: {{a: {{endpoints: [{{address: '{backend}'}}]}}}}
+"
+    )
+}
+
+/// Writes `request` on a new connection and reads until the proxy closes it (or 5 s).
+async fn raw(port: u16, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status line and body of each answer in `text`, headers left out.
+fn answers(text: &str) -> Vec<(String, String)> {
+    text.split("HTTP/1.1 ")
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            let status = a.lines().next().unwrap_or_default().to_string();
+            let body = a.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+            (status, body)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn answers_in_every_framing_match_the_hyper_path() {
+    let b = RawBackend::start().await;
+    let mut seen = Vec::new();
+    for engine in [Http1::Native, Http1::Hyper] {
+        let port = free_port();
+        let _p = Proxy::start_engine(&cfg(port, b.addr, ""), Limits::default(), engine).await;
+        let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+        let mut got = Vec::new();
+        for path in ["/chunked", "/until-close", "/interim", "/plain"] {
+            let r = get(&url(path), &[]).await;
+            got.push((path, r.status.as_u16(), r.body));
+        }
+        let head = raw(
+            port,
+            b"HEAD /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(
+            head.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{engine:?}: {head:?}"
+        );
+        assert!(
+            head.ends_with("\r\n\r\n"),
+            "{engine:?}: a HEAD answer has no body: {head:?}"
+        );
+        seen.push(got);
+    }
+    let native = &seen[0];
+    assert_eq!(native[0], ("/chunked", 200, "hello world".to_string()));
+    assert_eq!(native[1], ("/until-close", 200, "until close".to_string()));
+    assert_eq!(native[2], ("/interim", 200, "ok".to_string()));
+    assert!(native[3].2.contains("path=/plain"), "{:?}", native[3]);
+    // The same answers through hyper (but for which backend connection served /plain).
+    let strip = |v: &[(&str, u16, String)]| {
+        v.iter()
+            .map(|(p, s, b)| {
+                (
+                    p.to_string(),
+                    *s,
+                    b.split(" len=").nth(1).map_or(b.clone(), str::to_string),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&seen[0]), strip(&seen[1]));
+}
+
+#[tokio::test]
+async fn request_bodies_pipelined_requests_and_pooled_backend_connections() {
+    let b = RawBackend::start().await;
+    let port = free_port();
+    let _p = Proxy::start(&cfg(port, b.addr, "")).await;
+    // A body much larger than one read, sent with its head.
+    let body = vec![7u8; 300_000];
+    let mut req = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let got = raw(port, &req).await;
+    assert!(
+        got.contains("len=300000 sum=2100000 path=/upload"),
+        "{got:?}"
+    );
+
+    // Three requests in one write come back in order, on one backend connection.
+    let before = b.connections.load(Ordering::SeqCst);
+    let three = b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n\
+                  GET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let got = answers(&raw(port, three).await);
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (i, (status, body)) in got.iter().enumerate() {
+        assert_eq!(status, "200 OK");
+        assert!(body.ends_with(&format!("path=/{}", i + 1)), "{body:?}");
+    }
+    let conns: std::collections::HashSet<_> = got
+        .iter()
+        .map(|(_, b)| b.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(conns.len(), 1, "one pooled backend connection: {got:?}");
+    assert!(b.connections.load(Ordering::SeqCst) - before <= 1);
+
+    // A backend that closes its end after answering: the next request still succeeds.
+    for _ in 0..3 {
+        assert_eq!(
+            get(&format!("http://127.0.0.1:{port}/close-after"), &[])
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            get(&format!("http://127.0.0.1:{port}/after"), &[])
+                .await
+                .status,
+            200
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_request_timeout_covers_the_answer_body() {
+    let b = RawBackend::start().await;
+    let port = free_port();
+    let _p = Proxy::start(&cfg(port, b.addr, "timeouts: {request: 500ms}, ")).await;
+    let t = std::time::Instant::now();
+    let got = raw(port, b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    // The head and the first bytes went out; then the timeout closed the connection instead
+    // of waiting for the backend's remaining 97 bytes.
+    assert!(
+        got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("abc"),
+        "{got:?}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "not cut off: {:?}",
+        t.elapsed()
+    );
+    // Before any byte of the answer, the same timeout is a 504.
+    let port2 = free_port();
+    let unreachable_yet = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = unreachable_yet.local_addr().unwrap();
+    let _p2 = Proxy::start(&cfg(port2, silent, "timeouts: {request: 300ms}, ")).await;
+    let got = raw(
+        port2,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 504"), "{got:?}");
+}
+
+#[tokio::test]
+async fn what_the_native_path_does_not_serve_goes_through_hyper() {
+    let b = RawBackend::start().await;
+    let port = free_port();
+    let _p = Proxy::start(&cfg(port, b.addr, "")).await;
+    let got = raw(port, b"GET /old HTTP/1.0\r\nHost: x\r\n\r\n").await;
+    assert!(
+        got.starts_with("HTTP/1.0 200") && got.contains("path=/old"),
+        "{got:?}"
+    );
+    // A native request first, then a chunked one on the same connection.
+    let got = raw(
+        port,
+        b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /chunked-up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          3\r\nabc\r\n0\r\n\r\n",
+    )
+    .await;
+    let got = answers(&got);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].1.ends_with("path=/first"), "{got:?}");
+    // hyper forwards the 3-byte body with a length or chunked; either way it arrives whole.
+    assert!(got[1].0.starts_with("200"), "{got:?}");
+}
