@@ -318,7 +318,7 @@ pub(crate) fn respond(
     status: StatusCode,
     headers: &mut HeaderMap,
 ) {
-    if status != StatusCode::SWITCHING_PROTOCOLS {
+    if status != StatusCode::SWITCHING_PROTOCOLS && has_any(headers, &HOP_BY_HOP_RESPONSE) {
         for h in &HOP_BY_HOP_RESPONSE {
             headers.remove(h);
         }
@@ -404,6 +404,41 @@ pub(crate) fn upstream_headers(
     ctx: &RuleCtx<'_>,
     upgrade: bool,
 ) -> HeaderMap {
+    if has_any(&h, &HOP_BY_HOP) {
+        strip_hop_by_hop(&mut h, upgrade);
+    }
+    // HTTP/2 upstreams get the Host header too: hyper takes :authority from the URI (the
+    // endpoint address), and backends (gRPC included) read the Host header.
+    h.insert(header::HOST, host);
+    // The peer's address is formatted once per connection; only an incoming
+    // X-Forwarded-For costs a new string.
+    let appended = h
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|prev| {
+            let peer = ctx.conn.peer_ip.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{prev}, {peer}")).ok()
+        });
+    h.insert(
+        X_FORWARDED_FOR,
+        appended.unwrap_or_else(|| ctx.conn.peer_ip.clone()),
+    );
+    h.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" }),
+    );
+    h
+}
+
+/// Does `h` hold any of `names`? A scan of the (few) names present, cheaper than a hashed
+/// lookup per name when, as usual, there is none.
+fn has_any(h: &HeaderMap, names: &[HeaderName]) -> bool {
+    h.keys().any(|k| names.contains(k))
+}
+
+/// Removes the hop-by-hop headers and those the Connection header names, but for what an
+/// upgrade or gRPC (`te: trailers`) needs.
+fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     let named: Vec<String> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -428,27 +463,6 @@ pub(crate) fn upstream_headers(
             h.remove(name);
         }
     }
-    // HTTP/2 upstreams get the Host header too: hyper takes :authority from the URI (the
-    // endpoint address), and backends (gRPC included) read the Host header.
-    h.insert(header::HOST, host);
-    // The peer's address is formatted once per connection; only an incoming
-    // X-Forwarded-For costs a new string.
-    let appended = h
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|prev| {
-            let peer = ctx.conn.peer_ip.to_str().unwrap_or_default();
-            HeaderValue::from_str(&format!("{prev}, {peer}")).ok()
-        });
-    h.insert(
-        X_FORWARDED_FOR,
-        appended.unwrap_or_else(|| ctx.conn.peer_ip.clone()),
-    );
-    h.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" }),
-    );
-    h
 }
 
 enum ReqBody {

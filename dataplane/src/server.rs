@@ -215,15 +215,15 @@ async fn accept_loop(
             .metrics
             .peak_connections
             .fetch_max(active + 1, Ordering::Relaxed);
-        let _ = stream.set_nodelay(true);
         let (shared, limits, drain) = (shared.clone(), limits.clone(), drain.clone());
-        tokio::spawn(async move {
+        let fut = async move {
             serve_connection(stream, peer, port, &shared, &limits, drain, http1).await;
             shared
                 .metrics
                 .active_connections
                 .fetch_sub(1, Ordering::Relaxed);
-        });
+        };
+        tokio::spawn(fut);
     }
 }
 
@@ -239,48 +239,70 @@ async fn serve_connection(
     let tls = shared
         .table()
         .and_then(|t| t.ports.get(&port).and_then(|p| p.tls.clone()));
-    match tls {
-        Some(cfg) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await
-            else {
-                return;
-            };
-            let sni = tls
-                .get_ref()
-                .1
-                .server_name()
-                .map(|s| s.to_ascii_lowercase());
-            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            let info = Arc::new(ConnInfo {
-                port,
-                peer,
-                peer_ip: peer_ip(&peer),
-                tls: true,
-                sni,
-            });
-            if http1 == Http1::Native && !h2 {
-                crate::h1::serve(tls, info, shared, limits, drain).await;
-            } else {
-                serve_http(TokioIo::new(tls), info, shared, limits, drain).await;
-            }
+    // The TLS and hyper paths are boxed: their state machines are several kB, and an unboxed
+    // one would make every connection's task that big (allocated and moved on each accept).
+    if let Some(cfg) = tls {
+        let tls = serve_tls(stream, cfg, peer, port, shared, limits, drain, http1);
+        return Box::pin(tls).await;
+    }
+    let info = Arc::new(ConnInfo {
+        port,
+        peer,
+        peer_ip: peer_ip(&peer),
+        tls: false,
+        sni: None,
+    });
+    match http1 {
+        Http1::Native => crate::h1::serve(stream, info, shared, limits, drain).await,
+        Http1::Hyper => {
+            let _ = stream.set_nodelay(true);
+            Box::pin(serve_http(
+                TokioIo::new(stream),
+                info,
+                shared,
+                limits,
+                drain,
+            ))
+            .await;
         }
-        None => {
-            let info = Arc::new(ConnInfo {
-                port,
-                peer,
-                peer_ip: peer_ip(&peer),
-                tls: false,
-                sni: None,
-            });
-            match http1 {
-                Http1::Native => crate::h1::serve(stream, info, shared, limits, drain).await,
-                Http1::Hyper => {
-                    serve_http(TokioIo::new(stream), info, shared, limits, drain).await;
-                }
-            }
-        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_tls(
+    stream: TcpStream,
+    cfg: Arc<rustls::ServerConfig>,
+    peer: SocketAddr,
+    port: u16,
+    shared: &Arc<Shared>,
+    limits: &Limits,
+    drain: watch::Receiver<bool>,
+    http1: Http1,
+) {
+    let _ = stream.set_nodelay(true);
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    let Ok(Ok(tls)) =
+        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await
+    else {
+        return;
+    };
+    let sni = tls
+        .get_ref()
+        .1
+        .server_name()
+        .map(|s| s.to_ascii_lowercase());
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let info = Arc::new(ConnInfo {
+        port,
+        peer,
+        peer_ip: peer_ip(&peer),
+        tls: true,
+        sni,
+    });
+    if http1 == Http1::Native && !h2 {
+        crate::h1::serve(tls, info, shared, limits, drain).await;
+    } else {
+        serve_http(TokioIo::new(tls), info, shared, limits, drain).await;
     }
 }
 

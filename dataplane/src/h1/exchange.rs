@@ -6,14 +6,13 @@ use std::net::SocketAddr;
 use bytes::Buf;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use super::framing::{self, Framing};
 use super::head::{self, RequestHead, ResponseHead};
 use super::timer::Elapsed;
-use super::{Conn, Ended, read_some, upstream};
+use super::{ClientIo, Conn, Ended, read_some, upstream};
 use crate::errors::ProxyError;
 use crate::proxy::{self, Outbound, Plan, RuleCtx};
 use crate::table::CompiledRule;
@@ -32,7 +31,7 @@ enum SendFailure {
 
 /// Forwards `head` (its body follows in the client connection) per `rule`. `Err` = nothing was
 /// written to the client unless `c.committed` is set.
-pub(super) async fn run<I: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn run<I: ClientIo>(
     c: &mut Conn<I>,
     rule: &CompiledRule,
     ctx: &RuleCtx<'_>,
@@ -66,7 +65,7 @@ pub(super) async fn run<I: AsyncRead + AsyncWrite + Unpin>(
 
 /// Sends the request in `c.out` (and the rest of its body) on a pooled or new connection and
 /// reads the answer's head.
-async fn send<I: AsyncRead + AsyncWrite + Unpin>(
+async fn send<I: ClientIo>(
     c: &mut Conn<I>,
     addr: SocketAddr,
     replayable: bool,
@@ -91,7 +90,7 @@ async fn send<I: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn exchange_head<I: AsyncRead + AsyncWrite + Unpin>(
+async fn exchange_head<I: ClientIo>(
     c: &mut Conn<I>,
     up: &mut TcpStream,
 ) -> Result<ResponseHead, SendFailure> {
@@ -106,7 +105,7 @@ async fn exchange_head<I: AsyncRead + AsyncWrite + Unpin>(
     while !c.req_body.is_done() {
         let got = c
             .timer
-            .run(Instant::now() + idle, read_some(&mut c.io, &mut c.rd))
+            .run_for(idle, read_some(&mut c.io, &mut c.rd))
             .await
             .map_err(timed_out)?;
         if !matches!(got, Ok(n) if n > 0) {
@@ -147,7 +146,7 @@ async fn exchange_head<I: AsyncRead + AsyncWrite + Unpin>(
 /// Writes the answer's head with the body bytes already read, relays the rest of the body, and
 /// returns the backend connection to the pool if it can carry another request.
 #[allow(clippy::too_many_arguments)]
-async fn relay_answer<I: AsyncRead + AsyncWrite + Unpin>(
+async fn relay_answer<I: ClientIo>(
     c: &mut Conn<I>,
     rule: &CompiledRule,
     out: &Outbound<'_>,
@@ -206,9 +205,10 @@ async fn relay_answer<I: AsyncRead + AsyncWrite + Unpin>(
         }
         let (n, end) = body.take(&c.urd).map_err(|_| ProxyError::Upstream)?;
         done = end;
+        c.before_write();
         let (io, chunk) = (&mut c.io, &c.urd[..n]);
         c.timer
-            .run(Instant::now() + idle, async {
+            .run_for(idle, async {
                 io.write_all(chunk).await?;
                 io.flush().await
             })

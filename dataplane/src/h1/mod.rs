@@ -23,6 +23,8 @@ mod rewind;
 mod timer;
 pub mod upstream;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
@@ -45,6 +47,31 @@ use framing::Framing;
 use head::{Parsed, RequestHead};
 use timer::{Elapsed, Timer};
 
+/// What the native path needs of a client connection beyond reading and writing.
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Turns Nagle's algorithm off. Done before a connection's second write, not on accept: a
+    /// first write is never delayed, and most connections that close after one answer never
+    /// pay the system call (nginx's `tcp_nodelay` works the same way).
+    fn set_nodelay(&self);
+    /// Whether closing starts with a shutdown (TLS: the close_notify alert). Plain TCP just
+    /// closes: the FIN follows the last write either way.
+    const SHUTDOWN: bool;
+}
+
+impl ClientIo for tokio::net::TcpStream {
+    fn set_nodelay(&self) {
+        let _ = tokio::net::TcpStream::set_nodelay(self, true);
+    }
+    const SHUTDOWN: bool = false;
+}
+
+impl ClientIo for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn set_nodelay(&self) {
+        let _ = self.get_ref().0.set_nodelay(true);
+    }
+    const SHUTDOWN: bool = true;
+}
+
 /// Read buffers grow by this much when nearly full.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -65,6 +92,8 @@ struct Conn<I> {
     /// only close the connection.
     committed: Option<u16>,
     drain: watch::Receiver<bool>,
+    /// Writes made to the client so far, up to 2 (Nagle is turned off before the second).
+    writes: u8,
 }
 
 /// How a request ended.
@@ -76,15 +105,13 @@ enum Ended {
 }
 
 /// Serves a plain-text or TLS (ALPN http/1.1 or none) client connection.
-pub async fn serve<I>(
+pub async fn serve<I: ClientIo>(
     io: I,
     info: Arc<ConnInfo>,
     shared: &Arc<Shared>,
     limits: &Limits,
     drain: watch::Receiver<bool>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) {
     let mut c = Conn {
         io,
         rd: BytesMut::with_capacity(READ_CHUNK),
@@ -95,9 +122,16 @@ pub async fn serve<I>(
         req_body: Framing::Empty,
         committed: None,
         drain,
+        writes: 0,
     };
+    // Registered once per connection, not per wait: a watch channel's waiter list is behind
+    // a lock.
+    let mut draining = c.drain.clone();
+    let mut drained = std::pin::pin!(async move {
+        let _ = draining.wait_for(|d| *d).await;
+    });
     loop {
-        let mut head = match c.next_head().await {
+        let mut head = match c.next_head(drained.as_mut()).await {
             Next::Head(h) => h,
             Next::Unsupported(raw) => return fallback(c, raw, info, shared).await,
             Next::Closed => return,
@@ -147,7 +181,9 @@ pub async fn serve<I>(
         };
         proxy::record(shared, &info, start, &done);
         if close {
-            let _ = c.io.shutdown().await;
+            if I::SHUTDOWN {
+                let _ = c.io.shutdown().await;
+            }
             return;
         }
     }
@@ -161,15 +197,18 @@ fn is_grpc(head: &RequestHead) -> bool {
 }
 
 /// Hands the connection to the hyper path, the bytes already read (from `head` on) first.
-async fn fallback<I>(c: Conn<I>, head: Bytes, info: Arc<ConnInfo>, shared: &Arc<Shared>)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+async fn fallback<I: ClientIo>(c: Conn<I>, head: Bytes, info: Arc<ConnInfo>, shared: &Arc<Shared>) {
+    c.io.set_nodelay();
     let mut pre = BytesMut::with_capacity(head.len() + c.rd.len());
     pre.extend_from_slice(&head);
     pre.extend_from_slice(&c.rd);
     let io = TokioIo::new(rewind::Rewind::new(pre.freeze(), c.io));
-    crate::server::serve_http(io, info, shared, &c.limits, c.drain).await;
+    // Boxed: hyper's connection state would otherwise make every native connection's task
+    // several kB bigger.
+    Box::pin(crate::server::serve_http(
+        io, info, shared, &c.limits, c.drain,
+    ))
+    .await;
 }
 
 // Moved once per request; boxing the head would allocate per request.
@@ -181,10 +220,20 @@ enum Next {
     Closed,
 }
 
-impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
+impl<I: ClientIo> Conn<I> {
+    /// Call before each write to the client.
+    fn before_write(&mut self) {
+        if self.writes < 2 {
+            self.writes += 1;
+            if self.writes == 2 {
+                self.io.set_nodelay();
+            }
+        }
+    }
+
     /// Waits for the next request head: the idle timeout applies while nothing has arrived,
     /// the header-read timeout once its first bytes have; drain ends an idle connection.
-    async fn next_head(&mut self) -> Next {
+    async fn next_head(&mut self, mut drained: Pin<&mut impl Future<Output = ()>>) -> Next {
         let mut head_started = None;
         loop {
             match head::parse_request(&mut self.rd) {
@@ -198,14 +247,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             }
             let now = Instant::now();
             let read = if self.rd.is_empty() {
-                if *self.drain.borrow() {
-                    return Next::Closed;
-                }
                 let deadline = now + self.limits.idle_timeout;
                 let (timer, io, rd) = (&mut self.timer, &mut self.io, &mut self.rd);
                 tokio::select! {
                     r = timer.run(deadline, read_some(io, rd)) => r,
-                    _ = self.drain.wait_for(|d| *d) => return Next::Closed,
+                    () = drained.as_mut() => return Next::Closed,
                 }
             } else {
                 let started = *head_started.get_or_insert(now);
@@ -283,10 +329,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
 
     /// Writes `out` to the client.
     async fn write_out(&mut self) -> std::io::Result<()> {
-        let deadline = Instant::now() + self.limits.idle_timeout;
+        self.before_write();
         let (io, out) = (&mut self.io, &self.out);
         self.timer
-            .run(deadline, async {
+            .run_for(self.limits.idle_timeout, async {
                 io.write_all(out).await?;
                 io.flush().await
             })

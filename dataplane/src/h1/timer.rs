@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 
 use tokio::time::{Duration, Instant, Sleep};
 
@@ -24,6 +25,21 @@ impl Timer {
         Timer {
             sleep: Box::pin(tokio::time::sleep(first)),
         }
+    }
+
+    /// Runs `f` to completion unless `limit` passes first; the clock is read (and the timer
+    /// touched) only if `f` does not complete at once, as most writes do.
+    pub async fn run_for<F: Future>(
+        &mut self,
+        limit: Duration,
+        f: F,
+    ) -> Result<F::Output, Elapsed> {
+        let mut f = std::pin::pin!(f);
+        let first = std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await;
+        if let Poll::Ready(out) = first {
+            return Ok(out);
+        }
+        self.run(Instant::now() + limit, f).await
     }
 
     /// Runs `f` to completion unless `deadline` passes first.
