@@ -9,6 +9,7 @@ pub mod admin;
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod deadline;
 pub mod errors;
 pub mod filters;
 pub mod h1;

@@ -178,10 +178,16 @@ async fn route_and_forward(
         listener_port: conn.port,
     };
     let fut = serve_rule(shared, &rule, &ctx, req);
+    // The request timeout covers the whole response: the wait for its head here, its body
+    // through `deadline::until`.
     let result = match rule.request_timeout {
-        Some(t) => tokio::time::timeout(t, fut)
-            .await
-            .unwrap_or(Err(ProxyError::Timeout)),
+        Some(t) => {
+            let deadline = tokio::time::Instant::now() + t;
+            match tokio::time::timeout_at(deadline, fut).await {
+                Ok(r) => r.map(|resp| resp.map(|b| crate::deadline::until(b, deadline))),
+                Err(_) => Err(ProxyError::Timeout),
+            }
+        }
         None => fut.await,
     };
     result.map(|r| (label.clone(), r)).map_err(|e| (label, e))

@@ -240,28 +240,36 @@ async fn request_bodies_pipelined_requests_and_pooled_backend_connections() {
 #[tokio::test]
 async fn the_request_timeout_covers_the_answer_body() {
     let b = RawBackend::start().await;
-    let port = free_port();
-    let _p = Proxy::start(&cfg(port, b.addr, "timeouts: {request: 500ms}, ")).await;
-    let t = std::time::Instant::now();
-    let got = raw(port, b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    // The head and the first bytes went out; then the timeout closed the connection instead
-    // of waiting for the backend's remaining 97 bytes.
-    assert!(
-        got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("abc"),
-        "{got:?}"
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "not cut off: {:?}",
-        t.elapsed()
-    );
+    for engine in [Http1::Native, Http1::Hyper] {
+        let port = free_port();
+        let rules = cfg(port, b.addr, "timeouts: {request: 500ms}, ");
+        let _p = Proxy::start_engine(&rules, Limits::default(), engine).await;
+        let t = std::time::Instant::now();
+        let got = raw(port, b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        // The head and the first bytes went out; then the timeout closed the connection
+        // instead of waiting for the backend's remaining 97 bytes.
+        assert!(
+            got.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{engine:?}: {got:?}"
+        );
+        assert!(got.ends_with("abc"), "{engine:?}: {got:?}");
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "{engine:?}: not cut off: {took:?}"
+        );
+    }
     // Before any byte of the answer, the same timeout is a 504.
-    let port2 = free_port();
-    let unreachable_yet = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent = unreachable_yet.local_addr().unwrap();
-    let _p2 = Proxy::start(&cfg(port2, silent, "timeouts: {request: 300ms}, ")).await;
+    let port = free_port();
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rules = cfg(
+        port,
+        silent.local_addr().unwrap(),
+        "timeouts: {request: 300ms}, ",
+    );
+    let _p = Proxy::start(&rules).await;
     let got = raw(
-        port2,
+        port,
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
