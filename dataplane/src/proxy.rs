@@ -325,6 +325,7 @@ pub(crate) fn respond(
     headers: &mut HeaderMap,
 ) {
     if status != StatusCode::SWITCHING_PROTOCOLS && has_any(headers, &HOP_BY_HOP_RESPONSE) {
+        remove_connection_named(headers, false);
         for h in &HOP_BY_HOP_RESPONSE {
             headers.remove(h);
         }
@@ -392,6 +393,14 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::PROXY_AUTHORIZATION,
 ];
 
+/// Headers a `Connection` header may not name for removal: the framing (set per hop anyway)
+/// and the Host.
+const PROTECTED: [HeaderName; 3] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::HOST,
+];
+
 /// Connection-level response headers: they describe the upstream hop, not ours.
 const HOP_BY_HOP_RESPONSE: [HeaderName; 5] = [
     header::CONNECTION,
@@ -445,17 +454,7 @@ fn has_any(h: &HeaderMap, names: &[HeaderName]) -> bool {
 /// Removes the hop-by-hop headers and those the Connection header names, but for what an
 /// upgrade or gRPC (`te: trailers`) needs.
 fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<String> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !(t.is_empty() || upgrade && t == "upgrade"))
-        .collect();
-    for name in named {
-        h.remove(name.as_str());
-    }
+    remove_connection_named(h, upgrade);
     for name in &HOP_BY_HOP {
         let keep = if name == header::CONNECTION || name == header::UPGRADE {
             upgrade
@@ -467,6 +466,25 @@ fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
         };
         if !keep {
             h.remove(name);
+        }
+    }
+}
+
+/// Removes the headers a Connection header names (RFC 9110 §7.6.1), but `upgrade` when the
+/// upgrade is being forwarded, and never the framing or the Host.
+fn remove_connection_named(h: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<String> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !(t.is_empty() || upgrade && t == "upgrade"))
+        .collect();
+    for name in named {
+        // A Connection header cannot take away what frames or routes the message.
+        if !PROTECTED.iter().any(|p| p.as_str() == name) {
+            h.remove(name.as_str());
         }
     }
 }

@@ -6,8 +6,8 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -20,6 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 struct RawBackend {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    /// The path of every request received, in order.
+    paths: Arc<Mutex<Vec<String>>>,
 }
 
 impl RawBackend {
@@ -27,19 +29,24 @@ impl RawBackend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
-        let count = connections.clone();
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let (count, seen) = (connections.clone(), paths.clone());
         tokio::spawn(async move {
             loop {
                 let (s, _) = listener.accept().await.unwrap();
                 let id = count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve_raw(s, id));
+                tokio::spawn(serve_raw(s, id, seen.clone()));
             }
         });
-        RawBackend { addr, connections }
+        RawBackend {
+            addr,
+            connections,
+            paths,
+        }
     }
 }
 
-async fn serve_raw(mut s: TcpStream, id: usize) {
+async fn serve_raw(mut s: TcpStream, id: usize, seen: Arc<Mutex<Vec<String>>>) {
     let mut buf = Vec::new();
     loop {
         // One request head (and a Content-Length body) at a time.
@@ -55,6 +62,7 @@ async fn serve_raw(mut s: TcpStream, id: usize) {
         };
         let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
         let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+        seen.lock().unwrap().push(path.clone());
         let len: usize = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length: "))
@@ -80,6 +88,11 @@ async fn serve_raw(mut s: TcpStream, id: usize) {
                 .into(),
             "/stall" => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".into(),
             "/close-after" => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
+            "/switch" => {
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n\
+                          HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+                    .into()
+            }
             _ => {
                 let text = format!("conn={id} len={} sum={sum} path={path}", body.len());
                 format!(
@@ -299,4 +312,87 @@ async fn what_the_native_path_does_not_serve_goes_through_hyper() {
     assert!(got[0].1.ends_with("path=/first"), "{got:?}");
     // hyper forwards the 3-byte body with a length or chunked; either way it arrives whole.
     assert!(got[1].0.starts_with("200"), "{got:?}");
+}
+
+#[tokio::test]
+async fn the_upstream_head_announces_exactly_the_body_that_is_relayed() {
+    let b = RawBackend::start().await;
+    let port = free_port();
+    let _p = Proxy::start(&cfg(port, b.addr, "")).await;
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: internal\r\n\r\n";
+    // A Connection header naming Content-Length must not strip the body's framing (the backend
+    // would read the body as a second request), nor may a list value reach the backend as is.
+    for length in [
+        format!("{}", smuggled.len()),
+        format!("{0}, {0}", smuggled.len()),
+    ] {
+        let req = format!(
+            "POST /public HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\
+             Connection: content-length\r\n\r\n{smuggled}"
+        );
+        let got = raw(port, req.as_bytes()).await;
+        assert!(
+            got.contains(&format!("len={} ", smuggled.len())),
+            "{length}: {got:?}"
+        );
+    }
+    // Nor may a filter that removes it.
+    let port2 = free_port();
+    let filtered = "filters: [{type: RequestHeaderModifier, remove: [content-length]}], ";
+    let _p2 = Proxy::start(&cfg(port2, b.addr, filtered)).await;
+    let req = format!(
+        "POST /public HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let got = raw(port2, req.as_bytes()).await;
+    assert!(got.contains(&format!("len={} ", smuggled.len())), "{got:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let paths = b.paths.lock().unwrap().clone();
+    assert!(!paths.iter().any(|p| p == "/smuggled"), "{paths:?}");
+}
+
+#[tokio::test]
+async fn an_unasked_for_switching_protocols_is_a_bad_gateway() {
+    let b = RawBackend::start().await;
+    let port = free_port();
+    let _p = Proxy::start(&cfg(port, b.addr, "")).await;
+    let got = raw(
+        port,
+        b"GET /switch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 502"), "{got:?}");
+}
+
+#[tokio::test]
+async fn a_request_timeout_during_a_local_answer_closes_instead_of_answering_twice() {
+    let b = RawBackend::start().await;
+    let port = free_port();
+    let redirect = "timeouts: {request: 200ms}, filters: [{type: RequestRedirect, port: 8443}], ";
+    let _p = Proxy::start(&cfg(port, b.addr, redirect)).await;
+    // Pipelined requests, answers left unread until the socket buffers are full: some answer's
+    // write blocks past the request timeout.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let one = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(200));
+    let (mut rd, mut wr) = s.split();
+    let flood = async {
+        for _ in 0..100_000 {
+            if wr.write_all(one.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), flood).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), rd.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with("HTTP/1.1 30"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    assert!(
+        !text.contains("HTTP/1.1 504"),
+        "a second answer inside the first"
+    );
 }

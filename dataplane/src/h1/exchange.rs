@@ -44,7 +44,19 @@ pub(super) async fn run<I: ClientIo>(
     let ep = out.backend.pick().ok_or(ProxyError::NoEndpoints)?;
     let addr = out.backend.endpoints[ep];
     let headers = std::mem::take(&mut head.headers);
-    let headers = proxy::upstream_headers(headers, out.host.clone(), ctx, false);
+    let mut headers = proxy::upstream_headers(headers, out.host.clone(), ctx, false);
+    // The body is relayed by the framing parsed from the client's head, so the upstream head
+    // must announce exactly that framing, whatever the client's Connection header or the
+    // filters removed or set: otherwise the backend would read the body as further requests.
+    headers.remove(header::TRANSFER_ENCODING);
+    match c.req_body {
+        Framing::Length(n) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        _ => {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+    }
     c.out.clear();
     head::write_request(&mut c.out, &head.method, &out.path_and_query, &headers);
     drop(headers);
@@ -129,10 +141,14 @@ async fn exchange_head<I: ClientIo>(
             _ if c.urd.is_empty() => return Err(SendFailure::NoAnswer),
             _ => return Err(SendFailure::Failed(ProxyError::Upstream)),
         }
-        // Interim answers (100, 103) are dropped: the client did not ask for them.
+        // Interim answers (100, 103) are dropped: the client did not ask for them. A 101 was
+        // not asked for either (upgrades go through hyper), and what follows it is not HTTP.
         while let Some(resp) = head::parse_response(&mut c.urd)
             .map_err(|_| SendFailure::Failed(ProxyError::Upstream))?
         {
+            if resp.status == StatusCode::SWITCHING_PROTOCOLS {
+                return Err(SendFailure::Failed(ProxyError::Upstream));
+            }
             if !resp.status.is_informational() {
                 return Ok(resp);
             }
@@ -157,10 +173,6 @@ async fn relay_answer<I: ClientIo>(
     resp: ResponseHead,
 ) -> Result<Ended, ProxyError> {
     let status = resp.status;
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        // Never asked for: upgrades go through the hyper path.
-        return Err(ProxyError::Upstream);
-    }
     let mut body =
         framing::response(method, status, &resp.headers).map_err(|_| ProxyError::Upstream)?;
     let mut headers = resp.headers;

@@ -135,6 +135,8 @@ enum State {
     LineStart,
     /// Inside a trailer field line.
     Trailer,
+    /// The LF ending a trailer field line.
+    TrailerLf,
     /// The LF of the final empty line.
     FinalLf,
     Done,
@@ -193,13 +195,14 @@ impl Chunked {
                 State::DataLf if b == b'\n' => State::Size(0, 0),
                 State::DataCr | State::DataLf => return Err(FramingError::Chunked),
                 State::LineStart if b == b'\r' => State::FinalLf,
+                // Lines end in CRLF only: a bare LF is where parsers disagree (smuggling).
                 State::LineStart | State::Trailer if b == b'\n' => {
-                    if self.state == State::LineStart {
-                        return Err(FramingError::Chunked);
-                    }
-                    State::LineStart
+                    return Err(FramingError::Chunked);
                 }
+                State::Trailer if b == b'\r' => State::TrailerLf,
                 State::LineStart | State::Trailer => State::Trailer,
+                State::TrailerLf if b == b'\n' => State::LineStart,
+                State::TrailerLf => return Err(FramingError::Chunked),
                 State::FinalLf if b == b'\n' => {
                     self.state = State::Done;
                     return Ok(Some(i + 1));
@@ -260,6 +263,7 @@ mod tests {
             b"5\nhello",
             b"11111111111111111\r\n",
             b"0\r\n\n",
+            b"0\r\nx-trailer: 1\n\r\n",
         ] {
             assert_eq!(end_of(bad, 1), Err(FramingError::Chunked), "{bad:?}");
         }

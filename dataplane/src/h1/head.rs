@@ -40,12 +40,14 @@ pub enum Parsed {
 /// Where a name and a value lie in the head.
 type Field = (usize, usize, usize, usize);
 
-/// Parses the request head at the start of `buf`; a complete head is split off `buf`.
-pub fn parse_request(buf: &mut BytesMut) -> Parsed {
+/// Parses the request head at the start of `buf`; a complete head is split off `buf`. A head
+/// longer than `max` bytes is left to hyper, which answers 431.
+pub fn parse_request(buf: &mut BytesMut, max: usize) -> Parsed {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Complete(n)) if n <= max => n,
+        Ok(httparse::Status::Complete(_)) => return Parsed::Unsupported(Bytes::new()),
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Unsupported(Bytes::new()),
     };
@@ -202,8 +204,10 @@ fn write_fields(out: &mut Vec<u8>, headers: &HeaderMap) {
 mod tests {
     use super::*;
 
+    const MAX: usize = 64 * 1024;
+
     fn parse(s: &str) -> Parsed {
-        parse_request(&mut BytesMut::from(s))
+        parse_request(&mut BytesMut::from(s), MAX)
     }
 
     #[test]
@@ -212,7 +216,7 @@ mod tests {
             "POST /a/b?x=1 HTTP/1.1\r\nHost: Example.com\r\nX-Two: 1\r\nx-two: 2\r\n\
              Content-Length: 3\r\nConnection: keep-alive, close\r\n\r\nabcGET",
         );
-        let Parsed::Request(h) = parse_request(&mut buf) else {
+        let Parsed::Request(h) = parse_request(&mut buf, MAX) else {
             panic!("not parsed")
         };
         assert_eq!(h.method, Method::POST);
@@ -248,7 +252,7 @@ mod tests {
             "GET / HTTP/1.1\r\nHost x\r\n\r\n",
         ] {
             let mut buf = BytesMut::from(s);
-            let Parsed::Unsupported(raw) = parse_request(&mut buf) else {
+            let Parsed::Unsupported(raw) = parse_request(&mut buf, MAX) else {
                 panic!("{s:?} parsed")
             };
             let mut whole = raw.to_vec();

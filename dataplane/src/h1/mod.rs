@@ -236,7 +236,7 @@ impl<I: ClientIo> Conn<I> {
     async fn next_head(&mut self, mut drained: Pin<&mut impl Future<Output = ()>>) -> Next {
         let mut head_started = None;
         loop {
-            match head::parse_request(&mut self.rd) {
+            match head::parse_request(&mut self.rd, self.limits.max_header_bytes) {
                 Parsed::Request(h) => return Next::Head(h),
                 Parsed::Unsupported(raw) => return Next::Unsupported(raw),
                 Parsed::Partial => {}
@@ -321,6 +321,9 @@ impl<I: ClientIo> Conn<I> {
             self.out.extend_from_slice(&bytes);
         }
         let status = status.as_u16();
+        // From here on a timeout can only close the connection: a second answer would land in
+        // the middle of this one.
+        self.committed = Some(status);
         match self.write_out().await {
             Ok(()) => Ended::Answered { status, close },
             Err(_) => Ended::Aborted { status },
