@@ -114,6 +114,14 @@ fn authority(req: &Request<Incoming>) -> Option<&str> {
     })
 }
 
+/// An HTTP/1.1 request has exactly one Host header (RFC 9112 §3.2: otherwise 400). Without one
+/// the route would be chosen by an empty host; with two, proxies and backends may pick
+/// different ones.
+pub(crate) fn one_host(headers: &HeaderMap) -> bool {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    hosts.next().is_some() && hosts.next().is_none()
+}
+
 /// The rule a request selected, and the path prefix it matched by (for redirects and
 /// rewrites; copied only when the rule has one of those).
 pub(crate) struct Selected {
@@ -162,6 +170,9 @@ async fn route_and_forward(
     host: &str,
     grpc: bool,
 ) -> Routed {
+    if req.version() == Version::HTTP_11 && !one_host(req.headers()) {
+        return Err((None, ProxyError::BadRequest));
+    }
     let view = RequestView {
         method: req.method(),
         path: req.uri().path(),
@@ -447,7 +458,7 @@ pub(crate) fn upstream_headers(
 
 /// Does `h` hold any of `names`? A scan of the (few) names present, cheaper than a hashed
 /// lookup per name when, as usual, there is none.
-fn has_any(h: &HeaderMap, names: &[HeaderName]) -> bool {
+pub(crate) fn has_any(h: &HeaderMap, names: &[HeaderName]) -> bool {
     h.keys().any(|k| names.contains(k))
 }
 

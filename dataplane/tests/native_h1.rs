@@ -396,3 +396,61 @@ async fn a_request_timeout_during_a_local_answer_closes_instead_of_answering_twi
         "a second answer inside the first"
     );
 }
+
+#[tokio::test]
+async fn bodies_a_local_answer_did_not_need_are_dropped_and_the_connection_kept() {
+    let b = RawBackend::start().await;
+    let port = free_port();
+    let redirect = "filters: [{type: RequestRedirect, port: 8443}], ";
+    let _p = Proxy::start(&cfg(port, b.addr, redirect)).await;
+    // A 100 kB body answered by a redirect, then a second request on the same connection.
+    let mut req = b"POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    req.extend(std::iter::repeat_n(b'z', 100_000));
+    req.extend_from_slice(b"GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = answers(&raw(port, &req).await);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|(s, _)| s.starts_with("302")), "{got:?}");
+    // A body too large to drop: the answer still arrives whole before the connection closes
+    // (a close with unread data would reset it).
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 8000000\r\n\r\n";
+    s.write_all(head).await.unwrap();
+    let (mut rd, mut wr) = s.split();
+    let send = async {
+        let chunk = vec![b'z'; 64 * 1024];
+        for _ in 0..(8_000_000 / chunk.len()) {
+            if wr.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let mut out = Vec::new();
+    let (_, read) = tokio::join!(send, async {
+        tokio::time::timeout(Duration::from_secs(5), rd.read_to_end(&mut out)).await
+    });
+    let text = String::from_utf8_lossy(&out);
+    assert!(matches!(read, Ok(Ok(_))), "{read:?} after {text:?}");
+    assert!(
+        text.starts_with("HTTP/1.1 302") && text.contains("connection: close"),
+        "{text:?}"
+    );
+    assert!(!b.paths.lock().unwrap().iter().any(|p| p == "/big"));
+}
+
+#[tokio::test]
+async fn a_missing_or_repeated_host_is_a_bad_request_on_both_engines() {
+    let b = RawBackend::start().await;
+    for engine in [Http1::Native, Http1::Hyper] {
+        let port = free_port();
+        let _p = Proxy::start_engine(&cfg(port, b.addr, ""), Limits::default(), engine).await;
+        for req in [
+            &b"GET /nohost HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+            b"GET /twohosts HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        ] {
+            let got = raw(port, req).await;
+            assert!(got.starts_with("HTTP/1.1 400"), "{engine:?}: {got:?}");
+        }
+    }
+    let paths = b.paths.lock().unwrap().clone();
+    assert!(paths.is_empty(), "{paths:?}");
+}

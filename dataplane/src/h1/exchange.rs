@@ -48,14 +48,15 @@ pub(super) async fn run<I: ClientIo>(
     // The body is relayed by the framing parsed from the client's head, so the upstream head
     // must announce exactly that framing, whatever the client's Connection header or the
     // filters removed or set: otherwise the backend would read the body as further requests.
-    headers.remove(header::TRANSFER_ENCODING);
-    match c.req_body {
-        Framing::Length(n) => {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-        }
-        _ => {
-            headers.remove(header::CONTENT_LENGTH);
-        }
+    if proxy::has_any(
+        &headers,
+        &[header::TRANSFER_ENCODING, header::CONTENT_LENGTH],
+    ) {
+        headers.remove(header::TRANSFER_ENCODING);
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    if let Framing::Length(n) = c.req_body {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
     }
     c.out.clear();
     head::write_request(&mut c.out, &head.method, &out.path_and_query, &headers);

@@ -28,7 +28,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -71,6 +71,12 @@ impl ClientIo for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
     }
     const SHUTDOWN: bool = true;
 }
+
+/// A request body up to this size that the answer did not need is read and dropped to keep
+/// the connection; a larger one closes it.
+const MAX_DISCARD: u64 = 256 * 1024;
+/// How long a closing connection reads what its client still sends (see `Conn::linger`).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Read buffers grow by this much when nearly full.
 const READ_CHUNK: usize = 8 * 1024;
@@ -152,7 +158,11 @@ pub async fn serve<I: ClientIo>(
             query: head.uri.query(),
             headers: &head.headers,
         };
-        let selected = proxy::select(shared, &info, &host, &view, false);
+        let selected = if proxy::one_host(&head.headers) {
+            proxy::select(shared, &info, &host, &view, false)
+        } else {
+            Err(ProxyError::BadRequest)
+        };
         if matches!(&selected, Ok(s) if !s.rule.native_h1) {
             return fallback(c, head.raw, info, shared).await;
         }
@@ -181,7 +191,9 @@ pub async fn serve<I: ClientIo>(
         };
         proxy::record(shared, &info, start, &done);
         if close {
-            if I::SHUTDOWN {
+            if !c.req_body.is_done() {
+                c.linger().await;
+            } else if I::SHUTDOWN {
                 let _ = c.io.shutdown().await;
             }
             return;
@@ -310,8 +322,14 @@ impl<I: ClientIo> Conn<I> {
         if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         }
-        // A request body not read to its end cannot be skipped reliably: close instead.
-        let close = head.close || !self.req_body.is_done() || *self.drain.borrow();
+        // A request body the answer did not need is read and dropped after the answer when it
+        // is small, so the connection carries on; a larger one closes it (after a lingering
+        // read, see `linger`).
+        let discard = match self.req_body {
+            Framing::Length(n) => n <= MAX_DISCARD,
+            _ => self.req_body.is_done(),
+        };
+        let close = head.close || !discard || *self.drain.borrow();
         if close {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -324,9 +342,55 @@ impl<I: ClientIo> Conn<I> {
         // From here on a timeout can only close the connection: a second answer would land in
         // the middle of this one.
         self.committed = Some(status);
-        match self.write_out().await {
-            Ok(()) => Ended::Answered { status, close },
-            Err(_) => Ended::Aborted { status },
+        if self.write_out().await.is_err() {
+            return Ended::Aborted { status };
+        }
+        if !close && self.discard_body().await.is_err() {
+            return Ended::Aborted { status };
+        }
+        Ended::Answered { status, close }
+    }
+
+    /// Reads the rest of the current request's body and drops it.
+    async fn discard_body(&mut self) -> std::io::Result<()> {
+        loop {
+            let (n, _) = self
+                .req_body
+                .take(&self.rd)
+                .map_err(|_| std::io::ErrorKind::InvalidData)?;
+            self.rd.advance(n);
+            if self.req_body.is_done() {
+                return Ok(());
+            }
+            let idle = self.limits.idle_timeout;
+            match self
+                .timer
+                .run_for(idle, read_some(&mut self.io, &mut self.rd))
+                .await
+            {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+    }
+
+    /// Closes a connection whose client may still be sending: stop writing, then read and drop
+    /// what arrives for a moment. Closing a socket with unread data makes the kernel send a
+    /// reset, which can destroy the answer before the client has read it (nginx's
+    /// `lingering_close`).
+    async fn linger(&mut self) {
+        let _ = self.io.shutdown().await;
+        let deadline = Instant::now() + LINGER;
+        loop {
+            self.rd.clear();
+            match self
+                .timer
+                .run(deadline, read_some(&mut self.io, &mut self.rd))
+                .await
+            {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
         }
     }
 
