@@ -30,9 +30,49 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// `peer`'s IP as a header value (X-Forwarded-For), formatted once per connection.
     pub peer_ip: HeaderValue,
-    pub tls: bool,
-    /// The TLS SNI name, lowercase.
-    pub sni: Option<String>,
+    pub transport: Transport,
+}
+
+/// How a client connection arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+    /// With the TLS SNI name (lowercase) if the client sent one.
+    Tls {
+        sni: Option<String>,
+    },
+}
+
+impl Transport {
+    /// The scheme requests on this connection use (redirects, X-Forwarded-Proto).
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Transport::Plain => "http",
+            Transport::Tls { .. } => "https",
+        }
+    }
+
+    pub fn sni(&self) -> Option<&str> {
+        match self {
+            Transport::Tls { sni } => sni.as_deref(),
+            Transport::Plain => None,
+        }
+    }
+}
+
+impl ConnInfo {
+    /// A connection accepted on `port` from `peer`.
+    pub fn new(port: u16, peer: SocketAddr, transport: Transport) -> Self {
+        // An IP's text form is always a valid header value.
+        let peer_ip = HeaderValue::try_from(peer.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        ConnInfo {
+            port,
+            peer,
+            peer_ip,
+            transport,
+        }
+    }
 }
 
 /// Serves one request; never fails (errors become responses).
@@ -144,7 +184,7 @@ pub(crate) fn select(
     let table = guard.as_ref().ok_or(ProxyError::NoRoute)?;
     let port = table.ports.get(&conn.port).ok_or(ProxyError::NoRoute)?;
     let listener = port.listener_for(host).ok_or(ProxyError::NoRoute)?;
-    if let Some(sni) = &conn.sni {
+    if let Some(sni) = conn.transport.sni() {
         let by_sni = port.listener_for(sni).map(|l| l.name.as_str());
         if by_sni != Some(listener.name.as_str()) {
             return Err(ProxyError::Misdirected);
@@ -258,7 +298,7 @@ pub(crate) fn plan<'r>(
         .map(str::to_string);
     if let Some(r) = &f.redirect {
         let input = filters::RedirectInput {
-            scheme: if ctx.conn.tls { "https" } else { "http" },
+            scheme: ctx.conn.transport.scheme(),
             host: ctx.host,
             listener_port: ctx.listener_port,
             path: uri.path(),
@@ -451,7 +491,7 @@ pub(crate) fn upstream_headers(
     );
     h.insert(
         X_FORWARDED_PROTO,
-        HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" }),
+        HeaderValue::from_static(ctx.conn.transport.scheme()),
     );
     h
 }

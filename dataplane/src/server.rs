@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::idle::{Activity, InFlight, Tracked};
-use crate::proxy::{self, ConnInfo};
+use crate::proxy::{self, ConnInfo, Transport};
 use crate::state::Shared;
 
 /// Connection limits.
@@ -245,13 +245,7 @@ async fn serve_connection(
         let tls = serve_tls(stream, cfg, peer, port, shared, limits, drain, http1);
         return Box::pin(tls).await;
     }
-    let info = Arc::new(ConnInfo {
-        port,
-        peer,
-        peer_ip: peer_ip(&peer),
-        tls: false,
-        sni: None,
-    });
+    let info = Arc::new(ConnInfo::new(port, peer, Transport::Plain));
     match http1 {
         Http1::Native => crate::h1::serve(stream, info, shared, limits, drain).await,
         Http1::Hyper => {
@@ -292,24 +286,12 @@ async fn serve_tls(
         .server_name()
         .map(|s| s.to_ascii_lowercase());
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let info = Arc::new(ConnInfo {
-        port,
-        peer,
-        peer_ip: peer_ip(&peer),
-        tls: true,
-        sni,
-    });
+    let info = Arc::new(ConnInfo::new(port, peer, Transport::Tls { sni }));
     if http1 == Http1::Native && !h2 {
         crate::h1::serve(tls, info, shared, limits, drain).await;
     } else {
         serve_http(TokioIo::new(tls), info, shared, limits, drain).await;
     }
-}
-
-/// A peer IP as a header value; an IP's text form is always a valid one.
-fn peer_ip(peer: &SocketAddr) -> http::HeaderValue {
-    http::HeaderValue::try_from(peer.ip().to_string())
-        .unwrap_or(http::HeaderValue::from_static("unknown"))
 }
 
 /// Serves a connection with hyper (HTTP/1.1 or, by preface or ALPN, HTTP/2).

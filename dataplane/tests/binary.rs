@@ -9,22 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// One route whose answers carry `x-config: <header>`, telling which config served them.
 fn cfg(port: u16, backend: std::net::SocketAddr, header: &str) -> String {
-    format!(
-        "apiVersion: pylon.dev/dataplane/v1
-listeners:
-- name: http
-  port: {port}
-  protocol: HTTP
-  routes:
-  - kind: HTTPRoute
-    namespace: d
-    name: r
-    creationTimestamp: '2024-01-01T00:00:00Z'
-    rules: [{{filters: [{{type: ResponseHeaderModifier, set: [{{name: x-config, value: {header}}}]}}], backendRefs: [{{type: Backend, name: a}}]}}]
-backends: {{a: {{endpoints: [{{address: '{backend}'}}]}}}}
-"
-    )
+    let filter = format!(
+        "filters: [{{type: ResponseHeaderModifier, set: [{{name: x-config, value: {header}}}]}}], "
+    );
+    one_route(port, backend, &filter)
 }
 
 /// Starts the binary on `file` (listeners on 127.0.0.1, admin on `admin`) with `extra` flags.

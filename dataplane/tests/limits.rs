@@ -11,19 +11,6 @@ use pylon_dataplane::server::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn cfg(port: u16, addr: std::net::SocketAddr) -> String {
-    format!(
-        "apiVersion: pylon.dev/dataplane/v1
-listeners:
-- name: http
-  port: {port}
-  protocol: HTTP
-  routes: [{{kind: HTTPRoute, namespace: d, name: r, creationTimestamp: '2024-01-01T00:00:00Z', rules: [{{backendRefs: [{{type: Backend, name: a}}]}}]}}]
-backends: {{a: {{endpoints: [{{address: '{addr}'}}]}}}}
-"
-    )
-}
-
 fn limits() -> Limits {
     Limits {
         max_header_bytes: 16 * 1024,
@@ -51,7 +38,7 @@ async fn read_until_close(s: &mut TcpStream, limit: Duration) -> (String, bool) 
 async fn oversized_and_slow_heads_are_cut_off() {
     let a = Backend::start("a").await;
     let port = free_port();
-    let _p = Proxy::start_with(&cfg(port, a.addr), limits()).await;
+    let _p = Proxy::start_with(&one_route(port, a.addr, ""), limits()).await;
 
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let big = format!(
@@ -83,7 +70,7 @@ async fn idle_keep_alive_connections_are_closed() {
     let port = free_port();
     let mut l = limits();
     l.header_read_timeout = Duration::from_secs(30);
-    let _p = Proxy::start_with(&cfg(port, a.addr), l).await;
+    let _p = Proxy::start_with(&one_route(port, a.addr, ""), l).await;
     // A slow request (1.5 s, longer than the 1 s idle timeout) is not cut off ...
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -112,7 +99,7 @@ async fn connections_above_the_cap_are_refused() {
     let port = free_port();
     let mut l = limits();
     l.header_read_timeout = Duration::from_secs(10);
-    let _p = Proxy::start_with(&cfg(port, a.addr), l).await;
+    let _p = Proxy::start_with(&one_route(port, a.addr, ""), l).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
@@ -134,7 +121,7 @@ async fn connections_above_the_cap_are_refused() {
 async fn drain_finishes_in_flight_requests() {
     let a = Backend::start("a").await;
     let port = free_port();
-    let p = Proxy::start(&cfg(port, a.addr)).await;
+    let p = Proxy::start(&one_route(port, a.addr, "")).await;
     let slow =
         tokio::spawn(async move { get(&format!("http://127.0.0.1:{port}/slow"), &[]).await });
     tokio::time::sleep(Duration::from_millis(300)).await;

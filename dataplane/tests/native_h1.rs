@@ -115,19 +115,6 @@ async fn serve_raw(mut s: TcpStream, id: usize, seen: Arc<Mutex<Vec<String>>>) {
     }
 }
 
-fn cfg(port: u16, backend: SocketAddr, timeouts: &str) -> String {
-    format!(
-        "apiVersion: pylon.dev/dataplane/v1
-listeners:
-- name: http
-  port: {port}
-  protocol: HTTP
-  routes: [{{kind: HTTPRoute, namespace: d, name: r, creationTimestamp: '2024-01-01T00:00:00Z', rules: [{{{timeouts}backendRefs: [{{type: Backend, name: a}}]}}]}}]
-backends: {{a: {{endpoints: [{{address: '{backend}'}}]}}}}
-"
-    )
-}
-
 /// Writes `request` on a new connection and reads until the proxy closes it (or 5 s).
 async fn raw(port: u16, request: &[u8]) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -155,7 +142,7 @@ async fn answers_in_every_framing_match_the_hyper_path() {
     let mut seen = Vec::new();
     for engine in [Http1::Native, Http1::Hyper] {
         let port = free_port();
-        let _p = Proxy::start_engine(&cfg(port, b.addr, ""), Limits::default(), engine).await;
+        let _p = Proxy::start_engine(&one_route(port, b.addr, ""), Limits::default(), engine).await;
         let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
         let mut got = Vec::new();
         for path in ["/chunked", "/until-close", "/interim", "/plain"] {
@@ -201,7 +188,7 @@ async fn answers_in_every_framing_match_the_hyper_path() {
 async fn request_bodies_pipelined_requests_and_pooled_backend_connections() {
     let b = RawBackend::start().await;
     let port = free_port();
-    let _p = Proxy::start(&cfg(port, b.addr, "")).await;
+    let _p = Proxy::start(&one_route(port, b.addr, "")).await;
     // A body much larger than one read, sent with its head.
     let body = vec![7u8; 300_000];
     let mut req = format!(
@@ -255,7 +242,7 @@ async fn the_request_timeout_covers_the_answer_body() {
     let b = RawBackend::start().await;
     for engine in [Http1::Native, Http1::Hyper] {
         let port = free_port();
-        let rules = cfg(port, b.addr, "timeouts: {request: 500ms}, ");
+        let rules = one_route(port, b.addr, "timeouts: {request: 500ms}, ");
         let _p = Proxy::start_engine(&rules, Limits::default(), engine).await;
         let t = std::time::Instant::now();
         let got = raw(port, b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -275,7 +262,7 @@ async fn the_request_timeout_covers_the_answer_body() {
     // Before any byte of the answer, the same timeout is a 504.
     let port = free_port();
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let rules = cfg(
+    let rules = one_route(
         port,
         silent.local_addr().unwrap(),
         "timeouts: {request: 300ms}, ",
@@ -293,7 +280,7 @@ async fn the_request_timeout_covers_the_answer_body() {
 async fn what_the_native_path_does_not_serve_goes_through_hyper() {
     let b = RawBackend::start().await;
     let port = free_port();
-    let _p = Proxy::start(&cfg(port, b.addr, "")).await;
+    let _p = Proxy::start(&one_route(port, b.addr, "")).await;
     let got = raw(port, b"GET /old HTTP/1.0\r\nHost: x\r\n\r\n").await;
     assert!(
         got.starts_with("HTTP/1.0 200") && got.contains("path=/old"),
@@ -318,7 +305,7 @@ async fn what_the_native_path_does_not_serve_goes_through_hyper() {
 async fn the_upstream_head_announces_exactly_the_body_that_is_relayed() {
     let b = RawBackend::start().await;
     let port = free_port();
-    let _p = Proxy::start(&cfg(port, b.addr, "")).await;
+    let _p = Proxy::start(&one_route(port, b.addr, "")).await;
     let smuggled = "GET /smuggled HTTP/1.1\r\nHost: internal\r\n\r\n";
     // A Connection header naming Content-Length must not strip the body's framing (the backend
     // would read the body as a second request), nor may a list value reach the backend as is.
@@ -339,7 +326,7 @@ async fn the_upstream_head_announces_exactly_the_body_that_is_relayed() {
     // Nor may a filter that removes it.
     let port2 = free_port();
     let filtered = "filters: [{type: RequestHeaderModifier, remove: [content-length]}], ";
-    let _p2 = Proxy::start(&cfg(port2, b.addr, filtered)).await;
+    let _p2 = Proxy::start(&one_route(port2, b.addr, filtered)).await;
     let req = format!(
         "POST /public HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{smuggled}",
         smuggled.len()
@@ -355,7 +342,7 @@ async fn the_upstream_head_announces_exactly_the_body_that_is_relayed() {
 async fn an_unasked_for_switching_protocols_is_a_bad_gateway() {
     let b = RawBackend::start().await;
     let port = free_port();
-    let _p = Proxy::start(&cfg(port, b.addr, "")).await;
+    let _p = Proxy::start(&one_route(port, b.addr, "")).await;
     let got = raw(
         port,
         b"GET /switch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -369,7 +356,7 @@ async fn a_request_timeout_during_a_local_answer_closes_instead_of_answering_twi
     let b = RawBackend::start().await;
     let port = free_port();
     let redirect = "timeouts: {request: 200ms}, filters: [{type: RequestRedirect, port: 8443}], ";
-    let _p = Proxy::start(&cfg(port, b.addr, redirect)).await;
+    let _p = Proxy::start(&one_route(port, b.addr, redirect)).await;
     // Pipelined requests, answers left unread until the socket buffers are full: some answer's
     // write blocks past the request timeout.
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -402,7 +389,7 @@ async fn bodies_a_local_answer_did_not_need_are_dropped_and_the_connection_kept(
     let b = RawBackend::start().await;
     let port = free_port();
     let redirect = "filters: [{type: RequestRedirect, port: 8443}], ";
-    let _p = Proxy::start(&cfg(port, b.addr, redirect)).await;
+    let _p = Proxy::start(&one_route(port, b.addr, redirect)).await;
     // A 100 kB body answered by a redirect, then a second request on the same connection.
     let mut req = b"POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".to_vec();
     req.extend(std::iter::repeat_n(b'z', 100_000));
@@ -442,7 +429,7 @@ async fn a_missing_or_repeated_host_is_a_bad_request_on_both_engines() {
     let b = RawBackend::start().await;
     for engine in [Http1::Native, Http1::Hyper] {
         let port = free_port();
-        let _p = Proxy::start_engine(&cfg(port, b.addr, ""), Limits::default(), engine).await;
+        let _p = Proxy::start_engine(&one_route(port, b.addr, ""), Limits::default(), engine).await;
         for req in [
             &b"GET /nohost HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
             b"GET /twohosts HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",

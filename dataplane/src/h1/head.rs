@@ -65,13 +65,7 @@ pub fn parse_request(buf: &mut BytesMut, max: usize) -> Parsed {
     }
     let base = buf.as_ptr() as usize;
     let path = offsets(base, path.as_bytes());
-    let mut fields = [(0, 0, 0, 0); MAX_HEADERS];
-    let n = req.headers.len();
-    for (slot, h) in fields.iter_mut().zip(req.headers.iter()) {
-        let (ns, ne) = offsets(base, h.name.as_bytes());
-        let (vs, ve) = offsets(base, h.value);
-        *slot = (ns, ne, vs, ve);
-    }
+    let (fields, n) = field_offsets(base, req.headers);
     let raw = buf.split_to(len).freeze();
     let Ok(headers) = header_map(&raw, &fields[..n]) else {
         return Parsed::Unsupported(raw);
@@ -127,14 +121,7 @@ pub fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>, BadRes
         return Err(BadResponse);
     };
     let status = StatusCode::from_u16(code).map_err(|_| BadResponse)?;
-    let base = buf.as_ptr() as usize;
-    let mut fields = [(0, 0, 0, 0); MAX_HEADERS];
-    let n = resp.headers.len();
-    for (slot, h) in fields.iter_mut().zip(resp.headers.iter()) {
-        let (ns, ne) = offsets(base, h.name.as_bytes());
-        let (vs, ve) = offsets(base, h.value);
-        *slot = (ns, ne, vs, ve);
-    }
+    let (fields, n) = field_offsets(buf.as_ptr() as usize, resp.headers);
     let raw = buf.split_to(len).freeze();
     let headers = header_map(&raw, &fields[..n]).map_err(|_| BadResponse)?;
     let close = version == 0 && !has_token(&headers, "keep-alive") || has_token(&headers, "close");
@@ -149,6 +136,18 @@ pub fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>, BadRes
 fn offsets(base: usize, s: &[u8]) -> (usize, usize) {
     let start = s.as_ptr() as usize - base;
     (start, start + s.len())
+}
+
+/// Where each parsed header lies in the buffer starting at `base`, so the buffer can be split
+/// off and frozen before the values are sliced out of it.
+fn field_offsets(base: usize, headers: &[httparse::Header<'_>]) -> ([Field; MAX_HEADERS], usize) {
+    let mut fields = [(0, 0, 0, 0); MAX_HEADERS];
+    for (slot, h) in fields.iter_mut().zip(headers) {
+        let (ns, ne) = offsets(base, h.name.as_bytes());
+        let (vs, ve) = offsets(base, h.value);
+        *slot = (ns, ne, vs, ve);
+    }
+    (fields, headers.len().min(MAX_HEADERS))
 }
 
 fn header_map(raw: &Bytes, fields: &[Field]) -> Result<HeaderMap, http::Error> {

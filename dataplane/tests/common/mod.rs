@@ -195,6 +195,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A config with one HTTP listener on `port` and one route whose single rule sends everything
+/// to backend `a` at `backend`; `rule` adds fields to the rule (e.g. `"timeouts: {request: 1s}, "`).
+pub fn one_route(port: u16, backend: SocketAddr, rule: &str) -> String {
+    format!(
+        "apiVersion: pylon.dev/dataplane/v1
+listeners:
+- name: http
+  port: {port}
+  protocol: HTTP
+  routes: [{{kind: HTTPRoute, namespace: d, name: r, creationTimestamp: '2024-01-01T00:00:00Z', rules: [{{{rule}backendRefs: [{{type: Backend, name: a}}]}}]}}]
+backends: {{a: {{endpoints: [{{address: '{backend}'}}]}}}}
+"
+    )
+}
+
 /// The data plane, in-process.
 pub struct Proxy {
     pub shared: Arc<Shared>,
