@@ -4,6 +4,7 @@
 //! hostname precedence is applied by the route table's host groups (exact, then longer
 //! wildcards, then routes without hostnames) before this ordering.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use http::{HeaderMap, HeaderName, Method};
@@ -20,14 +21,20 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// Normalises a Host / :authority value: lowercase, port and trailing dot removed.
-pub fn normalize_host(authority: &str) -> String {
+/// Normalises a Host / :authority value: lowercase, port and trailing dot removed. Borrowed
+/// when already normal (the usual case: no copy per request).
+pub fn normalize_host(authority: &str) -> Cow<'_, str> {
     let host = if authority.starts_with('[') {
         authority.split_inclusive(']').next().unwrap_or(authority)
     } else {
         authority.rsplit_once(':').map_or(authority, |(h, _)| h)
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// A string condition: exact or a regex that must match the whole value.

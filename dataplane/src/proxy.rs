@@ -94,7 +94,9 @@ pub async fn handle(
     } else {
         String::new()
     };
-    let host = authority(&req).map(normalize_host).unwrap_or_default();
+    let host = authority(&req)
+        .map(|a| normalize_host(a).into_owned())
+        .unwrap_or_default();
     let (route, resp) = match route_and_forward(&shared, &conn, req, &host, grpc).await {
         Ok((route, resp)) => (route, resp),
         Err((route, e)) => (route, e.into_response(grpc)),

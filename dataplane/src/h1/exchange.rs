@@ -181,7 +181,15 @@ async fn relay_answer<I: ClientIo>(
     // Our framing, whatever the filters did.
     match &body {
         Framing::Length(n) => {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(*n));
+            // Usually the backend's one Content-Length already says so: keep it (no new value).
+            let mut given = headers.get_all(header::CONTENT_LENGTH).iter();
+            let same = match (given.next(), given.next()) {
+                (Some(v), None) => v.to_str().ok().and_then(|v| v.parse().ok()) == Some(*n),
+                _ => false,
+            };
+            if !same {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(*n));
+            }
         }
         Framing::Chunked(_) => {
             headers.remove(header::CONTENT_LENGTH);

@@ -146,9 +146,11 @@ pub async fn serve<I: ClientIo>(
             return fallback(c, head.raw, info, shared).await;
         }
         let start = StdInstant::now();
-        let host = head
-            .headers
-            .get(header::HOST)
+        // A cheap clone (shared bytes), so the normalised host can borrow from it while the
+        // request's headers are filtered.
+        let host_value = head.headers.get(header::HOST).cloned();
+        let host = host_value
+            .as_ref()
             .and_then(|h| h.to_str().ok())
             .map(normalize_host)
             .unwrap_or_default();
