@@ -58,6 +58,10 @@ pub(super) async fn run<I: ClientIo>(
     if let Framing::Length(n) = c.req_body {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
     }
+    if c.out.capacity() == 0 {
+        // One allocation for the heads of this connection, not a few doublings.
+        c.out.reserve(1024);
+    }
     c.out.clear();
     head::write_request(&mut c.out, &head.method, &out.path_and_query, &headers);
     drop(headers);

@@ -123,7 +123,7 @@ pub async fn serve<I: ClientIo>(
         rd: BytesMut::with_capacity(READ_CHUNK),
         urd: BytesMut::new(),
         out: Vec::new(),
-        timer: Timer::new(limits.idle_timeout),
+        timer: Timer::default(),
         limits: limits.clone(),
         req_body: Framing::Empty,
         committed: None,
@@ -259,16 +259,15 @@ impl<I: ClientIo> Conn<I> {
             if self.rd.len() >= self.limits.max_header_bytes {
                 return Next::Unsupported(Bytes::new());
             }
-            let now = Instant::now();
             let read = if self.rd.is_empty() {
-                let deadline = now + self.limits.idle_timeout;
+                let idle = self.limits.idle_timeout;
                 let (timer, io, rd) = (&mut self.timer, &mut self.io, &mut self.rd);
                 tokio::select! {
-                    r = timer.run(deadline, read_some(io, rd)) => r,
+                    r = timer.run_for(idle, read_some(io, rd)) => r,
                     () = drained.as_mut() => return Next::Closed,
                 }
             } else {
-                let started = *head_started.get_or_insert(now);
+                let started = *head_started.get_or_insert_with(Instant::now);
                 let deadline = started + self.limits.header_read_timeout;
                 self.timer
                     .run(deadline, read_some(&mut self.io, &mut self.rd))

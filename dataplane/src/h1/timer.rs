@@ -12,8 +12,11 @@ use std::task::Poll;
 
 use tokio::time::{Duration, Instant, Sleep};
 
+/// Created on the first wait that does not complete at once: a connection whose request is
+/// already there when it is accepted, and that closes after one answer, never arms it.
+#[derive(Default)]
 pub struct Timer {
-    sleep: Pin<Box<Sleep>>,
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 /// The deadline passed.
@@ -21,12 +24,6 @@ pub struct Timer {
 pub struct Elapsed;
 
 impl Timer {
-    pub fn new(first: Duration) -> Self {
-        Timer {
-            sleep: Box::pin(tokio::time::sleep(first)),
-        }
-    }
-
     /// Runs `f` to completion unless `limit` passes first; the clock is read (and the timer
     /// touched) only if `f` does not complete at once, as most writes do.
     pub async fn run_for<F: Future>(
@@ -44,19 +41,22 @@ impl Timer {
 
     /// Runs `f` to completion unless `deadline` passes first.
     pub async fn run<F: Future>(&mut self, deadline: Instant, f: F) -> Result<F::Output, Elapsed> {
-        if self.sleep.deadline() > deadline {
-            self.sleep.as_mut().reset(deadline);
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() > deadline {
+            sleep.as_mut().reset(deadline);
         }
         let mut f = std::pin::pin!(f);
         loop {
             tokio::select! {
                 biased;
                 out = &mut f => return Ok(out),
-                () = &mut self.sleep => {
+                () = sleep.as_mut() => {
                     if Instant::now() >= deadline {
                         return Err(Elapsed);
                     }
-                    self.sleep.as_mut().reset(deadline);
+                    sleep.as_mut().reset(deadline);
                 }
             }
         }
@@ -69,7 +69,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn earlier_deadlines_re_arm_and_later_ones_wait_for_the_early_fire() {
-        let mut t = Timer::new(Duration::from_secs(60));
+        let mut t = Timer::default();
         let start = Instant::now();
         // An earlier deadline than the armed one takes effect.
         let r = t
