@@ -9,7 +9,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -22,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::config::{self, BackendProtocol};
+use crate::h1::upstream::{CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_IDLE};
 use crate::h1_pool::{self, H1Pool};
 use crate::tls::TlsError;
 
@@ -77,11 +77,11 @@ impl Clients {
     pub fn per_worker(workers: usize) -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let builder = || {
             let mut b = Client::builder(TokioExecutor::new());
-            b.pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(256);
+            b.pool_idle_timeout(IDLE_TIMEOUT)
+                .pool_max_idle_per_host(MAX_IDLE);
             b
         };
         let workers = workers.max(1);
@@ -106,7 +106,7 @@ impl Clients {
                 .map_err(|e| TlsError::Key(e.to_string()))?,
         };
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(IDLE_TIMEOUT)
             .build(connector);
         cache.insert(key, client.clone());
         Ok(client)
@@ -276,9 +276,7 @@ impl tower_service::Service<Uri> for TlsConnector {
                 uri.port_u16().unwrap_or(443),
             )
                 .into();
-            let tcp =
-                tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await??;
-            tcp.set_nodelay(true)?;
+            let tcp = crate::h1::upstream::connect(addr).await?;
             let tls = tokio_rustls::TlsConnector::from(this.config)
                 .connect(this.server_name, tcp)
                 .await?;

@@ -13,26 +13,16 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use crate::backend::Body;
+use crate::h1::upstream::{self, IDLE_TIMEOUT, MAX_IDLE, PRUNE_EVERY};
 
-/// A connect that takes longer than this fails (503, or the next retry attempt).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections unused for this long are closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle connections kept per address beyond those used within the last prune interval: a burst
-/// of thousands of concurrent requests must not leave thousands of upstream connections (and
-/// their buffers) open for a minute.
-const MAX_IDLE: usize = 256;
-/// How often closed, expired and surplus connections are dropped.
-const PRUNE_EVERY: Duration = Duration::from_secs(1);
 /// Requests to a connection that turned out dead before the request was written are resent on
 /// another connection this many times (a backend closing an idle keep-alive connection races
 /// with our reuse of it).
@@ -111,12 +101,7 @@ impl H1Pool {
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<http1::SendRequest<Body>, SendError> {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| SendError::Connect(std::io::ErrorKind::TimedOut.into()))?
-            .map_err(SendError::Connect)?;
-        // Small requests and answers: no Nagle delay between our writes.
-        tcp.set_nodelay(true).map_err(SendError::Connect)?;
+        let tcp = upstream::connect(addr).await.map_err(SendError::Connect)?;
         let (tx, conn) = http1::Builder::new()
             .handshake(TokioIo::new(tcp))
             .await

@@ -12,15 +12,17 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-/// A connect that takes longer than this fails (503).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+// The limits of every pool of backend connections (this one and the hyper path's `h1_pool`).
+
+/// A connect that takes longer than this fails (503, or the next retry attempt).
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections unused for this long are closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per address: a burst of thousands of concurrent requests must not
 /// leave thousands of upstream connections (and their kernel buffers) open for a minute.
-const MAX_IDLE: usize = 256;
-/// How often closed and expired connections are dropped.
-const PRUNE_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const MAX_IDLE: usize = 256;
+/// How often closed, expired and surplus connections are dropped.
+pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 struct Idle {
     stream: TcpStream,
@@ -60,7 +62,7 @@ pub fn checkin(addr: SocketAddr, stream: TcpStream) {
     });
 }
 
-/// A new connection to `addr`.
+/// A new TCP connection to a backend at `addr` (every upstream path dials through here).
 pub async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
