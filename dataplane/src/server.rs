@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::h1::ClientIo;
 use crate::idle::{Activity, InFlight, Tracked};
 use crate::proxy::{self, ConnInfo, Transport};
 use crate::state::Shared;
@@ -55,15 +56,41 @@ pub enum Http1 {
     Hyper,
 }
 
-/// Keeps the bound sockets in line with the current table.
-pub struct ListenerManager {
+/// What every connection of a listener is served with.
+#[derive(Clone)]
+struct Serving {
     shared: Arc<Shared>,
-    bind: IpAddr,
     limits: Limits,
     drain: watch::Receiver<bool>,
+    http1: Http1,
+}
+
+impl Serving {
+    /// Serves an accepted (and, for TLS, handshaken) connection: the native HTTP/1.1 path, or
+    /// hyper for HTTP/2 (`h2`: negotiated by ALPN) and when `--http1 hyper` asks for it.
+    async fn serve<I: ClientIo>(self, io: I, info: Arc<ConnInfo>, h2: bool) {
+        let Serving {
+            shared,
+            limits,
+            drain,
+            http1,
+        } = self;
+        if http1 == Http1::Native && !h2 {
+            crate::h1::serve(io, info, &shared, &limits, drain).await;
+        } else {
+            io.set_nodelay();
+            // Boxed: hyper's state would otherwise make every connection's task several kB.
+            Box::pin(serve_http(TokioIo::new(io), info, &shared, &limits, drain)).await;
+        }
+    }
+}
+
+/// Keeps the bound sockets in line with the current table.
+pub struct ListenerManager {
+    serving: Serving,
+    bind: IpAddr,
     bound: HashMap<u16, (JoinHandle<()>, SocketAddr)>,
     reuse_port: bool,
-    http1: Http1,
 }
 
 impl ListenerManager {
@@ -75,19 +102,21 @@ impl ListenerManager {
     ) -> Self {
         shared.sockets.lock().expect("poisoned").bind = Some(bind);
         ListenerManager {
-            shared,
+            serving: Serving {
+                shared,
+                limits,
+                drain,
+                http1: Http1::default(),
+            },
             bind,
-            limits,
-            drain,
             bound: HashMap::new(),
             reuse_port: false,
-            http1: Http1::default(),
         }
     }
 
     /// Chooses the HTTP/1.1 engine.
     pub fn http1(mut self, http1: Http1) -> Self {
-        self.http1 = http1;
+        self.serving.http1 = http1;
         self
     }
 
@@ -102,6 +131,7 @@ impl ListenerManager {
     /// Binds new ports and unbinds removed ones; returns the bind errors (ports stay unbound).
     pub async fn sync(&mut self) -> Vec<String> {
         let wanted: Vec<u16> = self
+            .serving
             .shared
             .table()
             .map(|t| t.ports.keys().copied().collect())
@@ -123,14 +153,7 @@ impl ListenerManager {
                 Ok(l) => {
                     let addr = l.local_addr().unwrap_or(SocketAddr::new(self.bind, port));
                     tracing::info!(%addr, "listening");
-                    let task = tokio::spawn(accept_loop(
-                        l,
-                        port,
-                        self.shared.clone(),
-                        self.limits.clone(),
-                        self.drain.clone(),
-                        self.http1,
-                    ));
+                    let task = tokio::spawn(accept_loop(l, port, self.serving.clone()));
                     self.bound.insert(port, (task, addr));
                 }
                 Err(e) => {
@@ -139,23 +162,24 @@ impl ListenerManager {
                 }
             }
         }
-        self.shared.sockets.lock().expect("poisoned").bound = self.bound.keys().copied().collect();
+        self.serving.shared.sockets.lock().expect("poisoned").bound =
+            self.bound.keys().copied().collect();
         errors
     }
 
     /// Follows table changes until drain starts.
     pub async fn run(mut self) {
-        let mut changes = self.shared.subscribe();
+        let mut changes = self.serving.shared.subscribe();
         loop {
             let errors = self.sync().await;
             if !errors.is_empty() {
                 // Surface bind failures on /ready; the rest of the config keeps serving.
-                *self.shared.last_error.lock().expect("poisoned") =
+                *self.serving.shared.last_error.lock().expect("poisoned") =
                     Some(format!("cannot bind: {}", errors.join("; ")));
             }
             tokio::select! {
                 r = changes.changed() => if r.is_err() { break },
-                _ = self.drain.changed() => break,
+                _ = self.serving.drain.changed() => break,
             }
         }
         for (_, (task, _)) in self.bound.drain() {
@@ -180,14 +204,8 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    port: u16,
-    shared: Arc<Shared>,
-    limits: Limits,
-    drain: watch::Receiver<bool>,
-    http1: Http1,
-) {
+async fn accept_loop(listener: TcpListener, port: u16, serving: Serving) {
+    let (shared, max) = (&serving.shared, serving.limits.max_connections as i64);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -203,7 +221,7 @@ async fn accept_loop(
             .metrics
             .active_connections
             .fetch_add(1, Ordering::Relaxed);
-        if active >= limits.max_connections as i64 {
+        if active >= max {
             shared
                 .metrics
                 .active_connections
@@ -215,68 +233,42 @@ async fn accept_loop(
             .metrics
             .peak_connections
             .fetch_max(active + 1, Ordering::Relaxed);
-        let (shared, limits, drain) = (shared.clone(), limits.clone(), drain.clone());
-        let fut = async move {
-            serve_connection(stream, peer, port, &shared, &limits, drain, http1).await;
+        let (shared, serving) = (shared.clone(), serving.clone());
+        tokio::spawn(async move {
+            serve_connection(stream, peer, port, serving).await;
             shared
                 .metrics
                 .active_connections
                 .fetch_sub(1, Ordering::Relaxed);
-        };
-        tokio::spawn(fut);
+        });
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    port: u16,
-    shared: &Arc<Shared>,
-    limits: &Limits,
-    drain: watch::Receiver<bool>,
-    http1: Http1,
-) {
-    let tls = shared
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, port: u16, serving: Serving) {
+    let tls = serving
+        .shared
         .table()
         .and_then(|t| t.ports.get(&port).and_then(|p| p.tls.clone()));
-    // The TLS and hyper paths are boxed: their state machines are several kB, and an unboxed
-    // one would make every connection's task that big (allocated and moved on each accept).
+    // The TLS path is boxed: its state machine is several kB, and an unboxed one would make
+    // every connection's task that big (allocated and moved on each accept).
     if let Some(cfg) = tls {
-        let tls = serve_tls(stream, cfg, peer, port, shared, limits, drain, http1);
-        return Box::pin(tls).await;
+        return Box::pin(serve_tls(stream, cfg, peer, port, serving)).await;
     }
     let info = Arc::new(ConnInfo::new(port, peer, Transport::Plain));
-    match http1 {
-        Http1::Native => crate::h1::serve(stream, info, shared, limits, drain).await,
-        Http1::Hyper => {
-            let _ = stream.set_nodelay(true);
-            Box::pin(serve_http(
-                TokioIo::new(stream),
-                info,
-                shared,
-                limits,
-                drain,
-            ))
-            .await;
-        }
-    }
+    serving.serve(stream, info, false).await;
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn serve_tls(
     stream: TcpStream,
     cfg: Arc<rustls::ServerConfig>,
     peer: SocketAddr,
     port: u16,
-    shared: &Arc<Shared>,
-    limits: &Limits,
-    drain: watch::Receiver<bool>,
-    http1: Http1,
+    serving: Serving,
 ) {
     let _ = stream.set_nodelay(true);
     let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-    let Ok(Ok(tls)) =
-        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await
+    let handshake = acceptor.accept(stream);
+    let Ok(Ok(tls)) = tokio::time::timeout(serving.limits.header_read_timeout, handshake).await
     else {
         return;
     };
@@ -287,11 +279,7 @@ async fn serve_tls(
         .map(|s| s.to_ascii_lowercase());
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let info = Arc::new(ConnInfo::new(port, peer, Transport::Tls { sni }));
-    if http1 == Http1::Native && !h2 {
-        crate::h1::serve(tls, info, shared, limits, drain).await;
-    } else {
-        serve_http(TokioIo::new(tls), info, shared, limits, drain).await;
-    }
+    serving.serve(tls, info, h2).await;
 }
 
 /// Serves a connection with hyper (HTTP/1.1 or, by preface or ALPN, HTTP/2).

@@ -66,9 +66,9 @@ impl ClientIo for tokio::net::TcpStream {
 }
 
 impl ClientIo for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
-    fn set_nodelay(&self) {
-        let _ = self.get_ref().0.set_nodelay(true);
-    }
+    /// Already done before the handshake (`server::serve_tls`), whose flights are several
+    /// writes.
+    fn set_nodelay(&self) {}
     const SHUTDOWN: bool = true;
 }
 
