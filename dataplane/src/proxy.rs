@@ -82,11 +82,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let start = Instant::now();
-    let grpc = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"));
+    let grpc = is_grpc(req.headers());
     let method = req.method().clone();
     // Only the access log needs an owned copy of the path.
     let path = if shared.access_log.load(Ordering::Relaxed) {
@@ -110,6 +106,13 @@ pub async fn handle(
     };
     record(&shared, &conn, start, &done);
     resp
+}
+
+/// Is this a gRPC request (by its content type)?
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// A served request, for the metrics and the access log.

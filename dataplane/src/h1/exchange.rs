@@ -219,8 +219,9 @@ async fn relay_answer<I: ClientIo>(
     c.out.extend_from_slice(&c.urd[..n]);
     c.urd.advance(n);
     c.committed = Some(status.as_u16());
-    c.write_out().await.map_err(|_| ProxyError::Upstream)?;
-    let idle = c.limits.idle_timeout;
+    c.write_client(None)
+        .await
+        .map_err(|_| ProxyError::Upstream)?;
     while !done {
         c.urd.clear();
         match read_some(&mut up, &mut c.urd).await {
@@ -230,15 +231,8 @@ async fn relay_answer<I: ClientIo>(
         }
         let (n, end) = body.take(&c.urd).map_err(|_| ProxyError::Upstream)?;
         done = end;
-        c.before_write();
-        let (io, chunk) = (&mut c.io, &c.urd[..n]);
-        c.timer
-            .run_for(idle, async {
-                io.write_all(chunk).await?;
-                io.flush().await
-            })
+        c.write_client(Some(n))
             .await
-            .map_err(|_| ProxyError::Timeout)?
             .map_err(|_| ProxyError::Upstream)?;
         c.urd.advance(n);
     }

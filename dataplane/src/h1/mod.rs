@@ -142,7 +142,8 @@ pub async fn serve<I: ClientIo>(
             Next::Unsupported(raw) => return fallback(c, raw, info, shared).await,
             Next::Closed => return,
         };
-        if is_grpc(&head) {
+        // gRPC needs HTTP/2; over HTTP/1.1 the hyper path gives the gRPC-shaped error.
+        if proxy::is_grpc(&head.headers) {
             return fallback(c, head.raw, info, shared).await;
         }
         let start = StdInstant::now();
@@ -201,13 +202,6 @@ pub async fn serve<I: ClientIo>(
             return;
         }
     }
-}
-
-/// gRPC needs HTTP/2; over HTTP/1.1 the hyper path gives the gRPC-shaped error.
-fn is_grpc(head: &RequestHead) -> bool {
-    head.headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// Hands the connection to the hyper path, the bytes already read (from `head` on) first.
@@ -343,7 +337,7 @@ impl<I: ClientIo> Conn<I> {
         // From here on a timeout can only close the connection: a second answer would land in
         // the middle of this one.
         self.committed = Some(status);
-        if self.write_out().await.is_err() {
+        if self.write_client(None).await.is_err() {
             return Ended::Aborted { status };
         }
         if !close && self.discard_body().await.is_err() {
@@ -395,13 +389,18 @@ impl<I: ClientIo> Conn<I> {
         }
     }
 
-    /// Writes `out` to the client.
-    async fn write_out(&mut self) -> std::io::Result<()> {
+    /// Writes `out`, or the first `n` bytes of `urd` (`Some(n)`: body bytes relayed from the
+    /// backend), to the client, within the idle timeout.
+    async fn write_client(&mut self, urd: Option<usize>) -> std::io::Result<()> {
         self.before_write();
-        let (io, out) = (&mut self.io, &self.out);
+        let data = match urd {
+            Some(n) => &self.urd[..n],
+            None => &self.out[..],
+        };
+        let io = &mut self.io;
         self.timer
             .run_for(self.limits.idle_timeout, async {
-                io.write_all(out).await?;
+                io.write_all(data).await?;
                 io.flush().await
             })
             .await
