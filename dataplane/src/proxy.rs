@@ -526,16 +526,22 @@ fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// Removes the headers a Connection header names (RFC 9110 §7.6.1), but `upgrade` when the
-/// upgrade is being forwarded, and never the framing or the Host.
-fn remove_connection_named(h: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<String> = h
-        .get_all(header::CONNECTION)
+/// The options a message's Connection header fields list (`close`, `upgrade`, header names).
+pub(crate) fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {
+    h.get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !(t.is_empty() || upgrade && t == "upgrade"))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes the headers a Connection header names (RFC 9110 §7.6.1), but `upgrade` when the
+/// upgrade is being forwarded, and never the framing or the Host.
+fn remove_connection_named(h: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<String> = connection_tokens(h)
+        .map(str::to_ascii_lowercase)
+        .filter(|t| !(upgrade && t == "upgrade"))
         .collect();
     for name in named {
         // A Connection header cannot take away what frames or routes the message.

@@ -162,12 +162,7 @@ fn header_map(raw: &Bytes, fields: &[Field]) -> Result<HeaderMap, http::Error> {
 
 /// Does a Connection header list `token`?
 fn has_token(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+    crate::proxy::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// Writes a request head (origin-form, HTTP/1.1).
