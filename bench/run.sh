@@ -7,11 +7,28 @@
 # `BENCH {json}` line. Asserts nothing about speed; exits non-zero only if something failed to
 # start or answer correctly, or a server died during the run. Loopback only.
 #
-# Tunables (environment): BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS (64),
-# BENCH_THREADS (1), BENCH_ROUTES (5000), BENCH_CLIENT_CPU / BENCH_SERVER_CPU (the first two
-# CPUs this process may use), PYLON_BIN (skips the cargo build), CARGO (cargo), BENCH_CASES (an
-# extended regex: only the cases whose key, e.g. pylon/one/keepalive, matches are measured; the
-# others are reported as null), BENCH_FLOOD_CONNECTIONS (4000; 0 skips the flood).
+# Each case (a table × connection mode: the 1-route one with the direct backend, Pylon, nginx and
+# haproxy; the 5,000-route ones with the three proxies) is measured in BENCH_ROUNDS rounds. In every
+# round each target of the case runs once (its warm-up, then its measured run), and the order
+# rotates from round to round (round r starts at target r mod n), so no target always runs first
+# or right after the same other one. RPS, p50, p99 and CPU per request are the medians over the
+# rounds, and the ratios are computed from them; p99 also shows its min–max over the rounds, and
+# every round's figures are printed on a line of their own. Why: this machine is shared and noisy:
+# one run per target gave p99s whose spread from run to run (nginx 1.5–6.8 ms in consecutive 5 s
+# runs) was larger than the differences between the proxies.
+#
+# Tunables (environment): BENCH_ROUNDS (3; 1 = one run per target, the former behaviour),
+# BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_CONNECTIONS (64), BENCH_THREADS (1),
+# BENCH_ROUTES (5000), BENCH_CLIENT_CPU / BENCH_SERVER_CPU (the first two CPUs this process may
+# use), PYLON_BIN (skips the cargo build), CARGO (cargo), BENCH_CASES (an extended regex: only the
+# targets whose key, e.g. pylon/one/keepalive, matches are measured; the others are reported as
+# null), BENCH_FLOOD_CONNECTIONS (4000; 0 skips the flood).
+#
+# Run time with the defaults: 20 targets × 3 rounds × (1 s + 5 s) = 360 s of wrk, plus 12 s of
+# flood and ~3 s of start-up: about 6¼ min. With one 10 s run per target after a 2 s warm-up (the
+# former defaults) it was 20 × 12 s = 240 s plus the same, about 4¼ min: about 1.47× the time
+# for three samples per target instead of one. A 5 s run still gives each p99 about 300,000
+# requests with keep-alive, 160,000 with a new connection per request.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -19,8 +36,9 @@ ROOT=$(dirname "$BENCH_DIR")
 # shellcheck source=bench/configs.sh
 . "$BENCH_DIR/configs.sh"
 
-DUR=${BENCH_DURATION:-10s}
-WARMUP=${BENCH_WARMUP:-2s}
+ROUNDS=${BENCH_ROUNDS:-3}
+DUR=${BENCH_DURATION:-5s}
+WARMUP=${BENCH_WARMUP:-1s}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-1}
 ROUTES=${BENCH_ROUTES:-5000}
@@ -32,6 +50,7 @@ fail() {
   echo "bench: $*" >&2
   exit 1
 }
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || fail "BENCH_ROUNDS must be a positive integer, not '$ROUNDS'"
 
 # --- dependencies: Debian packages (idempotent) and the release data plane ------------------------
 missing=()
@@ -158,7 +177,6 @@ to_ms() { # wrk latency ("812.00us", "1.20ms", "1.01s", "1.00m") → ms
     else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
     else printf "null" }'
 }
-declare -A RPS P50 P99 ERR
 FAILURES=()
 wrk_run() { # duration port host path extra-header
   taskset -c "$CLIENT_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$1" --latency -H "Host: $3" ${5:+-H "$5"} \
@@ -175,52 +193,105 @@ cpu_ticks() {
   echo "$total"
 }
 CLK_TCK=$(getconf CLK_TCK)
-declare -A CPU_US
-measure() { # key server-name port host path extra-header
-  local out t0 t1 reqs
-  if [ -n "$CASES" ] && ! grep -Eq -- "$CASES" <<<"$1"; then
-    RPS[$1]=null P50[$1]=null P99[$1]=null CPU_US[$1]=null ERR[$1]=null
-    return
-  fi
-  wrk_run "$WARMUP" "$3" "$4" "$5" "$6" >/dev/null
-  t0=$(cpu_ticks "${PID[$2]}")
-  out=$(wrk_run "$DUR" "$3" "$4" "$5" "$6")
-  t1=$(cpu_ticks "${PID[$2]}")
+# Per target key (pylon/one/keepalive, direct/close, …): what wrk requests and which server serves
+# it; each round's figures (space-separated lists, in the order of the rounds); and, once its rounds
+# are done, the medians over the rounds (errors: their total) and p99's min and max.
+declare -A SERVER TPORT THOST TPATH THDR DEAD
+declare -A ROUND_RPS ROUND_P50 ROUND_P99 ROUND_CPU ROUND_ERR
+declare -A RPS P50 P99 P99_MIN P99_MAX CPU_US ERR
+run_once() { # key round-label: one warm-up and one measured run of the key's target
+  local k=$1 s=${SERVER[$1]} out t0 t1 reqs rps p50 p99 cpu err
+  # A server that died in an earlier round is not measured again (its failure is already recorded).
+  [ -z "${DEAD[$s]:-}" ] || return 0
+  wrk_run "$WARMUP" "${TPORT[$k]}" "${THOST[$k]}" "${TPATH[$k]}" "${THDR[$k]}" >/dev/null
+  t0=$(cpu_ticks "${PID[$s]}")
+  out=$(wrk_run "$DUR" "${TPORT[$k]}" "${THOST[$k]}" "${TPATH[$k]}" "${THDR[$k]}")
+  t1=$(cpu_ticks "${PID[$s]}")
   # CPU per request of the server under test (the backend alone for direct): unlike RPS it hardly
   # moves when other jobs take the shared CPU away, so it is the steadier basis for comparison.
   reqs=$(awk '/requests in/ {print $1; f = 1} END {if (!f) print 0}' <<<"$out")
-  CPU_US[$1]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" \
+  cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" \
     'BEGIN { if (n > 0 && d >= 0) printf "%.1f", d * 1e6 / hz / n; else printf "null" }')
-  RPS[$1]=$(awk '/^Requests\/sec/ {printf "%.0f", $2; f = 1} END {if (!f) print 0}' <<<"$out")
-  P50[$1]=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-  P99[$1]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2; f = 1} END {if (!f) print 0}' <<<"$out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
   # Socket errors (connect/read/write/timeout) plus non-2xx/3xx answers; with Connection: close,
   # wrk counts the server's close after the answer as a read error on some kernels, so these are
   # shown but not treated as failures.
-  ERR[$1]=$(awk '/Socket errors/ {gsub(",", ""); s += $4 + $6 + $8 + $10} /Non-2xx/ {s += $NF}
+  err=$(awk '/Socket errors/ {gsub(",", ""); s += $4 + $6 + $8 + $10} /Non-2xx/ {s += $NF}
     END {print s + 0}' <<<"$out")
-  printf "%-26s %9s rps  p50 %8s ms  p99 %8s ms  cpu %7s us/req  errors %s\n" "$1" "${RPS[$1]}" "${P50[$1]}" \
-    "${P99[$1]}" "${CPU_US[$1]}" "${ERR[$1]}"
-  if ! kill -0 "${PID[$2]}" 2>/dev/null; then
-    FAILURES+=("$2 died during $1")
-    echo "bench: $2 died during $1; last log lines:" >&2
-    tail -20 "$WORK/$2.log" >&2 || true
+  ROUND_RPS[$k]+="$rps " ROUND_P50[$k]+="$p50 " ROUND_P99[$k]+="$p99 " ROUND_CPU[$k]+="$cpu " ROUND_ERR[$k]+="$err "
+  printf "%-26s %-6s %9s rps  p50 %8s ms  p99 %8s ms  cpu %7s us/req  errors %s\n" "$k" "$2" "$rps" "$p50" \
+    "$p99" "$cpu" "$err"
+  if ! kill -0 "${PID[$s]}" 2>/dev/null; then
+    DEAD[$s]=1
+    FAILURES+=("$s died during $k")
+    echo "bench: $s died during $k; last log lines:" >&2
+    tail -20 "$WORK/$s.log" >&2 || true
   fi
+}
+# stats FORMAT "VALUES": "median min max" of the numbers among VALUES (nulls skipped), each printed
+# with FORMAT, or "null null null" if there is none; of an even count, the median is the mean of
+# the middle two.
+stats() {
+  tr ' ' '\n' <<<"$2" | awk 'NF && $1 != "null"' | sort -g | awk -v f="$1" '{ v[NR] = $1 }
+    END { if (NR == 0) { print "null null null"; exit }
+      printf f " " f " " f "\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }'
+}
+p99_range() { # key → "min–max" of its p99 over the rounds, or null
+  if [ "${P99_MIN[$1]}" = null ]; then echo null; else echo "${P99_MIN[$1]}–${P99_MAX[$1]}"; fi
+}
+summarize() { # key: its medians over the rounds, and a line with them when there are several rounds
+  local k=$1 m lo hi
+  read -r m _ _ <<<"$(stats %.0f "${ROUND_RPS[$k]:-}")" && RPS[$k]=$m
+  read -r m _ _ <<<"$(stats %.3f "${ROUND_P50[$k]:-}")" && P50[$k]=$m
+  read -r m lo hi <<<"$(stats %.3f "${ROUND_P99[$k]:-}")" && P99[$k]=$m P99_MIN[$k]=$lo P99_MAX[$k]=$hi
+  read -r m _ _ <<<"$(stats %.1f "${ROUND_CPU[$k]:-}")" && CPU_US[$k]=$m
+  ERR[$k]=$(tr ' ' '\n' <<<"${ROUND_ERR[$k]:-}" | awk 'NF {s += $1; n++} END {if (n) print s; else print "null"}')
+  [ "$ROUNDS" -gt 1 ] || return 0
+  printf "%-26s %-6s %9s rps  p50 %8s ms  p99 %8s ms (%s)  cpu %7s us/req  errors %s in all\n" "$k" median \
+    "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "$(p99_range "$k")" "${CPU_US[$k]}" "${ERR[$k]}"
 }
 
 START=$(date +%s)
+rounds_note="one run per target"
+if [ "$ROUNDS" -gt 1 ]; then rounds_note="$ROUNDS rounds per case, the targets in rotating order, medians reported"; fi
 echo "wrk -t$THREADS -c$CONNS -d$DUR --latency (after a $WARMUP warm-up), client on CPU $CLIENT_CPU," \
-  "backend and proxy on CPU $SERVER_CPU, one worker per proxy; $(nproc) CPUs, shared with other jobs"
+  "backend and proxy on CPU $SERVER_CPU, one worker per proxy; $(nproc) CPUs, shared with other jobs;" \
+  "$rounds_note"
 MODES=(keepalive close)
 for mode in "${MODES[@]}"; do
   hdr=""
   [ "$mode" = close ] && hdr="Connection: close"
-  measure "direct/$mode" backend $BACKEND "$BENCH_HOST" "/" "$hdr"
   for t in "${TABLES[@]}"; do
-    n=${NROUTES[$t]}
+    # The case's targets: the backend directly (in the 1-route case only), then the three proxies.
+    n=${NROUTES[$t]} keys=()
+    if [ "$t" = one ]; then
+      k=direct/$mode
+      SERVER[$k]=backend TPORT[$k]=$BACKEND THOST[$k]=$BENCH_HOST TPATH[$k]=/ THDR[$k]=$hdr
+      keys+=("$k")
+    fi
     for proxy in pylon nginx haproxy; do
-      measure "$proxy/$t/$mode" "$proxy-$t" "${PORT[$proxy-$t]}" "$(target_host "$t" "$n")" "$(target_path "$t" "$n")" "$hdr"
+      k=$proxy/$t/$mode
+      SERVER[$k]=$proxy-$t TPORT[$k]=${PORT[$proxy-$t]} THOST[$k]=$(target_host "$t" "$n") \
+        TPATH[$k]=$(target_path "$t" "$n") THDR[$k]=$hdr
+      keys+=("$k")
     done
+    selected=()
+    for k in "${keys[@]}"; do
+      if [ -z "$CASES" ] || grep -Eq -- "$CASES" <<<"$k"; then
+        selected+=("$k")
+      else
+        RPS[$k]=null P50[$k]=null P99[$k]=null P99_MIN[$k]=null P99_MAX[$k]=null CPU_US[$k]=null ERR[$k]=null
+      fi
+    done
+    count=${#selected[@]}
+    [ "$count" -gt 0 ] || continue
+    # Round r runs the targets from the (r mod count)-th on, wrapping around.
+    for ((r = 0; r < ROUNDS; r++)); do
+      for ((i = 0; i < count; i++)); do run_once "${selected[(r + i) % count]}" "#$((r + 1))"; done
+    done
+    for k in "${selected[@]}"; do summarize "$k"; done
   done
 done
 RSS[routes_5k_hosts_after_load]=$(rss_kb "${PID[pylon-hosts]}")
@@ -246,23 +317,34 @@ fi
 
 # --- report -------------------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "null" && b + 0 > 0) printf "%.2f", a / b; else printf "null" }'; }
+json_case() { # key → "name":{figures} for the BENCH line
+  local k=$1 range=null
+  [ "${P99_MIN[$k]}" = null ] || range="[${P99_MIN[$k]},${P99_MAX[$k]}]"
+  printf '"%s":{"rps":%s,"p50_ms":%s,"p99_ms":%s,"p99_ms_range":%s,"cpu_us_per_req":%s,"errors":%s},' "${k//\//_}" \
+    "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "$range" "${CPU_US[$k]}" "${ERR[$k]}"
+}
+pad() { # text width: the text, padded with spaces to width characters (printf counts bytes; – takes 3)
+  printf "%s%*s" "$1" $(($2 > ${#1} ? $2 - ${#1} : 0)) ""
+}
+p99_cell() { # key width → "median (min–max)" of its p99, padded to width
+  if [ "${P99[$1]}" = null ]; then pad null "$2"; else pad "${P99[$1]} ($(p99_range "$1"))" "$2"; fi
+}
 declare -A LABEL=([one]="1 route" [hosts]="$ROUTES routes (hosts)" [paths]="$ROUTES routes (paths)")
 echo
 printf "%-32s %9s %9s %9s %9s %7s %7s %7s  %s\n" case direct Pylon nginx haproxy P/nginx P/hapr P/direct \
   "p50/p99 ms: Pylon | nginx | haproxy | direct"
-json_cases="" json_ratios="" cpu_table=""
+json_cases="" json_ratios="" cpu_table="" p99_table=""
 for mode in "${MODES[@]}"; do
   d=direct/$mode
-  json_cases+="\"direct_$mode\":{\"rps\":${RPS[$d]},\"p50_ms\":${P50[$d]},\"p99_ms\":${P99[$d]},\"cpu_us_per_req\":${CPU_US[$d]},\"errors\":${ERR[$d]}},"
+  json_cases+=$(json_case "$d")
   for t in "${TABLES[@]}"; do
     py=pylon/$t/$mode ng=nginx/$t/$mode ha=haproxy/$t/$mode
     rn=$(ratio "${RPS[$py]}" "${RPS[$ng]}") rh=$(ratio "${RPS[$py]}" "${RPS[$ha]}") rd=$(ratio "${RPS[$py]}" "${RPS[$d]}")
     printf "%-32s %9s %9s %9s %9s %6sx %6sx %6sx  %s/%s | %s/%s | %s/%s | %s/%s\n" "${LABEL[$t]}, $mode" \
       "${RPS[$d]}" "${RPS[$py]}" "${RPS[$ng]}" "${RPS[$ha]}" "$rn" "$rh" "$rd" "${P50[$py]}" "${P99[$py]}" \
       "${P50[$ng]}" "${P99[$ng]}" "${P50[$ha]}" "${P99[$ha]}" "${P50[$d]}" "${P99[$d]}"
-    for k in "$py" "$ng" "$ha"; do
-      json_cases+="\"${k//\//_}\":{\"rps\":${RPS[$k]},\"p50_ms\":${P50[$k]},\"p99_ms\":${P99[$k]},\"cpu_us_per_req\":${CPU_US[$k]},\"errors\":${ERR[$k]}},"
-    done
+    for k in "$py" "$ng" "$ha"; do json_cases+=$(json_case "$k"); done
+    p99_table+="$(pad "${LABEL[$t]}, $mode" 33)$(p99_cell "$d" 24)$(p99_cell "$py" 24)$(p99_cell "$ng" 24)$(p99_cell "$ha" 0)"$'\n'
     cn=$(ratio "${CPU_US[$py]}" "${CPU_US[$ng]}") ch=$(ratio "${CPU_US[$py]}" "${CPU_US[$ha]}")
     cpu_table+=$(printf "%-32s %9s %9s %9s %9s %6sx %6sx" "${LABEL[$t]}, $mode" "${CPU_US[$d]}" "${CPU_US[$py]}" \
       "${CPU_US[$ng]}" "${CPU_US[$ha]}" "$cn" "$ch")$'\n'
@@ -270,6 +352,12 @@ for mode in "${MODES[@]}"; do
     json_ratios+="\"pylon_cpu_over_nginx\":$cn,\"pylon_cpu_over_haproxy\":$ch},"
   done
 done
+if [ "$ROUNDS" -gt 1 ]; then
+  echo
+  echo "p99 ms, median (min–max) over $ROUNDS rounds:"
+  printf "%-32s %-23s %-23s %-23s %s\n" case direct Pylon nginx haproxy
+  printf "%s" "$p99_table"
+fi
 echo
 echo "CPU per request of the server under test, us (the backend's own CPU not included; direct = backend):"
 printf "%-32s %9s %9s %9s %9s %7s %7s\n" case direct Pylon nginx haproxy P/nginx P/hapr
@@ -286,7 +374,7 @@ for k in idle routes_5k_hosts routes_5k_paths idle_after_load routes_5k_hosts_af
 done
 json_fail=""
 for f in "${FAILURES[@]}"; do json_fail+="\"$f\","; done
-echo "BENCH {\"wrk\":{\"threads\":$THREADS,\"connections\":$CONNS,\"duration\":\"$DUR\",\"warmup\":\"$WARMUP\"}," \
+echo "BENCH {\"wrk\":{\"threads\":$THREADS,\"connections\":$CONNS,\"duration\":\"$DUR\",\"warmup\":\"$WARMUP\",\"rounds\":$ROUNDS}," \
   "\"cpus\":{\"count\":$(nproc),\"client\":$CLIENT_CPU,\"server\":$SERVER_CPU},\"routes\":$ROUTES," \
   "\"cases\":{${json_cases%,}},\"ratios\":{${json_ratios%,}},\"pylon_rss_kb\":{${json_rss%,}}," \
   "\"nginx_rss_kb\":{\"after_flood\":$NGINX_RSS_AFTER_FLOOD}," \
