@@ -371,15 +371,32 @@ pub(crate) fn plan<'r>(
     }))
 }
 
+/// Whether `respond` changes more of an answer's headers than the hop-by-hop ones: the
+/// native path relays the backend's head as received (but for those) when it does not.
+pub(crate) fn rewrites_response(rule: &CompiledRule, out: &Outbound<'_>) -> bool {
+    out.filters.response_headers.is_some()
+        || rule.filters.response_headers.is_some()
+        || rule.filters.cors.is_some()
+}
+
 /// Applies the response-side filters (backendRef's, then the rule's header modifiers, then
-/// CORS) to a backend's answer headers, after the hop-by-hop ones are gone (but for a 101
-/// `Switching Protocols`, whose Connection and Upgrade headers complete the upgrade).
+/// CORS; keep `rewrites_response` in step) to a backend's answer headers, after the hop-by-hop
+/// ones are gone (but for a 101 `Switching Protocols`, whose Connection and Upgrade headers
+/// complete the upgrade, and for Transfer-Encoding).
 pub(crate) fn respond(
     rule: &CompiledRule,
     out: &Outbound<'_>,
     status: StatusCode,
     headers: &mut HeaderMap,
 ) {
+    // The backend's transfer codings go out as they came whatever the filters do: the body is
+    // relayed still coded (gzip, chunked stays so), and only the chunked framing is per hop.
+    // Usually there are none: no allocation.
+    let codings: Vec<HeaderValue> = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .cloned()
+        .collect();
     if status != StatusCode::SWITCHING_PROTOCOLS && has_any(headers, &HOP_BY_HOP_RESPONSE) {
         remove_connection_named(headers, false);
         for h in &HOP_BY_HOP_RESPONSE {
@@ -393,6 +410,12 @@ pub(crate) fn respond(
     }
     if let Some(cors) = &rule.filters.cors {
         filters::cors_response_headers(cors, out.origin.as_deref(), headers);
+    }
+    if !codings.is_empty() || headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::TRANSFER_ENCODING);
+        for v in codings {
+            headers.append(header::TRANSFER_ENCODING, v);
+        }
     }
 }
 
@@ -458,7 +481,7 @@ const PROTECTED: [HeaderName; 3] = [
 ];
 
 /// Connection-level response headers: they describe the upstream hop, not ours.
-const HOP_BY_HOP_RESPONSE: [HeaderName; 5] = [
+pub(crate) const HOP_BY_HOP_RESPONSE: [HeaderName; 5] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -526,28 +549,45 @@ fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// The options a message's Connection header fields list (`close`, `upgrade`, header names).
-pub(crate) fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {
-    h.get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+/// The options Connection field `values` list (`close`, `upgrade`, header names).
+pub(crate) fn list_tokens<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+) -> impl Iterator<Item = &'a [u8]> {
+    values
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
+}
+
+/// The options a message's Connection header fields list.
+pub(crate) fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    list_tokens(
+        h.get_all(header::CONNECTION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// Whether a Connection option names a header field to remove: not the framing or the Host,
+/// and not `close` or `keep-alive` (options, not fields; Keep-Alive is hop-by-hop anyway).
+pub(crate) fn names_removable_field(token: &[u8]) -> bool {
+    !(token.eq_ignore_ascii_case(b"close")
+        || token.eq_ignore_ascii_case(b"keep-alive")
+        || PROTECTED
+            .iter()
+            .any(|p| token.eq_ignore_ascii_case(p.as_str().as_bytes())))
 }
 
 /// Removes the headers a Connection header names (RFC 9110 §7.6.1), but `upgrade` when the
 /// upgrade is being forwarded, and never the framing or the Host.
 fn remove_connection_named(h: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<String> = connection_tokens(h)
-        .map(str::to_ascii_lowercase)
-        .filter(|t| !(upgrade && t == "upgrade"))
+    // Usually empty (`Connection: keep-alive` or `close`): no allocation.
+    let named: Vec<HeaderName> = connection_tokens(h)
+        .filter(|t| names_removable_field(t) && !(upgrade && t.eq_ignore_ascii_case(b"upgrade")))
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
     for name in named {
-        // A Connection header cannot take away what frames or routes the message.
-        if !PROTECTED.iter().any(|p| p.as_str() == name) {
-            h.remove(name.as_str());
-        }
+        h.remove(name);
     }
 }
 

@@ -88,6 +88,14 @@ async fn serve_raw(mut s: TcpStream, id: usize, seen: Arc<Mutex<Vec<String>>>) {
                 .into(),
             "/stall" => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".into(),
             "/close-after" => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
+            // A body in a transfer coding the proxy does not undo (the bytes stand for it).
+            "/gzip-chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+                                4\r\ngzip\r\n0\r\n\r\n"
+                .into(),
+            "/hop" => "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\n\
+                       Keep-Alive: timeout=5\r\nX-Private: 1\r\nProxy-Connection: x\r\n\
+                       X-Kept: yes\r\nContent-Length: 2\r\n\r\nok"
+                .into(),
             "/switch" => {
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n\
                           HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
@@ -440,4 +448,55 @@ async fn a_missing_or_repeated_host_is_a_bad_request_on_both_engines() {
     }
     let paths = b.paths.lock().unwrap().clone();
     assert!(paths.is_empty(), "{paths:?}");
+}
+
+#[tokio::test]
+async fn answers_keep_their_transfer_codings_and_lose_their_hop_by_hop_fields() {
+    let b = RawBackend::start().await;
+    // Without response filters the native path relays the backend's head as received (but for
+    // the hop-by-hop fields); with one it builds the head from the filtered headers.
+    let filtered =
+        "filters: [{type: ResponseHeaderModifier, set: [{name: x-filtered, value: '1'}]}], ";
+    for engine in [Http1::Native, Http1::Hyper] {
+        for rule in ["", filtered] {
+            let port = free_port();
+            let _p = Proxy::start_engine(&one_route(port, b.addr, rule), Limits::default(), engine)
+                .await;
+            let case = format!("{engine:?}, filtered: {}", !rule.is_empty());
+            let text = raw(
+                port,
+                b"GET /gzip-chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .to_ascii_lowercase();
+            assert!(
+                text.contains("\r\ntransfer-encoding: gzip, chunked\r\n"),
+                "{case}: {text:?}"
+            );
+            assert!(
+                text.ends_with("\r\n\r\n4\r\ngzip\r\n0\r\n\r\n"),
+                "{case}: {text:?}"
+            );
+            let text = raw(
+                port,
+                b"GET /hop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .to_ascii_lowercase();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert_eq!(body, "ok", "{case}");
+            assert!(head.contains("\r\nx-kept: yes"), "{case}: {head:?}");
+            assert_eq!(
+                head.contains("\r\nx-filtered: 1"),
+                !rule.is_empty(),
+                "{case}"
+            );
+            for gone in ["x-private", "keep-alive", "proxy-connection"] {
+                assert!(
+                    !head.contains(&format!("\r\n{gone}:")),
+                    "{case}: {gone} in {head:?}"
+                );
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::framing::{self, Framing};
+use super::framing::Framing;
 use super::head::{self, RequestHead, ResponseHead};
 use super::timer::Elapsed;
 use super::{ClientIo, Conn, Ended, read_some, upstream};
@@ -70,22 +70,25 @@ pub(super) async fn run<I: ClientIo>(
     c.out.extend_from_slice(&c.rd[..n]);
     c.rd.advance(n);
     let replayable = c.req_body.is_done() && head.method.is_idempotent();
-    let sent = send(c, addr, replayable);
+    let verbatim = !proxy::rewrites_response(rule, &out);
+    let sent = send(c, addr, replayable, &head.method, verbatim);
     let (up, resp) = match rule.backend_timeout {
         Some(t) => tokio::time::timeout(t, sent)
             .await
             .map_err(|_| ProxyError::Timeout)??,
         None => sent.await?,
     };
-    relay_answer(c, rule, &out, &head.method, head.close, addr, up, resp).await
+    relay_answer(c, rule, &out, head.close, addr, up, resp).await
 }
 
 /// Sends the request in `c.out` (and the rest of its body) on a pooled or new connection and
-/// reads the answer's head.
+/// reads the answer's head (with `verbatim`, into `c.out`: see `head::parse_response`).
 async fn send<I: ClientIo>(
     c: &mut Conn<I>,
     addr: SocketAddr,
     replayable: bool,
+    method: &Method,
+    verbatim: bool,
 ) -> Result<(TcpStream, ResponseHead), ProxyError> {
     let mut pooled = upstream::checkout(addr);
     loop {
@@ -96,7 +99,7 @@ async fn send<I: ClientIo>(
                 .await
                 .map_err(|_| ProxyError::Connect)?,
         };
-        match exchange_head(c, &mut up).await {
+        match exchange_head(c, &mut up, method, verbatim).await {
             Ok(resp) => return Ok((up, resp)),
             Err(SendFailure::NoAnswer) if reused && replayable => {
                 tracing::debug!(%addr, "pooled connection closed; resending on a new one");
@@ -110,6 +113,8 @@ async fn send<I: ClientIo>(
 async fn exchange_head<I: ClientIo>(
     c: &mut Conn<I>,
     up: &mut TcpStream,
+    method: &Method,
+    verbatim: bool,
 ) -> Result<ResponseHead, SendFailure> {
     // Waits on the backend are bounded by the rule's timeouts only (as on the hyper path); the
     // idle timeout bounds waits on the client, which must keep its body coming.
@@ -148,8 +153,11 @@ async fn exchange_head<I: ClientIo>(
         }
         // Interim answers (100, 103) are dropped: the client did not ask for them. A 101 was
         // not asked for either (upgrades go through hyper), and what follows it is not HTTP.
-        while let Some(resp) = head::parse_response(&mut c.urd)
-            .map_err(|_| SendFailure::Failed(ProxyError::Upstream))?
+        // `c.out` still holds the request until a final answer's head replaces it: a request
+        // that got no answer may go again.
+        while let Some(resp) =
+            head::parse_response(&mut c.urd, method, verbatim.then_some(&mut c.out))
+                .map_err(|_| SendFailure::Failed(ProxyError::Upstream))?
         {
             if resp.status == StatusCode::SWITCHING_PROTOCOLS {
                 return Err(SendFailure::Failed(ProxyError::Upstream));
@@ -164,26 +172,20 @@ async fn exchange_head<I: ClientIo>(
     }
 }
 
-/// Writes the answer's head with the body bytes already read, relays the rest of the body, and
-/// returns the backend connection to the pool if it can carry another request.
-#[allow(clippy::too_many_arguments)]
-async fn relay_answer<I: ClientIo>(
-    c: &mut Conn<I>,
+/// Writes into `buf` the head of an answer whose headers the filters change: the filtered
+/// headers with our framing and, if `close`, `Connection: close`.
+fn filtered_head(
+    buf: &mut Vec<u8>,
     rule: &CompiledRule,
     out: &Outbound<'_>,
-    method: &Method,
-    client_close: bool,
-    addr: SocketAddr,
-    mut up: TcpStream,
-    resp: ResponseHead,
-) -> Result<Ended, ProxyError> {
-    let status = resp.status;
-    let mut body =
-        framing::response(method, status, &resp.headers).map_err(|_| ProxyError::Upstream)?;
-    let mut headers = resp.headers;
+    status: StatusCode,
+    body: &Framing,
+    mut headers: http::HeaderMap,
+    close: bool,
+) {
     proxy::respond(rule, out, status, &mut headers);
     // Our framing, whatever the filters did.
-    match &body {
+    match body {
         Framing::Length(n) => {
             // Usually the backend's one Content-Length already says so: keep it (no new value).
             let mut given = headers.get_all(header::CONTENT_LENGTH).iter();
@@ -195,26 +197,39 @@ async fn relay_answer<I: ClientIo>(
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(*n));
             }
         }
-        Framing::Chunked(_) => {
-            headers.remove(header::CONTENT_LENGTH);
-            headers.insert(
-                header::TRANSFER_ENCODING,
-                HeaderValue::from_static("chunked"),
-            );
-        }
-        Framing::UntilClose => {
+        // The backend's Transfer-Encoding, kept by `respond`, frames the body.
+        Framing::Chunked(_) | Framing::UntilClose => {
             headers.remove(header::CONTENT_LENGTH);
         }
         Framing::Empty => {}
     }
-    let close =
-        client_close || body == Framing::UntilClose || !c.req_body.is_done() || *c.drain.borrow();
     if close {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    c.out.clear();
-    head::write_response(&mut c.out, status, &headers);
-    drop(headers);
+    buf.clear();
+    head::write_response(buf, status, &headers);
+}
+
+/// Writes the answer's head with the body bytes already read, relays the rest of the body, and
+/// returns the backend connection to the pool if it can carry another request.
+async fn relay_answer<I: ClientIo>(
+    c: &mut Conn<I>,
+    rule: &CompiledRule,
+    out: &Outbound<'_>,
+    client_close: bool,
+    addr: SocketAddr,
+    mut up: TcpStream,
+    resp: ResponseHead,
+) -> Result<Ended, ProxyError> {
+    let status = resp.status;
+    let mut body = resp.body;
+    let close =
+        client_close || body == Framing::UntilClose || !c.req_body.is_done() || *c.drain.borrow();
+    match resp.headers {
+        // The head as received is in `c.out` already.
+        None => head::end_verbatim_response(&mut c.out, &body, close),
+        Some(headers) => filtered_head(&mut c.out, rule, out, status, &body, headers, close),
+    }
     let (n, mut done) = body.take(&c.urd).map_err(|_| ProxyError::Upstream)?;
     c.out.extend_from_slice(&c.urd[..n]);
     c.urd.advance(n);

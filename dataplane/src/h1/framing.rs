@@ -3,7 +3,7 @@
 //! stays chunked) and only needs to know which bytes belong to the current message.
 
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 
 /// A body whose framing cannot be trusted; the message (and its connection) is abandoned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -55,11 +55,12 @@ impl Framing {
     }
 }
 
-/// The body of a response to `method` with `status` and `headers` (RFC 9112 §6.3).
-pub fn response(
+/// The body of a response to `method` with `status` whose header fields are `fields` (name,
+/// value) (RFC 9112 §6.3).
+pub fn response<'a>(
     method: &Method,
     status: StatusCode,
-    headers: &HeaderMap,
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
 ) -> Result<Framing, FramingError> {
     if method == Method::HEAD
         || status.is_informational()
@@ -68,41 +69,50 @@ pub fn response(
     {
         return Ok(Framing::Empty);
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
+    let named = |name: &'static str| {
+        fields
+            .clone()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    };
+    if let Some(last) = named(TRANSFER_ENCODING.as_str()).last() {
         // The final coding decides: chunked delimits the body, anything else runs to close.
-        return Ok(if last_coding_is_chunked(headers) {
+        return Ok(if last_coding_is_chunked(last) {
             Framing::Chunked(Chunked::default())
         } else {
             Framing::UntilClose
         });
     }
-    match content_length(headers)? {
+    match content_length(named(CONTENT_LENGTH.as_str()))? {
         Some(n) => Ok(Framing::Length(n)),
         None => Ok(Framing::UntilClose),
     }
 }
 
-fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
+/// Whether chunked is the last coding of a Transfer-Encoding field value.
+fn last_coding_is_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
+        .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
-/// The Content-Length, if any; several fields or list members must all agree.
-pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, FramingError> {
+/// The Content-Length given by the field `values`, if any; several fields or list members
+/// must all agree.
+pub fn content_length<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+) -> Result<Option<u64>, FramingError> {
     let mut found = None;
-    for v in headers.get_all(CONTENT_LENGTH) {
-        let v = v.to_str().map_err(|_| FramingError::ContentLength)?;
-        for part in v.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+    for v in values {
+        for part in v.split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
                 return Err(FramingError::ContentLength);
             }
-            let n: u64 = part.parse().map_err(|_| FramingError::ContentLength)?;
+            let n: u64 = std::str::from_utf8(part)
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .ok_or(FramingError::ContentLength)?;
             if found.is_some_and(|f| f != n) {
                 return Err(FramingError::ContentLength);
             }
@@ -281,55 +291,46 @@ mod tests {
 
     #[test]
     fn response_framing_follows_rfc_9112() {
-        let h = |pairs: &[(&str, &str)]| {
-            let mut m = HeaderMap::new();
-            for (k, v) in pairs {
-                m.append(
-                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                    v.parse().unwrap(),
-                );
-            }
-            m
+        let h = |pairs: &'static [(&'static str, &'static str)]| {
+            pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))
         };
         let ok = StatusCode::OK;
         let get = Method::GET;
         let cl = h(&[("content-length", "12")]);
-        assert_eq!(response(&Method::HEAD, ok, &cl), Ok(Framing::Empty));
+        assert_eq!(response(&Method::HEAD, ok, cl.clone()), Ok(Framing::Empty));
         assert_eq!(
-            response(&get, StatusCode::NO_CONTENT, &cl),
+            response(&get, StatusCode::NO_CONTENT, cl.clone()),
             Ok(Framing::Empty)
         );
         assert_eq!(
-            response(&get, StatusCode::NOT_MODIFIED, &cl),
+            response(&get, StatusCode::NOT_MODIFIED, cl.clone()),
             Ok(Framing::Empty)
         );
-        assert_eq!(response(&get, ok, &cl), Ok(Framing::Length(12)));
+        assert_eq!(response(&get, ok, cl), Ok(Framing::Length(12)));
         assert_eq!(
-            response(&get, ok, &h(&[("content-length", "3, 3")])),
+            response(&get, ok, h(&[("content-length", "3, 3")])),
             Ok(Framing::Length(3))
         );
         for bad in ["3, 4", "-1", "", "1e3"] {
+            let fields = [("Content-Length".as_bytes(), bad.as_bytes())];
             assert_eq!(
-                response(&get, ok, &h(&[("content-length", bad)])),
+                response(&get, ok, fields.iter().copied()),
                 Err(FramingError::ContentLength),
                 "{bad}"
             );
         }
         let chunked = h(&[
-            ("transfer-encoding", "gzip, chunked"),
+            ("Transfer-Encoding", "gzip, chunked"),
             ("content-length", "3"),
         ]);
         assert!(matches!(
-            response(&get, ok, &chunked),
+            response(&get, ok, chunked),
             Ok(Framing::Chunked(_))
         ));
         assert_eq!(
-            response(&get, ok, &h(&[("transfer-encoding", "gzip")])),
+            response(&get, ok, h(&[("transfer-encoding", "gzip")])),
             Ok(Framing::UntilClose)
         );
-        assert_eq!(
-            response(&get, ok, &HeaderMap::new()),
-            Ok(Framing::UntilClose)
-        );
+        assert_eq!(response(&get, ok, h(&[])), Ok(Framing::UntilClose));
     }
 }

@@ -1,12 +1,13 @@
 //! HTTP/1.1 message heads: parsed with `httparse` into `http` types whose header values and
 //! path point into the received bytes (no copy per header), and written back out.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode};
 
 use super::framing::{self, Framing};
+use crate::proxy;
 
 /// Header fields accepted by the native path; a head with more goes to the hyper path,
 /// which has its own limit and answers 431.
@@ -79,12 +80,17 @@ pub fn parse_request(buf: &mut BytesMut, max: usize) -> Parsed {
     {
         return Parsed::Unsupported(raw);
     }
-    let body = match framing::content_length(&headers) {
+    let body = match framing::content_length(
+        headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    ) {
         Ok(Some(0) | None) => Framing::Empty,
         Ok(Some(n)) => Framing::Length(n),
         Err(_) => return Parsed::Unsupported(raw),
     };
-    let close = has_token(&headers, "close");
+    let close = has_token(&headers, b"close");
     Parsed::Request(RequestHead {
         method,
         uri: http::Uri::from(pq),
@@ -98,18 +104,34 @@ pub fn parse_request(buf: &mut BytesMut, max: usize) -> Parsed {
 /// A response head from a backend.
 pub struct ResponseHead {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    /// Where its body ends.
+    pub body: Framing,
     /// The backend will close the connection after this response (`Connection: close`, or an
     /// HTTP/1.0 answer).
     pub close: bool,
+    /// Its header fields, or `None` if they were written out as received (see
+    /// [`parse_response`]).
+    pub headers: Option<HeaderMap>,
 }
 
 /// Why a backend's response head is unusable (502).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadResponse;
 
-/// Parses the response head at the start of `buf`; a complete head is split off `buf`.
-pub fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>, BadResponse> {
+/// Parses the head at the start of `buf` of a response to a `method` request; a complete head
+/// is split off `buf`.
+///
+/// With `verbatim` (no filter rewrites the answer's headers), a final (non-1xx) answer's head
+/// replaces what `verbatim` holds, as received but without its last empty line: the status
+/// line and every field but the hop-by-hop ones (RFC 9110 §7.6.1), and but Content-Length
+/// unless the body is delimited by it, whose value is written after (see
+/// [`end_verbatim_response`]). No `HeaderMap` is built for it: a map and its values cost
+/// about as much as the rest of relaying the answer head.
+pub fn parse_response(
+    buf: &mut BytesMut,
+    method: &Method,
+    verbatim: Option<&mut Vec<u8>>,
+) -> Result<Option<ResponseHead>, BadResponse> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut slots);
     let len = match resp.parse(buf) {
@@ -121,15 +143,86 @@ pub fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>, BadRes
         return Err(BadResponse);
     };
     let status = StatusCode::from_u16(code).map_err(|_| BadResponse)?;
-    let (fields, n) = field_offsets(buf.as_ptr() as usize, resp.headers);
-    let raw = buf.split_to(len).freeze();
-    let headers = header_map(&raw, &fields[..n]).map_err(|_| BadResponse)?;
-    let close = version == 0 && !has_token(&headers, "keep-alive") || has_token(&headers, "close");
+    let fields = resp.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+    let body = framing::response(method, status, fields.clone()).map_err(|_| BadResponse)?;
+    let connection = || {
+        fields
+            .clone()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+            .map(|(_, v)| v)
+    };
+    let has_token =
+        |token: &[u8]| proxy::list_tokens(connection()).any(|t| t.eq_ignore_ascii_case(token));
+    let close = version == 0 && !has_token(b"keep-alive") || has_token(b"close");
+    let headers = match verbatim {
+        Some(out) if !status.is_informational() => {
+            out.clear();
+            out.extend_from_slice(b"HTTP/1.1 ");
+            out.extend_from_slice(status.as_str().as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(resp.reason.unwrap_or_default().as_bytes());
+            out.extend_from_slice(b"\r\n");
+            for (name, value) in fields.clone() {
+                let drop = proxy::HOP_BY_HOP_RESPONSE
+                    .iter()
+                    // Transfer-Encoding stays as received: it frames the relayed body, and its
+                    // codings other than chunked are the client's to undo.
+                    .filter(|h| **h != header::TRANSFER_ENCODING)
+                    .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+                    || name.eq_ignore_ascii_case(b"content-length")
+                        && !matches!(body, Framing::Empty)
+                    || proxy::list_tokens(connection())
+                        .any(|t| proxy::names_removable_field(t) && name.eq_ignore_ascii_case(t));
+                if !drop {
+                    out.extend_from_slice(name);
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(value);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            buf.advance(len);
+            None
+        }
+        _ => {
+            let (fields, n) = field_offsets(buf.as_ptr() as usize, resp.headers);
+            let raw = buf.split_to(len).freeze();
+            Some(header_map(&raw, &fields[..n]).map_err(|_| BadResponse)?)
+        }
+    };
     Ok(Some(ResponseHead {
         status,
-        headers,
+        body,
         close,
+        headers,
     }))
+}
+
+/// Ends a head written by [`parse_response`] with `verbatim`: the Content-Length of a body
+/// delimited by it, `Connection: close` if this is the connection's last answer, and the
+/// empty line.
+pub fn end_verbatim_response(out: &mut Vec<u8>, body: &Framing, close: bool) {
+    if let Framing::Length(n) = body {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa(*n, &mut [0; 20]));
+        out.extend_from_slice(b"\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `n` in decimal, in `buf`.
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// The byte range `s` (a slice of the buffer starting at address `base`) occupies.
@@ -161,8 +254,8 @@ fn header_map(raw: &Bytes, fields: &[Field]) -> Result<HeaderMap, http::Error> {
 }
 
 /// Does a Connection header list `token`?
-fn has_token(headers: &HeaderMap, token: &str) -> bool {
-    crate::proxy::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
+fn has_token(headers: &HeaderMap, token: &[u8]) -> bool {
+    proxy::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// Writes a request head (origin-form, HTTP/1.1).
@@ -270,15 +363,74 @@ mod tests {
         ];
         for (s, close) in cases {
             let mut buf = BytesMut::from(s);
-            let h = parse_response(&mut buf).unwrap().unwrap();
+            let h = parse_response(&mut buf, &Method::GET, None)
+                .unwrap()
+                .unwrap();
             assert_eq!(h.status, StatusCode::OK);
             assert_eq!(h.close, close, "{s:?}");
             assert!(buf.is_empty());
         }
         let mut partial = BytesMut::from("HTTP/1.1 200 OK\r\n");
-        assert!(matches!(parse_response(&mut partial), Ok(None)));
+        assert!(matches!(
+            parse_response(&mut partial, &Method::GET, None),
+            Ok(None)
+        ));
         let mut bad = BytesMut::from("HTTP/1.1 2000 OK\r\n\r\n");
-        assert_eq!(parse_response(&mut bad).err(), Some(BadResponse));
+        assert_eq!(
+            parse_response(&mut bad, &Method::GET, None).err(),
+            Some(BadResponse)
+        );
+    }
+
+    #[test]
+    fn verbatim_answer_heads_lose_only_hop_by_hop_fields_and_get_our_framing() {
+        let verbatim = |s: &str, method: Method, close: bool| {
+            let mut buf = BytesMut::from(s);
+            let mut out = b"the request".to_vec();
+            let h = parse_response(&mut buf, &method, Some(&mut out))
+                .unwrap()
+                .unwrap();
+            assert!(h.headers.is_none());
+            end_verbatim_response(&mut out, &h.body, close);
+            (String::from_utf8(out).unwrap(), h.body, buf)
+        };
+        let (head, body, rest) = verbatim(
+            "HTTP/1.1 200 Fine\r\nServer: b\r\nConnection: keep-alive, X-Private\r\n\
+             Keep-Alive: timeout=5\r\nx-private: 1\r\nProxy-Connection: x\r\nUpgrade: y\r\n\
+             Content-Length: 2, 2\r\nX-Kept: yes\r\n\r\nok",
+            Method::GET,
+            false,
+        );
+        assert_eq!(
+            head,
+            "HTTP/1.1 200 Fine\r\nServer: b\r\nX-Kept: yes\r\ncontent-length: 2\r\n\r\n"
+        );
+        assert_eq!(body, Framing::Length(2));
+        assert_eq!(&rest[..], b"ok");
+        // Transfer codings stay as received; a Content-Length beside them goes.
+        let (head, body, _) = verbatim(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n",
+            Method::GET,
+            true,
+        );
+        assert_eq!(
+            head,
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nconnection: close\r\n\r\n"
+        );
+        assert!(matches!(body, Framing::Chunked(_)));
+        // A HEAD answer's Content-Length describes the GET's body: kept.
+        let (head, body, _) = verbatim(
+            "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n",
+            Method::HEAD,
+            false,
+        );
+        assert_eq!(head, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n");
+        assert_eq!(body, Framing::Empty);
+        // An interim answer is not written: the request stays for a resend.
+        let mut buf = BytesMut::from("HTTP/1.1 100 Continue\r\n\r\n");
+        let mut out = b"the request".to_vec();
+        parse_response(&mut buf, &Method::GET, Some(&mut out)).unwrap();
+        assert_eq!(out, b"the request");
     }
 
     #[test]
