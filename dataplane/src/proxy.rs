@@ -432,6 +432,8 @@ async fn serve_rule(
     };
     let mut resp = forward(shared, rule, &out, ctx, req).await?;
     let status = resp.status();
+    // A Transfer-Encoding `respond` keeps is dropped by hyper for HTTP/2 clients (HTTP/2 has
+    // no transfer codings) and HTTP/1.0 ones.
     respond(rule, &out, status, resp.headers_mut());
     Ok(resp)
 }
