@@ -243,8 +243,12 @@ fn field_offsets(base: usize, headers: &[httparse::Header<'_>]) -> ([Field; MAX_
     (fields, headers.len().min(MAX_HEADERS))
 }
 
+/// Room for the fields a forwarded request gains (`proxy::upstream_headers`: X-Forwarded-For
+/// and -Proto, Host if it was missing), so the map is not grown (reallocated) on the way out.
+const ADDED_FIELDS: usize = 2;
+
 fn header_map(raw: &Bytes, fields: &[Field]) -> Result<HeaderMap, http::Error> {
-    let mut map = HeaderMap::with_capacity(fields.len());
+    let mut map = HeaderMap::with_capacity(fields.len() + ADDED_FIELDS);
     for &(ns, ne, vs, ve) in fields {
         let name = HeaderName::from_bytes(&raw[ns..ne])?;
         let value = HeaderValue::from_maybe_shared(raw.slice(vs..ve))?;
