@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use super::framing::Framing;
 use super::head::{self, RequestHead, ResponseHead};
 use super::timer::Elapsed;
-use super::{ClientIo, Conn, Ended, read_some, upstream};
+use super::{ClientIo, Conn, Ended, buffers, read_some, upstream};
 use crate::errors::ProxyError;
 use crate::proxy::{self, Outbound, Plan, RuleCtx};
 use crate::table::CompiledRule;
@@ -142,6 +142,9 @@ async fn exchange_head<I: ClientIo>(
             .await
             .map_err(|_| SendFailure::Failed(ProxyError::Upstream))?;
         c.rd.advance(n);
+    }
+    if c.urd.capacity() == 0 {
+        c.urd = buffers::take();
     }
     c.urd.clear();
     loop {

@@ -16,6 +16,7 @@
 //! [`head::Parsed::Unsupported`]), gRPC, and rules that retry, mirror or use h2c or TLS
 //! backends (`CompiledRule::native_h1`).
 
+mod buffers;
 mod exchange;
 mod framing;
 mod head;
@@ -120,7 +121,8 @@ pub async fn serve<I: ClientIo>(
 ) {
     let mut c = Conn {
         io,
-        rd: BytesMut::with_capacity(READ_CHUNK),
+        rd: buffers::take(),
+        // Taken on the first forwarded request: a connection may never need it.
         urd: BytesMut::new(),
         out: Vec::new(),
         timer: Timer::default(),
@@ -130,6 +132,22 @@ pub async fn serve<I: ClientIo>(
         drain,
         writes: 0,
     };
+    match requests(&mut c, &info, shared).await {
+        Some(head) => fallback(c, head, info, shared).await,
+        None => {
+            buffers::give(c.rd);
+            buffers::give(c.urd);
+        }
+    }
+}
+
+/// Serves the connection's requests until it ends (`None`) or the rest of it, from the head
+/// returned on, is for the hyper path.
+async fn requests<I: ClientIo>(
+    c: &mut Conn<I>,
+    info: &Arc<ConnInfo>,
+    shared: &Arc<Shared>,
+) -> Option<Bytes> {
     // Registered once per connection, not per wait: a watch channel's waiter list is behind
     // a lock.
     let mut draining = c.drain.clone();
@@ -139,12 +157,12 @@ pub async fn serve<I: ClientIo>(
     loop {
         let mut head = match c.next_head(drained.as_mut()).await {
             Next::Head(h) => h,
-            Next::Unsupported(raw) => return fallback(c, raw, info, shared).await,
-            Next::Closed => return,
+            Next::Unsupported(raw) => return Some(raw),
+            Next::Closed => return None,
         };
         // gRPC needs HTTP/2; over HTTP/1.1 the hyper path gives the gRPC-shaped error.
         if proxy::is_grpc(&head.headers) {
-            return fallback(c, head.raw, info, shared).await;
+            return Some(head.raw);
         }
         let start = StdInstant::now();
         // A cheap clone (shared bytes), so the normalised host can borrow from it while the
@@ -162,18 +180,18 @@ pub async fn serve<I: ClientIo>(
             headers: &head.headers,
         };
         let selected = if proxy::one_host(&head.headers) {
-            proxy::select(shared, &info, &host, &view, false)
+            proxy::select(shared, info, &host, &view, false)
         } else {
             Err(ProxyError::BadRequest)
         };
         if matches!(&selected, Ok(s) if !s.rule.native_h1) {
-            return fallback(c, head.raw, info, shared).await;
+            return Some(head.raw);
         }
         c.req_body = std::mem::replace(&mut head.body, Framing::Empty);
         c.committed = None;
         let route = selected.as_ref().ok().map(|s| s.rule.route.clone());
         let ended = match selected {
-            Ok(sel) => c.forward(&sel, &info, &host, &mut head).await,
+            Ok(sel) => c.forward(&sel, info, &host, &mut head).await,
             Err(e) => c.answer(&head, e.into_response(false)).await,
         };
         let (status, close) = match ended {
@@ -192,14 +210,14 @@ pub async fn serve<I: ClientIo>(
             route: route.as_deref(),
             status,
         };
-        proxy::record(shared, &info, start, &done);
+        proxy::record(shared, info, start, &done);
         if close {
             if !c.req_body.is_done() {
                 c.linger().await;
             } else if I::SHUTDOWN {
                 let _ = c.io.shutdown().await;
             }
-            return;
+            return None;
         }
     }
 }
