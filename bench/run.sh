@@ -164,9 +164,16 @@ done
 rss_kb() { # pid → VmRSS in kB, or null if the process is gone
   if [ -r "/proc/$1/status" ]; then awk '/^VmRSS/ {print $2}' "/proc/$1/status"; else echo null; fi
 }
+rss_parts() { # pid → "anon A kB, file F kB" (RssAnon, RssFile), or nothing if the process is gone
+  [ -r "/proc/$1/status" ] && awk '/^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {printf "anon %s kB, file %s kB", a, f}' "/proc/$1/status"
+}
 sleep 1
 declare -A RSS=([idle]=$(rss_kb "${PID[pylon-one]}") [routes_5k_hosts]=$(rss_kb "${PID[pylon-hosts]}")
   [routes_5k_paths]=$(rss_kb "${PID[pylon-paths]}"))
+# Most of an idle data plane's RSS is the executable's code mapped from the page cache (RssFile),
+# and how much of it the kernel maps around the pages used varies from run to run by up to ~1 MB
+# for the same binary; RssAnon is the process's own memory.
+IDLE_PARTS=$(rss_parts "${PID[pylon-one]}" || true)
 
 # --- measurements -----------------------------------------------------------------------------------
 to_ms() { # wrk latency ("812.00us", "1.20ms", "1.01s", "1.00m") → ms
@@ -363,7 +370,7 @@ echo "CPU per request of the server under test, us (the backend's own CPU not in
 printf "%-32s %9s %9s %9s %9s %7s %7s\n" case direct Pylon nginx haproxy P/nginx P/hapr
 printf "%s" "$cpu_table"
 echo
-echo "Pylon VmRSS: idle ${RSS[idle]} kB; $ROUTES routes: ${RSS[routes_5k_hosts]} kB (hosts)," \
+echo "Pylon VmRSS: idle ${RSS[idle]} kB ($IDLE_PARTS); $ROUTES routes: ${RSS[routes_5k_hosts]} kB (hosts)," \
   "${RSS[routes_5k_paths]} kB (paths); after load: ${RSS[idle_after_load]} / ${RSS[routes_5k_hosts_after_load]} / ${RSS[routes_5k_paths_after_load]} kB"
 echo "After $FLOOD concurrent connections (closed 2 s earlier), 1 route: Pylon ${RSS[after_flood]} kB," \
   "nginx worker $NGINX_RSS_AFTER_FLOOD kB"
