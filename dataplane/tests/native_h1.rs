@@ -92,6 +92,13 @@ async fn serve_raw(mut s: TcpStream, id: usize, seen: Arc<Mutex<Vec<String>>>) {
             "/gzip-chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
                                 4\r\ngzip\r\n0\r\n\r\n"
                 .into(),
+            // Both framing fields (Transfer-Encoding wins) and a 204 that names a coding.
+            "/te-and-length" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\
+                                 Content-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                .into(),
+            "/no-content-te" => {
+                "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n".into()
+            }
             "/hop" => "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\n\
                        Keep-Alive: timeout=5\r\nX-Private: 1\r\nProxy-Connection: x\r\n\
                        X-Kept: yes\r\nContent-Length: 2\r\n\r\nok"
@@ -496,6 +503,33 @@ async fn answers_keep_their_transfer_codings_and_lose_their_hop_by_hop_fields() 
                     !head.contains(&format!("\r\n{gone}:")),
                     "{case}: {gone} in {head:?}"
                 );
+            }
+            // A coded body loses the backend's Content-Length; an answer without a body loses
+            // the coding (RFC 9112 §6.1, §6.3).
+            let text = raw(
+                port,
+                b"GET /te-and-length HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .to_ascii_lowercase();
+            assert!(text.starts_with("http/1.1 200"), "{case}: {text:?}");
+            assert!(
+                text.contains("\r\ntransfer-encoding: chunked\r\n"),
+                "{case}: {text:?}"
+            );
+            assert!(!text.contains("content-length"), "{case}: {text:?}");
+            assert!(
+                text.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+                "{case}: {text:?}"
+            );
+            for request in [
+                &b"HEAD /te-and-length HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
+                b"GET /no-content-te HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            ] {
+                let text = raw(port, request).await.to_ascii_lowercase();
+                assert!(text.starts_with("http/1.1 20"), "{case}: {text:?}");
+                assert!(!text.contains("transfer-encoding"), "{case}: {text:?}");
+                assert!(text.ends_with("\r\n\r\n"), "{case}: {text:?}");
             }
         }
     }

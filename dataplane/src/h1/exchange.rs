@@ -204,7 +204,10 @@ fn filtered_head(
         Framing::Chunked(_) | Framing::UntilClose => {
             headers.remove(header::CONTENT_LENGTH);
         }
-        Framing::Empty => {}
+        // No body (a HEAD's answer): no framing by a coding.
+        Framing::Empty => {
+            headers.remove(header::TRANSFER_ENCODING);
+        }
     }
     if close {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

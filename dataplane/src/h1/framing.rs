@@ -75,9 +75,23 @@ pub fn response<'a>(
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     };
-    if let Some(last) = named(TRANSFER_ENCODING.as_str()).last() {
+    let codings = named(TRANSFER_ENCODING.as_str())
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty());
+    let (mut any, mut chunked, mut last_chunked) = (false, 0, false);
+    for c in codings {
+        any = true;
+        last_chunked = c.eq_ignore_ascii_case(b"chunked");
+        chunked += usize::from(last_chunked);
+    }
+    if any {
+        // Chunked may be applied once (RFC 9112 §7); a body coded twice is not relayed.
+        if chunked > 1 {
+            return Err(FramingError::Chunked);
+        }
         // The final coding decides: chunked delimits the body, anything else runs to close.
-        return Ok(if last_coding_is_chunked(last) {
+        return Ok(if last_chunked {
             Framing::Chunked(Chunked::default())
         } else {
             Framing::UntilClose
@@ -87,14 +101,6 @@ pub fn response<'a>(
         Some(n) => Ok(Framing::Length(n)),
         None => Ok(Framing::UntilClose),
     }
-}
-
-/// Whether chunked is the last coding of a Transfer-Encoding field value.
-fn last_coding_is_chunked(value: &[u8]) -> bool {
-    value
-        .rsplit(|&b| b == b',')
-        .next()
-        .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// The Content-Length given by the field `values`, if any; several fields or list members
@@ -330,6 +336,26 @@ mod tests {
         assert_eq!(
             response(&get, ok, h(&[("transfer-encoding", "gzip")])),
             Ok(Framing::UntilClose)
+        );
+        // Chunked is the last coding of the last field, once.
+        assert!(matches!(
+            response(
+                &get,
+                ok,
+                h(&[
+                    ("transfer-encoding", "gzip"),
+                    ("transfer-encoding", "chunked")
+                ])
+            ),
+            Ok(Framing::Chunked(_))
+        ));
+        assert_eq!(
+            response(&get, ok, h(&[("transfer-encoding", "chunked, gzip")])),
+            Ok(Framing::UntilClose)
+        );
+        assert_eq!(
+            response(&get, ok, h(&[("transfer-encoding", "chunked, Chunked")])),
+            Err(FramingError::Chunked)
         );
         assert_eq!(response(&get, ok, h(&[])), Ok(Framing::UntilClose));
     }

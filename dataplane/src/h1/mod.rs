@@ -228,6 +228,10 @@ async fn fallback<I: ClientIo>(c: Conn<I>, head: Bytes, info: Arc<ConnInfo>, sha
     let mut pre = BytesMut::with_capacity(head.len() + c.rd.len());
     pre.extend_from_slice(&head);
     pre.extend_from_slice(&c.rd);
+    // hyper reads into buffers of its own from here on, maybe for a long time (WebSocket).
+    drop(head);
+    buffers::give(c.rd);
+    buffers::give(c.urd);
     let io = TokioIo::new(rewind::Rewind::new(pre.freeze(), c.io));
     // Boxed: hyper's connection state would otherwise make every native connection's task
     // several kB bigger.
