@@ -409,7 +409,7 @@ pub(crate) fn rewrites_response(rule: &CompiledRule, out: &Outbound<'_>) -> bool
 
 /// Applies the response-side filters (backendRef's, then the rule's header modifiers, then
 /// CORS; keep `rewrites_response` in step) to a backend's answer headers, after the hop-by-hop
-/// ones are gone; a 101 `Switching Protocols` is left alone (its Connection and Upgrade headers
+/// ones are gone (but for a 101 `Switching Protocols`, whose Connection and Upgrade headers
 /// complete the upgrade).
 pub(crate) fn respond(
     rule: &CompiledRule,
@@ -417,10 +417,8 @@ pub(crate) fn respond(
     status: StatusCode,
     headers: &mut HeaderMap,
 ) {
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        return;
-    }
-    if has_any(headers, &HOP_BY_HOP_RESPONSE) {
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
+    if !upgrade && has_any(headers, &HOP_BY_HOP_RESPONSE) {
         remove_connection_named(headers, false);
         for h in &HOP_BY_HOP_RESPONSE {
             headers.remove(h);
@@ -450,7 +448,7 @@ pub(crate) fn respond(
     // chunked stays so), and only its chunked framing is per hop. But it cannot go with a
     // Content-Length (RFC 9112 §6.3: the coding frames the body), nor on an answer that has no
     // body (§6.1).
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    if !upgrade && headers.contains_key(header::TRANSFER_ENCODING) {
         if status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED

@@ -269,7 +269,7 @@ async fn websocket_upgrade_is_tunnelled() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let a = Backend::start("a").await;
     let port = free_port();
-    let rules = "[{backendRefs: [{type: Backend, name: a}]}]";
+    let rules = "[{filters: [{type: ResponseHeaderModifier, set: [{name: x-upgraded, value: 'yes'}]}], backendRefs: [{type: Backend, name: a}]}]";
     let backends = format!(
         "{{a: {{protocol: ws, endpoints: [{{address: '{}'}}]}}}}",
         a.addr
@@ -283,6 +283,11 @@ async fn websocket_upgrade_is_tunnelled() {
     let n = s.read(&mut buf).await.unwrap();
     let head = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\nx-upgraded: yes\r\n"),
+        "response filters apply to the upgrade's answer too: {head}"
+    );
     s.write_all(b"ping-through-tunnel").await.unwrap();
     let mut echoed = vec![0u8; 19];
     tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut echoed))
