@@ -87,18 +87,10 @@ fn ipv4_text(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &[u8] {
             buf[n] = b'.';
             n += 1;
         }
-        let digits = [octet / 100, octet / 10 % 10, octet % 10];
-        let skip = if octet >= 100 {
-            0
-        } else if octet >= 10 {
-            1
-        } else {
-            2
-        };
-        for d in &digits[skip..] {
-            buf[n] = b'0' + d;
-            n += 1;
-        }
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(octet).as_bytes();
+        buf[n..n + digits.len()].copy_from_slice(digits);
+        n += digits.len();
     }
     &buf[..n]
 }

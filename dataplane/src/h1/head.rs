@@ -211,26 +211,13 @@ pub fn parse_response(
 pub fn end_verbatim_response(out: &mut Vec<u8>, body: &Framing, close: bool) {
     if let Framing::Length(n) = body {
         out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(itoa(*n, &mut [0; 20]));
+        out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// `n` in decimal, in `buf`.
-fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// The byte range `s` (a slice of the buffer starting at address `base`) occupies.
