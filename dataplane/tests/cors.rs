@@ -7,51 +7,50 @@ mod common;
 use common::*;
 
 /// The routes of `tests/httproute-cors.yaml`, translated to the data plane's config.
-fn conformance_config(port: u16, backend: &str) -> String {
-    format!(
-        "apiVersion: pylon.dev/dataplane/v1
-listeners:
-- name: http
-  port: {port}
-  protocol: HTTP
-  routes:
+const CONFORMANCE_ROUTES: &str = "
   - kind: HTTPRoute
     namespace: gateway-conformance-infra
     name: cors-multiple-origins-methods-headers
     creationTimestamp: '2024-01-01T00:00:00Z'
     rules:
-    - matches: [{{path: {{type: PathPrefix, value: /cors-1}}}}]
-      filters: [{{type: CORS, allowOrigins: ['https://www.foo.com', 'https://*.bar.com'], allowMethods: [GET, OPTIONS], allowHeaders: [x-header-1, x-header-2], exposeHeaders: [x-header-3, x-header-4], allowCredentials: true, maxAge: 3600}}]
-      backendRefs: [{{type: Backend, name: v1}}]
+    - matches: [{path: {type: PathPrefix, value: /cors-1}}]
+      filters: [{type: CORS, allowOrigins: ['https://www.foo.com', 'https://*.bar.com'], allowMethods: [GET, OPTIONS], allowHeaders: [x-header-1, x-header-2], exposeHeaders: [x-header-3, x-header-4], allowCredentials: true, maxAge: 3600}]
+      backendRefs: [{type: Backend, name: v1}]
   - kind: HTTPRoute
     namespace: gateway-conformance-infra
     name: cors-wildcard-methods
     creationTimestamp: '2024-01-01T00:00:01Z'
     rules:
-    - matches: [{{path: {{type: PathPrefix, value: /cors-2}}}}]
-      filters: [{{type: CORS, allowOrigins: ['https://www.foo.com'], allowMethods: ['*']}}]
-      backendRefs: [{{type: Backend, name: v1}}]
+    - matches: [{path: {type: PathPrefix, value: /cors-2}}]
+      filters: [{type: CORS, allowOrigins: ['https://www.foo.com'], allowMethods: ['*']}]
+      backendRefs: [{type: Backend, name: v1}]
   - kind: HTTPRoute
     namespace: gateway-conformance-infra
     name: cors-wildcard-origin
     creationTimestamp: '2024-01-01T00:00:02Z'
     rules:
-    - matches: [{{path: {{type: PathPrefix, value: /cors-wildcard-origin}}}}]
-      filters: [{{type: CORS, allowOrigins: ['*'], allowMethods: [PUT], allowCredentials: false}}]
-      backendRefs: [{{type: Backend, name: v1}}]
+    - matches: [{path: {type: PathPrefix, value: /cors-wildcard-origin}}]
+      filters: [{type: CORS, allowOrigins: ['*'], allowMethods: [PUT], allowCredentials: false}]
+      backendRefs: [{type: Backend, name: v1}]
   - kind: HTTPRoute
     namespace: gateway-conformance-infra
     name: cors-wildcard-methods-headers
     creationTimestamp: '2024-01-01T00:00:03Z'
     rules:
-    - matches: [{{path: {{type: PathPrefix, value: /cors-wildcard-methods-headers}}}}]
-      filters: [{{type: CORS, allowOrigins: ['*'], allowMethods: ['*'], allowHeaders: ['*'], allowCredentials: true}}]
-      backendRefs: [{{type: Backend, name: v1}}]
-    - matches: [{{path: {{type: PathPrefix, value: /cors-wildcard-methods-headers-unauth}}}}]
-      filters: [{{type: CORS, allowOrigins: ['*'], allowMethods: ['*'], allowHeaders: ['*'], allowCredentials: false}}]
-      backendRefs: [{{type: Backend, name: v1}}]
-backends: {{v1: {{endpoints: [{{address: '{backend}'}}]}}}}
-"
+    - matches: [{path: {type: PathPrefix, value: /cors-wildcard-methods-headers}}]
+      filters: [{type: CORS, allowOrigins: ['*'], allowMethods: ['*'], allowHeaders: ['*'], allowCredentials: true}]
+      backendRefs: [{type: Backend, name: v1}]
+    - matches: [{path: {type: PathPrefix, value: /cors-wildcard-methods-headers-unauth}}]
+      filters: [{type: CORS, allowOrigins: ['*'], allowMethods: ['*'], allowHeaders: ['*'], allowCredentials: false}]
+      backendRefs: [{type: Backend, name: v1}]
+";
+
+/// [`CONFORMANCE_ROUTES`] on `port`, to the backend at `backend`.
+fn conformance_config(port: u16, backend: &str) -> String {
+    http_listener(
+        port,
+        CONFORMANCE_ROUTES,
+        &format!("{{v1: {{endpoints: [{{address: '{backend}'}}]}}}}"),
     )
 }
 

@@ -7,21 +7,15 @@ use std::time::Duration;
 use common::*;
 
 fn cfg(port: u16, rules: &str, backends: &str) -> String {
-    format!(
-        "apiVersion: pylon.dev/dataplane/v1
-listeners:
-- name: http
-  port: {port}
-  protocol: HTTP
-  routes:
+    let routes = format!(
+        "
   - kind: HTTPRoute
     namespace: default
     name: r
     creationTimestamp: '2024-01-01T00:00:00Z'
-    rules: {rules}
-backends: {backends}
-"
-    )
+    rules: {rules}"
+    );
+    http_listener(port, &routes, backends)
 }
 
 #[tokio::test]

@@ -195,18 +195,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A config with one HTTP listener on `port` and one route whose single rule sends everything
-/// to backend `a` at `backend`; `rule` adds fields to the rule (e.g. `"timeouts: {request: 1s}, "`).
-pub fn one_route(port: u16, backend: SocketAddr, rule: &str) -> String {
+/// A config with one HTTP listener on `port` serving `routes` (a YAML list, flow or block
+/// style) and the backends in `backends` (a YAML map).
+pub fn http_listener(port: u16, routes: &str, backends: &str) -> String {
     format!(
         "apiVersion: pylon.dev/dataplane/v1
 listeners:
 - name: http
   port: {port}
   protocol: HTTP
-  routes: [{{kind: HTTPRoute, namespace: d, name: r, creationTimestamp: '2024-01-01T00:00:00Z', rules: [{{{rule}backendRefs: [{{type: Backend, name: a}}]}}]}}]
-backends: {{a: {{endpoints: [{{address: '{backend}'}}]}}}}
+  routes: {routes}
+backends: {backends}
 "
+    )
+}
+
+/// A config with one HTTP listener on `port` and one route whose single rule sends everything
+/// to backend `a` at `backend`; `rule` adds fields to the rule (e.g. `"timeouts: {request: 1s}, "`).
+pub fn one_route(port: u16, backend: SocketAddr, rule: &str) -> String {
+    http_listener(
+        port,
+        &format!(
+            "[{{kind: HTTPRoute, namespace: d, name: r, creationTimestamp: '2024-01-01T00:00:00Z', rules: [{{{rule}backendRefs: [{{type: Backend, name: a}}]}}]}}]"
+        ),
+        &format!("{{a: {{endpoints: [{{address: '{backend}'}}]}}}}"),
     )
 }
 
