@@ -584,7 +584,8 @@ fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// The options Connection field `values` list (`close`, `upgrade`, header names).
+/// The members of comma-separated field `values` (RFC 9110 §5.6.1): the options of a
+/// Connection field (`close`, `upgrade`, header names), the codings of a Transfer-Encoding.
 pub(crate) fn list_tokens<'a>(
     values: impl Iterator<Item = &'a [u8]>,
 ) -> impl Iterator<Item = &'a [u8]> {

@@ -75,12 +75,8 @@ pub fn response<'a>(
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     };
-    let codings = named(TRANSFER_ENCODING.as_str())
-        .flat_map(|v| v.split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|c| !c.is_empty());
     let (mut any, mut chunked, mut last_chunked) = (false, 0, false);
-    for c in codings {
+    for c in crate::proxy::list_tokens(named(TRANSFER_ENCODING.as_str())) {
         any = true;
         last_chunked = c.eq_ignore_ascii_case(b"chunked");
         chunked += usize::from(last_chunked);
