@@ -8,7 +8,7 @@ export PYLON_CLUSTER_DIR ?= /var/lib/pylon-cluster
 CARGO ?= cargo
 K8S_KUBECTL = $(shell bash -c 'source conformance/cluster/versions.sh && echo $$K8S_BIN/kubectl')
 
-.PHONY: help deps build lint unit helm-lint test e2e check-clean cluster-up cluster-down conformance install demo bench tools
+.PHONY: help deps build lint unit helm-lint release-check test e2e check-clean cluster-up cluster-down conformance install demo bench tools
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -17,10 +17,11 @@ deps: ## install the system packages the tests and the local cluster need
 	@bash scripts/deps.sh
 
 # The local cluster runs the dev-profile binaries by default (dependencies are optimised, see
-# Cargo.toml), which shares the build with `cargo test`; PYLON_PROFILE=release for benchmarks.
+# Cargo.toml), which shares the build with `cargo test`; PYLON_PROFILE=release for benchmarks: the
+# shipped binaries, statically linked, in target/<host triple>/release (scripts/build.sh says why).
 export PYLON_PROFILE ?= debug
 build: deps ## build the Rust binaries (PYLON_PROFILE=debug|release)
-	$(CARGO) build --workspace --bins $(if $(filter release,$(PYLON_PROFILE)),--release)
+	@CARGO="$(CARGO)" bash scripts/build.sh $(PYLON_PROFILE) --workspace --bins >/dev/null
 
 lint: deps ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
@@ -32,6 +33,9 @@ unit: deps tools ## unit, golden and loopback integration tests (the podlet test
 
 helm-lint: deps ## helm lint + template of charts/pylon (default and ci/ values), validated offline
 	@bash scripts/helm.sh lint
+
+release-check: deps ## the release data plane as it ships: static, hot code first in .text, serving
+	@bash scripts/release-check.sh
 
 tools: deps ## build the pinned Go tools (Kubernetes, etcd, CoreDNS, echo-basic) into $(PYLON_CACHE)
 	@bash conformance/cluster/build-tools.sh
@@ -71,7 +75,7 @@ check-clean: ## verify that cluster-down left nothing behind
 	@bash conformance/cluster/check-clean.sh
 
 # The cluster is torn down (and checked to leave nothing behind) whether or not e2e passes.
-test: lint unit helm-lint ## everything CI runs
+test: lint unit helm-lint release-check ## everything CI runs
 	@rc=0; $(MAKE) --no-print-directory e2e || rc=$$?; \
 	  $(MAKE) --no-print-directory cluster-down; \
 	  bash conformance/cluster/check-clean.sh || rc=1; \

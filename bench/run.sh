@@ -69,8 +69,10 @@ fi
 if [ -n "${PYLON_BIN:-}" ]; then
   PYLON=$PYLON_BIN
 else
-  (cd "$ROOT" && $CARGO build --release -p pylon-dataplane) || fail "cargo build --release -p pylon-dataplane failed"
-  PYLON=$ROOT/target/release/pylon-dataplane
+  # The data plane as shipped: release profile, statically linked (scripts/build.sh).
+  bin_dir=$(CARGO=$CARGO bash "$ROOT/scripts/build.sh" release -p pylon-dataplane | tail -n 1) ||
+    fail "building the release data plane failed"
+  PYLON=$bin_dir/pylon-dataplane
 fi
 [ -x "$PYLON" ] || fail "$PYLON is not an executable"
 

@@ -28,9 +28,7 @@ step "pinned Kubernetes, etcd, CoreDNS and echo server (built once into $PYLON_C
 bash conformance/cluster/build-tools.sh
 
 step "Pylon binaries ($PYLON_PROFILE)"
-profile_flag=()
-[ "$PYLON_PROFILE" = release ] && profile_flag=(--release)
-cargo build --workspace --bins "${profile_flag[@]}"
+bash scripts/build.sh "$PYLON_PROFILE" --workspace --bins >/dev/null
 
 step "local cluster"
 # up.sh's last line is the shell line that points kubectl at the cluster.

@@ -7,7 +7,7 @@ POD_CIDR=10.244.0.0/16
 SERVICE_CIDR=10.96.0.0/16
 LB_CIDR=10.245.0.0/24
 CLUSTER_DNS=10.96.0.10
-PYLON_BIN_DIR=${PYLON_BIN_DIR:-$repo/target/${PYLON_PROFILE:-debug}}
+PYLON_BIN_DIR=${PYLON_BIN_DIR:-$(bash "$repo/scripts/build.sh" --dir "${PYLON_PROFILE:-debug}")}
 PODLET=${PODLET:-$PYLON_BIN_DIR/pylon-podlet}
 
 # run NAME CMD...: start CMD in its own session, logging to $DIR/logs/NAME.log.
