@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates dataplane/hot-code.txt: the functions a data plane runs from start-up through
-# serving HTTP/1.1 (a routed request and an unrouted one, then keep-alive and new-connection
-# load), which the release link places first in .text (scripts/link-hot-first.sh says why).
+# serving HTTP/1.1 (a routed request and an unrouted one, /ready and /metrics, then keep-alive and
+# new-connection load, with the access log on), which the release link places first in .text
+# (scripts/link-hot-first.sh says why).
 #
 # 1. The release data plane runs under valgrind's callgrind, which records every function that
 #    executes.
@@ -42,16 +43,16 @@ nginx -p "$work/backend" -e "$work/backend/error.log" -c "$work/backend/nginx.co
 pids+=($!)
 pylon_config one 1 "$PORT" "$BACKEND_PORT" >"$work/pylon.yaml"
 
-# key NAME...: the names without their build-specific parts; link-hot-first.sh applies the same
-# rules to the symbols it links.
+# key: each line's name without its build-specific parts (scripts/symbol-key.awk).
 key() {
-  sed -E 's/\.llvm\.[0-9]+$//; s/17h[0-9a-f]+E$/E/; s/Cs[0-9A-Za-z]+_/Cs_/g'
+  awk -f "$repo/scripts/symbol-key.awk" -f <(echo '{ print key($0) }')
 }
 
 # workload CMD...: runs the data plane under CMD, drives the requests, stops it (SIGTERM: drain).
 workload() {
+  # With the access log on, as in a cluster (the benchmark turns it off: a branch, no other code).
   TOKIO_WORKER_THREADS=1 "$@" --config "$work/pylon.yaml" --bind-addr 127.0.0.1 \
-    --admin-addr "127.0.0.1:$ADMIN" --no-access-log >"$work/pylon.log" 2>&1 &
+    --admin-addr "127.0.0.1:$ADMIN" >"$work/access.log" 2>"$work/pylon.log" &
   local pid=$!
   local up=""
   for _ in $(seq 300); do
@@ -61,6 +62,9 @@ workload() {
   [ -n "$up" ] || { cat "$work/pylon.log" >&2; fail "the data plane did not start"; }
   [ "$(curl -s -H "Host: $BENCH_HOST" "http://127.0.0.1:$PORT/")" = ok ] || fail "a routed request was not answered 'ok'"
   curl -s -o /dev/null -H "Host: nowhere.invalid" "http://127.0.0.1:$PORT/zz/x"
+  # What a kubelet and a Prometheus scraper ask of every data plane.
+  curl -s -o /dev/null "http://127.0.0.1:$ADMIN/ready"
+  curl -s -o /dev/null "http://127.0.0.1:$ADMIN/metrics"
   wrk -t1 -c8 -d2s -H "Host: $BENCH_HOST" "http://127.0.0.1:$PORT/" >/dev/null
   wrk -t1 -c8 -d2s -H "Host: $BENCH_HOST" -H "Connection: close" "http://127.0.0.1:$PORT/" >/dev/null
   kill -TERM "$pid"

@@ -23,8 +23,11 @@ for a in "$@"; do
   [ "$prev" = -o ] && out=$a
   prev=$a
 done
+uses_lld=0
+for a in "$@"; do [ "$a" = -fuse-ld=lld ] && uses_lld=1; done
+# Only lld reads a symbol ordering file (rustc links x86_64-unknown-linux-gnu with it).
 case ${out##*/} in
-pylon_dataplane-*) [ -r "$hot" ] || exec cc "$@" ;;
+pylon_dataplane-*) [ -r "$hot" ] && [ "$uses_lld" = 1 ] || exec cc "$@" ;;
 *) exec cc "$@" ;;
 esac
 
@@ -34,17 +37,9 @@ objects=()
 for a in "$@"; do
   case $a in *.o | *.rlib) [ -f "$a" ] && objects+=("$a") ;; esac
 done
-# key(): the symbol name without its build-specific parts; the same rules as hot-code.sh's.
 # Output: "<rank in hot-code.txt> <symbol>", sorted by rank, so the file's order is the layout.
-{
-  nm --defined-only "${objects[@]}" 2>/dev/null | awk '$2 ~ /^[tTwW]$/ {print "S", $3}'
-} | awk -v hot="$hot" '
-  function key(s) {
-    sub(/\.llvm\.[0-9]+$/, "", s)
-    sub(/17h[0-9a-f]+E$/, "E", s)
-    gsub(/Cs[0-9A-Za-z]+_/, "Cs_", s)
-    return s
-  }
+nm --defined-only "${objects[@]}" 2>/dev/null | awk '$2 ~ /^[tTwW]$/ {print $3}' |
+  awk -v hot="$hot" -f "$here/symbol-key.awk" -f <(cat <<'AWK'
   BEGIN {
     while ((getline line < hot) > 0) {
       if (line ~ /^#/ || line == "") continue
@@ -53,7 +48,8 @@ done
       else print n, line # a C symbol: its name is its key
     }
   }
-  { k = key($2); if (k in rank) print rank[k], $2 }
-' | sort -n -s -k1,1 | cut -d" " -f2 >"$order"
+  { k = key($1); if (k in rank) print rank[k], $1 }
+AWK
+) | sort -n -s -k1,1 | cut -d" " -f2 >"$order"
 
 cc "$@" -Wl,--symbol-ordering-file="$order" -Wl,--no-warn-symbol-ordering

@@ -29,10 +29,11 @@ if [[ $bin == */*-linux-gnu/release/* ]]; then
   readelf -dW "$bin" | grep -q '(RELR)' || fail "$bin has no packed relative relocations (DT_RELR)"
   ok "static-pie with RELR relocations"
 
+  readelf -p .comment "$bin" | grep -q 'Linker: LLD' ||
+    fail "$bin was not linked by lld, which link-hot-first.sh needs to put the hot code first"
   # One pass over the text symbols in address order: how many listed names are found, how many
   # bytes they hold, and how many bytes of other code lie before the last of them.
-  read -r listed found hot cold < <(nm -n -S --defined-only "$bin" | awk -v hot="$LIST" '
-    function key(s) { sub(/\.llvm\.[0-9]+$/, "", s); sub(/17h[0-9a-f]+E$/, "E", s); gsub(/Cs[0-9A-Za-z]+_/, "Cs_", s); return s }
+  read -r listed found hot cold < <(nm -n -S --defined-only "$bin" | awk -v hot="$LIST" -f "$repo/scripts/symbol-key.awk" -f <(cat <<'AWK'
     function hex(s,   i, n) { n = 0; for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return n }
     BEGIN { while ((getline l < hot) > 0) if (l !~ /^#/ && l != "") { want[l] = 1; listed++ } }
     $3 ~ /^[tTwW]$/ {
@@ -40,7 +41,9 @@ if [[ $bin == */*-linux-gnu/release/* ]]; then
       if (k in want) { if (!(k in seen)) { seen[k] = 1; found++ }; hot_bytes += size; cold_before = cold }
       else cold += size
     }
-    END { print listed + 0, found + 0, hot_bytes + 0, cold_before + 0 }')
+    END { print listed + 0, found + 0, hot_bytes + 0, cold_before + 0 }
+AWK
+))
   [ "$listed" -gt 0 ] || fail "$LIST lists no functions"
   [ $((found * 2)) -ge "$listed" ] ||
     fail "only $found of the $listed functions in $LIST are in the binary: the list is stale, regenerate it with scripts/hot-code.sh"
