@@ -18,13 +18,14 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 hot=${PYLON_HOT_CODE:-$here/../dataplane/hot-code.txt}
 
-out="" prev=""
+# One pass over the arguments: the output, whether lld links, the objects to read symbols from.
+out="" prev="" uses_lld=0 objects=()
 for a in "$@"; do
   [ "$prev" = -o ] && out=$a
+  [ "$a" = -fuse-ld=lld ] && uses_lld=1
+  case $a in *.o | *.rlib) [ -f "$a" ] && objects+=("$a") ;; esac
   prev=$a
 done
-uses_lld=0
-for a in "$@"; do [ "$a" = -fuse-ld=lld ] && uses_lld=1; done
 # Only lld reads a symbol ordering file (rustc links x86_64-unknown-linux-gnu with it).
 case ${out##*/} in
 pylon_dataplane-*) [ -r "$hot" ] && [ "$uses_lld" = 1 ] || exec cc "$@" ;;
@@ -33,10 +34,6 @@ esac
 
 order=$(mktemp)
 trap 'rm -f "$order"' EXIT
-objects=()
-for a in "$@"; do
-  case $a in *.o | *.rlib) [ -f "$a" ] && objects+=("$a") ;; esac
-done
 # Output: "<rank in hot-code.txt> <symbol>", sorted by rank, so the file's order is the layout.
 nm --defined-only "${objects[@]}" 2>/dev/null | awk '$2 ~ /^[tTwW]$/ {print $3}' |
   awk -v hot="$hot" -f "$here/symbol-key.awk" -f <(cat <<'AWK'
