@@ -10,7 +10,7 @@
 //! Scanning from the front reuses the same few connections under light load and lets the tail
 //! fall idle, where [`H1Pool::prune`] closes it.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;

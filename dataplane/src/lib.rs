@@ -1,11 +1,13 @@
 //! Pylon's data plane: listeners → route table → filters → backends.
 //!
 //! The [`config`] module is the contract with the controller: the data plane owns its schema.
-// `deny`, not `forbid`: `memory` makes the one foreign call (glibc's `malloc_trim`) and says why.
+// `deny`, not `forbid`: `memory` makes the one foreign call (glibc's `malloc_trim`), and `alloc`
+// is the global allocator; each says why.
 #![deny(unsafe_code)]
 
 pub mod accesslog;
 pub mod admin;
+pub mod alloc;
 pub mod backend;
 pub mod client;
 pub mod config;

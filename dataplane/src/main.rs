@@ -12,6 +12,11 @@ use clap::Parser;
 use pylon_dataplane::{admin, client, config, server, state::Shared};
 use tokio::signal::unix::{SignalKind, signal};
 
+/// `System`, but tokio's 128-byte-aligned tasks and I/O registrations (two per connection) are
+/// served by `malloc`'s cached path (see the module).
+#[global_allocator]
+static ALLOCATOR: pylon_dataplane::alloc::Malloc = pylon_dataplane::alloc::Malloc;
+
 #[derive(Debug, Parser)]
 #[command(
     version,

@@ -1,7 +1,10 @@
 //! Prometheus metrics with bounded label sets: route labels come from the config, codes are
 //! HTTP statuses; the label map is capped so a flood of distinct values cannot grow it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// Looked up once per request; the keys come from the config (foldhash, not SipHash).
+use foldhash::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -234,13 +234,15 @@ async fn accept_loop(listener: TcpListener, port: u16, serving: Serving) {
             .peak_connections
             .fetch_max(active + 1, Ordering::Relaxed);
         let (shared, serving) = (shared.clone(), serving.clone());
-        tokio::spawn(async move {
+        // Boxed: the future is ~3 kB (its deepest state), and tokio moves a task's future by
+        // value several times while spawning it; built in its box, it is written once.
+        tokio::spawn(Box::pin(async move {
             serve_connection(stream, peer, port, serving).await;
             shared
                 .metrics
                 .active_connections
                 .fetch_sub(1, Ordering::Relaxed);
-        });
+        }));
     }
 }
 

@@ -2,7 +2,11 @@
 //! (most specific hostname first), per listener the matches grouped by route hostname and
 //! sorted by [`Precedence`]. Built off the request path and swapped atomically on reload.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// Hostnames and path segments are looked up per request: foldhash, not SipHash. Safe against
+// flooding: the maps are built from the config, requests only look up.
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::Duration;
 

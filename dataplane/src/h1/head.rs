@@ -1,6 +1,9 @@
 //! HTTP/1.1 message heads: parsed with `httparse` into `http` types whose header values and
 //! path point into the received bytes (no copy per header), and written back out.
 
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
@@ -41,12 +44,26 @@ pub enum Parsed {
 /// Where a name and a value lie in the head.
 type Field = (usize, usize, usize, usize);
 
+/// httparse's field slots, uninitialised: a head has a few fields, and writing all
+/// `MAX_HEADERS` empty ones first cost as much as parsing them.
+type Slots<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+
+const fn slots<'b>() -> Slots<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
+thread_local! {
+    /// The fields' offsets of the head being turned into a `HeaderMap` (see [`field_offsets`]),
+    /// kept per thread: no allocation, and no zeroed array of `MAX_HEADERS` offsets, per head.
+    static FIELDS: RefCell<Vec<Field>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Parses the request head at the start of `buf`; a complete head is split off `buf`. A head
 /// longer than `max` bytes is left to hyper, which answers 431.
 pub fn parse_request(buf: &mut BytesMut, max: usize) -> Parsed {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    let len = match req.parse(buf) {
+    let mut slots = slots();
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(n)) if n <= max => n,
         Ok(httparse::Status::Complete(_)) => return Parsed::Unsupported(Bytes::new()),
         Ok(httparse::Status::Partial) => return Parsed::Partial,
@@ -66,9 +83,9 @@ pub fn parse_request(buf: &mut BytesMut, max: usize) -> Parsed {
     }
     let base = buf.as_ptr() as usize;
     let path = offsets(base, path.as_bytes());
-    let (fields, n) = field_offsets(base, req.headers);
-    let raw = buf.split_to(len).freeze();
-    let Ok(headers) = header_map(&raw, &fields[..n]) else {
+    record_fields(buf, req.headers);
+    let (raw, headers) = split_head(buf, len);
+    let Ok(headers) = headers else {
         return Parsed::Unsupported(raw);
     };
     let Ok(pq) = PathAndQuery::from_maybe_shared(raw.slice(path.0..path.1)) else {
@@ -132,9 +149,11 @@ pub fn parse_response(
     method: &Method,
     verbatim: Option<&mut Vec<u8>>,
 ) -> Result<Option<ResponseHead>, BadResponse> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+    let mut slots = slots();
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(BadResponse),
@@ -192,9 +211,8 @@ pub fn parse_response(
             None
         }
         _ => {
-            let (fields, n) = field_offsets(buf.as_ptr() as usize, resp.headers);
-            let raw = buf.split_to(len).freeze();
-            Some(header_map(&raw, &fields[..n]).map_err(|_| BadResponse)?)
+            record_fields(buf, resp.headers);
+            Some(split_head(buf, len).1.map_err(|_| BadResponse)?)
         }
     };
     Ok(Some(ResponseHead {
@@ -226,16 +244,27 @@ fn offsets(base: usize, s: &[u8]) -> (usize, usize) {
     (start, start + s.len())
 }
 
-/// Where each parsed header lies in the buffer starting at `base`, so the buffer can be split
-/// off and frozen before the values are sliced out of it.
-fn field_offsets(base: usize, headers: &[httparse::Header<'_>]) -> ([Field; MAX_HEADERS], usize) {
-    let mut fields = [(0, 0, 0, 0); MAX_HEADERS];
-    for (slot, h) in fields.iter_mut().zip(headers) {
-        let (ns, ne) = offsets(base, h.name.as_bytes());
-        let (vs, ve) = offsets(base, h.value);
-        *slot = (ns, ne, vs, ve);
-    }
-    (fields, headers.len().min(MAX_HEADERS))
+/// Records where each of `fields` (parsed from `buf`) lies in `buf`, so that [`split_head`]
+/// can split the head off and freeze it before the values are sliced out of it (the parsed
+/// fields borrow `buf`, which splitting changes).
+fn record_fields(buf: &BytesMut, fields: &[httparse::Header<'_>]) {
+    let base = buf.as_ptr() as usize;
+    FIELDS.with_borrow_mut(|out| {
+        out.clear();
+        out.extend(fields.iter().map(|h| {
+            let (ns, ne) = offsets(base, h.name.as_bytes());
+            let (vs, ve) = offsets(base, h.value);
+            (ns, ne, vs, ve)
+        }));
+    });
+}
+
+/// Splits the `len` bytes of a parsed head off `buf` and builds its `HeaderMap` from the fields
+/// [`record_fields`] recorded for it; the values point into the head's bytes.
+fn split_head(buf: &mut BytesMut, len: usize) -> (Bytes, Result<HeaderMap, http::Error>) {
+    let raw = buf.split_to(len).freeze();
+    let map = FIELDS.with_borrow(|fields| header_map(&raw, fields));
+    (raw, map)
 }
 
 /// Room for the fields a forwarded request gains (`proxy::upstream_headers`: X-Forwarded-For

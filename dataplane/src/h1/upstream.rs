@@ -6,7 +6,9 @@
 //! each worker is a single-threaded runtime, so there is no lock and no cross-thread hand-off.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+// Looked up twice per request (checkout, checkin): foldhash, not SipHash. The keys are the
+// config's endpoints.
+use foldhash::{HashMap, HashMapExt};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
