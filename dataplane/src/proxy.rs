@@ -496,6 +496,7 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+// At most 8: `strip_hop_by_hop` keeps which are present in a `u8`.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     KEEP_ALIVE,
@@ -569,7 +570,18 @@ pub(crate) fn has_any(h: &HeaderMap, names: &[HeaderName]) -> bool {
 /// upgrade or gRPC (`te: trailers`) needs.
 fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     remove_connection_named(h, upgrade);
-    for name in &HOP_BY_HOP {
+    // Which of them are present, from one scan of the names: a removal hashes its name, and
+    // usually only Connection is there.
+    let mut present = 0u8;
+    for k in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            present |= 1 << i;
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) == 0 {
+            continue;
+        }
         let keep = if name == header::CONNECTION || name == header::UPGRADE {
             upgrade
         } else if name == header::TE {
@@ -820,5 +832,39 @@ mod tests {
             let ip: std::net::Ipv4Addr = ip.parse().unwrap();
             assert_eq!(ipv4_text(ip, &mut [0; 15]), ip.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn every_hop_by_hop_field_present_goes_and_the_rest_stay() {
+        let fields = [
+            ("connection", "close, x-named"),
+            ("x-named", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "gzip"),
+            ("trailer", "x-sum"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic eA=="),
+            ("x-kept", "yes"),
+            ("content-length", "0"),
+        ];
+        let mut h = HeaderMap::new();
+        for (n, v) in fields {
+            h.append(n, HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h, false);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-kept", "content-length"]);
+
+        // An upgrade keeps Connection and Upgrade; gRPC's `te: trailers` stays.
+        let mut h = HeaderMap::new();
+        h.append("connection", HeaderValue::from_static("upgrade"));
+        h.append("upgrade", HeaderValue::from_static("websocket"));
+        h.append("te", HeaderValue::from_static("trailers"));
+        h.append("keep-alive", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, true);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["connection", "upgrade", "te"]);
     }
 }
