@@ -534,9 +534,7 @@ pub(crate) fn upstream_headers(
     ctx: &RuleCtx<'_>,
     upgrade: bool,
 ) -> HeaderMap {
-    if has_any(&h, &HOP_BY_HOP) {
-        strip_hop_by_hop(&mut h, upgrade);
-    }
+    strip_hop_by_hop(&mut h, upgrade);
     // HTTP/2 upstreams get the Host header too: hyper takes :authority from the URI (the
     // endpoint address), and backends (gRPC included) read the Host header.
     h.insert(header::HOST, host);
@@ -569,15 +567,19 @@ pub(crate) fn has_any(h: &HeaderMap, names: &[HeaderName]) -> bool {
 /// Removes the hop-by-hop headers and those the Connection header names, but for what an
 /// upgrade or gRPC (`te: trailers`) needs.
 fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
-    remove_connection_named(h, upgrade);
     // Which of them are present, from one scan of the names: a removal hashes its name, and
-    // usually only Connection is there.
+    // usually there is none, or only Connection. (A name the Connection field lists and that
+    // is removed first is then removed again: a no-op.)
     let mut present = 0u8;
     for k in h.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
             present |= 1 << i;
         }
     }
+    if present == 0 {
+        return;
+    }
+    remove_connection_named(h, upgrade);
     for (i, name) in HOP_BY_HOP.iter().enumerate() {
         if present & (1 << i) == 0 {
             continue;
