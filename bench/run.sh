@@ -17,18 +17,21 @@
 # one run per target gave p99s whose spread from run to run (nginx 1.5–6.8 ms in consecutive 5 s
 # runs) was larger than the differences between the proxies.
 #
-# Tunables (environment): BENCH_ROUNDS (3; 1 = one run per target, the former behaviour),
+# Tunables (environment): BENCH_ROUNDS (5; 1 = one run per target, the former behaviour),
 # BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_CONNECTIONS (64), BENCH_THREADS (1),
 # BENCH_ROUTES (5000), BENCH_CLIENT_CPU / BENCH_SERVER_CPU (the first two CPUs this process may
 # use), PYLON_BIN (skips the cargo build), CARGO (cargo), BENCH_CASES (an extended regex: only the
 # targets whose key, e.g. pylon/one/keepalive, matches are measured; the others are reported as
 # null), BENCH_FLOOD_CONNECTIONS (4000; 0 skips the flood).
 #
-# Run time with the defaults: 20 targets × 3 rounds × (1 s + 5 s) = 360 s of wrk, plus 12 s of
-# flood and ~3 s of start-up: about 6¼ min. With one 10 s run per target after a 2 s warm-up (the
-# former defaults) it was 20 × 12 s = 240 s plus the same, about 4¼ min: about 1.47× the time
-# for three samples per target instead of one. A 5 s run still gives each p99 about 300,000
-# requests with keep-alive, 160,000 with a new connection per request.
+# Why five rounds: some runs on this VM catch stalls of 20–36 ms (a p99.9 that high, on any
+# target, in about one run in three), which move that run's p99; a median of three is moved
+# whenever two of them are hit, a median of five needs three.
+#
+# Run time with the defaults: 20 targets × 5 rounds × (1 s + 5 s) = 600 s of wrk, plus 12 s of
+# flood and ~3 s of start-up: about 10¼ min (three rounds took about 6¼ min; one 10 s run per
+# target after a 2 s warm-up, the first defaults, about 4¼ min). A 5 s run still gives each p99
+# about 300,000 requests with keep-alive, 160,000 with a new connection per request.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -36,7 +39,7 @@ ROOT=$(dirname "$BENCH_DIR")
 # shellcheck source=bench/configs.sh
 . "$BENCH_DIR/configs.sh"
 
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 DUR=${BENCH_DURATION:-5s}
 WARMUP=${BENCH_WARMUP:-1s}
 CONNS=${BENCH_CONNECTIONS:-64}

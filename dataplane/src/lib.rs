@@ -1,8 +1,8 @@
 //! Pylon's data plane: listeners → route table → filters → backends.
 //!
 //! The [`config`] module is the contract with the controller: the data plane owns its schema.
-// `deny`, not `forbid`: `memory` makes the one foreign call (glibc's `malloc_trim`), and `alloc`
-// is the global allocator; each says why.
+// `deny`, not `forbid`: `memory` makes a foreign call (glibc's `malloc_trim`), `lazy_tcp` reads
+// a socket into uninitialised memory, and `alloc` is the global allocator; each says why.
 #![deny(unsafe_code)]
 
 pub mod accesslog;
@@ -17,6 +17,7 @@ pub mod filters;
 pub mod h1;
 pub mod h1_pool;
 pub mod idle;
+pub mod lazy_tcp;
 pub mod matching;
 pub mod memory;
 pub mod metrics;

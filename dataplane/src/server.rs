@@ -11,12 +11,14 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::unix::AsyncFd;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::h1::ClientIo;
 use crate::idle::{Activity, InFlight, Tracked};
+use crate::lazy_tcp::LazyTcp;
 use crate::proxy::{self, ConnInfo, Transport};
 use crate::state::Shared;
 
@@ -151,7 +153,10 @@ impl ListenerManager {
             }
             match bind(SocketAddr::new(self.bind, port), self.reuse_port) {
                 Ok(l) => {
-                    let addr = l.local_addr().unwrap_or(SocketAddr::new(self.bind, port));
+                    let addr = l
+                        .get_ref()
+                        .local_addr()
+                        .unwrap_or(SocketAddr::new(self.bind, port));
                     tracing::info!(%addr, "listening");
                     let task = tokio::spawn(accept_loop(l, port, self.serving.clone()));
                     self.bound.insert(port, (task, addr));
@@ -189,8 +194,10 @@ impl ListenerManager {
 }
 
 /// A listening socket; `SO_REUSEADDR` always (restarts must not wait for TIME_WAIT), and
-/// `SO_REUSEPORT` when several workers share the port.
-fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+/// `SO_REUSEPORT` when several workers share the port. Held as mio's listener under an
+/// `AsyncFd` rather than as tokio's `TcpListener`, whose `accept` registers every accepted
+/// socket with the reactor: the accepted ones start as [`LazyTcp`]s.
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<AsyncFd<mio::net::TcpListener>> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -201,13 +208,34 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
         socket.set_reuseport(true)?;
     }
     socket.bind(addr)?;
-    socket.listen(1024)
+    // `into_std` leaves it non-blocking, as mio needs.
+    let listener = mio::net::TcpListener::from_std(socket.listen(1024)?.into_std()?);
+    register(listener)
 }
 
-async fn accept_loop(listener: TcpListener, port: u16, serving: Serving) {
+#[allow(unsafe_code)]
+fn register(listener: mio::net::TcpListener) -> std::io::Result<AsyncFd<mio::net::TcpListener>> {
+    // SAFETY: mio's listener owns its descriptor (closed only when it is dropped, which the
+    // `AsyncFd` does last) and always reports that same one.
+    Ok(unsafe { AsyncFd::register(listener) }?)
+}
+
+/// The next connection on `listener` (`accept4`, non-blocking, not registered).
+async fn accept(
+    listener: &AsyncFd<mio::net::TcpListener>,
+) -> std::io::Result<(mio::net::TcpStream, SocketAddr)> {
+    loop {
+        let mut ready = listener.readable().await?;
+        if let Ok(accepted) = ready.try_io(|l| l.get_ref().accept()) {
+            return accepted;
+        }
+    }
+}
+
+async fn accept_loop(listener: AsyncFd<mio::net::TcpListener>, port: u16, serving: Serving) {
     let (shared, max) = (&serving.shared, serving.limits.max_connections as i64);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match accept(&listener).await {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -246,7 +274,12 @@ async fn accept_loop(listener: TcpListener, port: u16, serving: Serving) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, port: u16, serving: Serving) {
+async fn serve_connection(
+    stream: mio::net::TcpStream,
+    peer: SocketAddr,
+    port: u16,
+    serving: Serving,
+) {
     let tls = serving
         .shared
         .table()
@@ -254,10 +287,14 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, port: u16, servin
     // The TLS path is boxed: its state machine is several kB, and an unboxed one would make
     // every connection's task that big (allocated and moved on each accept).
     if let Some(cfg) = tls {
+        // A handshake waits for the client at least once: registered from the start.
+        let Ok(stream) = TcpStream::from_std(stream.into()) else {
+            return;
+        };
         return Box::pin(serve_tls(stream, cfg, peer, port, serving)).await;
     }
     let info = Arc::new(ConnInfo::new(port, peer, Transport::Plain));
-    serving.serve(stream, info, false).await;
+    serving.serve(LazyTcp::new(stream), info, false).await;
 }
 
 async fn serve_tls(

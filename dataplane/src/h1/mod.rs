@@ -66,6 +66,13 @@ impl ClientIo for tokio::net::TcpStream {
     const SHUTDOWN: bool = false;
 }
 
+impl ClientIo for crate::lazy_tcp::LazyTcp {
+    fn set_nodelay(&self) {
+        let _ = crate::lazy_tcp::LazyTcp::set_nodelay(self);
+    }
+    const SHUTDOWN: bool = false;
+}
+
 impl ClientIo for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
     /// Already done before the handshake (`server::serve_tls`), whose flights are several
     /// writes.
