@@ -11,6 +11,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -217,7 +218,7 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<AsyncFd<mio::net:
 fn register(listener: mio::net::TcpListener) -> std::io::Result<AsyncFd<mio::net::TcpListener>> {
     // SAFETY: mio's listener owns its descriptor (closed only when it is dropped, which the
     // `AsyncFd` does last) and always reports that same one.
-    Ok(unsafe { AsyncFd::register(listener) }?)
+    Ok(unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }?)
 }
 
 /// The next connection on `listener` (`accept4`, non-blocking, not registered).
