@@ -70,24 +70,26 @@ impl LazyTcp {
         }
     }
 
-    /// Runs `op` on the unregistered socket; `None` when it would block (and the socket is
-    /// registered, so the caller waits through tokio), or when it is registered already.
-    fn direct<T>(
+    /// Tries `direct` on the unregistered socket; once the socket is registered, or when
+    /// `direct` would block (which registers it), polls the tokio stream with `waiting`.
+    fn poll_io<A: ?Sized, T>(
         &mut self,
-        mut op: impl FnMut(&std::net::TcpStream) -> io::Result<T>,
-    ) -> Option<io::Result<T>> {
-        let State::Direct(s) = &self.0 else {
-            return None;
-        };
-        let done = loop {
-            match op(s) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                done => break done,
+        arg: &mut A,
+        mut direct: impl FnMut(&std::net::TcpStream, &mut A) -> io::Result<T>,
+        waiting: impl FnOnce(Pin<&mut TcpStream>, &mut A) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if let State::Direct(s) = &self.0 {
+            loop {
+                match direct(s, arg) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    done => return Poll::Ready(done),
+                }
             }
-        };
-        match done {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.register().err().map(Err),
-            done => Some(done),
+        }
+        match self.register() {
+            Ok(t) => waiting(Pin::new(t), arg),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 }
@@ -125,13 +127,11 @@ impl AsyncRead for LazyTcp {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Some(done) = self.direct(|s| recv_into(s, buf)) {
-            return Poll::Ready(done.map(|_| ()));
-        }
-        match self.register() {
-            Ok(t) => Pin::new(t).poll_read(cx, buf),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.poll_io(
+            buf,
+            |s, buf| recv_into(s, buf).map(|_| ()),
+            |t, buf| t.poll_read(cx, buf),
+        )
     }
 }
 
@@ -139,29 +139,25 @@ impl AsyncWrite for LazyTcp {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        data: &[u8],
+        mut data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if let Some(done) = self.direct(|mut s| s.write(data)) {
-            return Poll::Ready(done);
-        }
-        match self.register() {
-            Ok(t) => Pin::new(t).poll_write(cx, data),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.poll_io(
+            &mut data,
+            |mut s, data| s.write(data),
+            |t, data| t.poll_write(cx, data),
+        )
     }
 
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
+        mut bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Some(done) = self.direct(|mut s| s.write_vectored(bufs)) {
-            return Poll::Ready(done);
-        }
-        match self.register() {
-            Ok(t) => Pin::new(t).poll_write_vectored(cx, bufs),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.poll_io(
+            &mut bufs,
+            |mut s, bufs| s.write_vectored(bufs),
+            |t, bufs| t.poll_write_vectored(cx, bufs),
+        )
     }
 
     fn is_write_vectored(&self) -> bool {
