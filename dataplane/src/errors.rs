@@ -24,8 +24,36 @@ pub enum ProxyError {
     Timeout,
     #[error("request body too large to buffer")]
     BodyTooLarge,
-    #[error("malformed request")]
-    BadRequest,
+    #[error("malformed request: {0}")]
+    BadRequest(Malformed),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("transfer coding not implemented")]
+    NotImplemented,
+    #[error("request line too long")]
+    UriTooLong,
+    #[error("request header fields too large")]
+    HeaderTooLarge,
+}
+
+/// What is wrong with a request answered 400: said in the answer's body, so a client (or the
+/// person reading its log) knows what to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("an HTTP/1.1 request needs exactly one Host field")]
+    HostCount,
+    #[error("invalid Host or :authority (a name or IP literal and a numeric port, no userinfo)")]
+    Host,
+    #[error("invalid request target")]
+    Target,
+    #[error("invalid path (a percent sign not followed by two hex digits)")]
+    Path,
+    #[error("invalid message framing")]
+    Framing,
+    #[error("invalid request body")]
+    Body,
+    #[error("the rewritten path or hostname is not a valid request target")]
+    Rewrite,
 }
 
 impl ProxyError {
@@ -38,7 +66,11 @@ impl ProxyError {
             ProxyError::Upstream => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ProxyError::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -48,8 +80,9 @@ impl ProxyError {
             ProxyError::NoRoute => 12,        // UNIMPLEMENTED
             ProxyError::InvalidBackend => 13, // INTERNAL
             ProxyError::Timeout => 4,         // DEADLINE_EXCEEDED
-            ProxyError::BodyTooLarge => 8,    // RESOURCE_EXHAUSTED
-            ProxyError::BadRequest => 3,      // INVALID_ARGUMENT
+            ProxyError::BodyTooLarge | ProxyError::UriTooLong | ProxyError::HeaderTooLarge => 8, // RESOURCE_EXHAUSTED
+            ProxyError::BadRequest(_) => 3, // INVALID_ARGUMENT
+            ProxyError::MethodNotAllowed | ProxyError::NotImplemented => 12, // UNIMPLEMENTED
             ProxyError::Misdirected
             | ProxyError::NoEndpoints
             | ProxyError::Connect
@@ -106,6 +139,11 @@ mod tests {
             (ProxyError::NoEndpoints, 503, 14),
             (ProxyError::Timeout, 504, 4),
             (ProxyError::Misdirected, 421, 14),
+            (ProxyError::BadRequest(Malformed::Host), 400, 3),
+            (ProxyError::MethodNotAllowed, 405, 12),
+            (ProxyError::NotImplemented, 501, 12),
+            (ProxyError::UriTooLong, 414, 8),
+            (ProxyError::HeaderTooLarge, 431, 8),
         ];
         for (e, http, grpc) in cases {
             assert_eq!(e.into_response(false).status().as_u16(), http, "{e:?}");

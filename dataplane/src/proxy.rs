@@ -14,11 +14,14 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::backend::{BackendRt, Body, BoxError};
-use crate::errors::{ProxyError, empty};
+use crate::config::RouteKind;
+use crate::errors::{Malformed, ProxyError, empty};
+use crate::fields::{self, connection_tokens, names_removable_field};
 use crate::filters;
-use crate::matching::{RequestView, normalize_host};
+use crate::matching::RequestView;
 use crate::state::Shared;
 use crate::table::{CompiledRule, Filters, Target};
+use crate::target;
 
 /// Bodies up to this size are buffered when retries or mirrors need to resend them.
 const MAX_BUFFERED_BODY: usize = 16 << 20;
@@ -99,21 +102,31 @@ fn ipv4_text(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &[u8] {
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Response<Body> {
     let start = Instant::now();
     let grpc = is_grpc(req.headers());
     let method = req.method().clone();
-    // Only the access log needs an owned copy of the path.
+    let decided = target::decide(&method, req.version(), req.uri(), req.headers());
+    let decided = decided.map(|mut d| {
+        d.apply(req.uri_mut());
+        d
+    });
+    // Only the access log needs an owned copy of the path (as routed, if it was).
     let path = if shared.access_log.load(Ordering::Relaxed) {
         req.uri().path().to_string()
     } else {
         String::new()
     };
-    let host = authority(&req)
-        .map(|a| normalize_host(a).into_owned())
-        .unwrap_or_default();
-    let (route, resp) = match route_and_forward(&shared, &conn, req, &host, grpc).await {
+    let (host, routed) = match decided {
+        Ok(d) => {
+            let host = d.host().into_owned();
+            let routed = route_and_forward(&shared, &conn, req, &host, &d.authority, grpc).await;
+            (host, routed)
+        }
+        Err(e) => (String::new(), Err((None, e))),
+    };
+    let (route, resp) = match routed {
         Ok((route, resp)) => (route, resp),
         Err((route, e)) => (route, e.into_response(grpc)),
     };
@@ -169,24 +182,6 @@ pub(crate) fn record(shared: &Shared, conn: &ConnInfo, start: Instant, done: &Do
 
 type Routed = Result<(Option<Arc<str>>, Response<Body>), (Option<Arc<str>>, ProxyError)>;
 
-/// The request's authority (HTTP/2 `:authority` or the Host header), borrowed: the one owned
-/// copy per request is the normalised host.
-fn authority(req: &Request<Incoming>) -> Option<&str> {
-    req.uri().authority().map(|a| a.as_str()).or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })
-}
-
-/// An HTTP/1.1 request has exactly one Host header (RFC 9112 §3.2: otherwise 400). Without one
-/// the route would be chosen by an empty host; with two, proxies and backends may pick
-/// different ones.
-pub(crate) fn one_host(headers: &HeaderMap) -> bool {
-    let mut hosts = headers.get_all(header::HOST).iter();
-    hosts.next().is_some() && hosts.next().is_none()
-}
-
 /// The rule a request selected, and the path prefix it matched by (for redirects and
 /// rewrites; copied only when the rule has one of those).
 pub(crate) struct Selected {
@@ -233,11 +228,9 @@ async fn route_and_forward(
     conn: &ConnInfo,
     req: Request<Incoming>,
     host: &str,
+    authority: &HeaderValue,
     grpc: bool,
 ) -> Routed {
-    if req.version() == Version::HTTP_11 && !one_host(req.headers()) {
-        return Err((None, ProxyError::BadRequest));
-    }
     let view = RequestView {
         method: req.method(),
         path: req.uri().path(),
@@ -250,6 +243,7 @@ async fn route_and_forward(
     let ctx = RuleCtx {
         conn,
         host,
+        authority,
         prefix: prefix.as_deref(),
         listener_port: conn.port,
     };
@@ -271,7 +265,10 @@ async fn route_and_forward(
 
 pub(crate) struct RuleCtx<'a> {
     pub conn: &'a ConnInfo,
+    /// What routing matched (`target::Decided::host`).
     pub host: &'a str,
+    /// What is forwarded as Host unless a filter rewrites it (`target::Decided::authority`).
+    pub authority: &'a HeaderValue,
     pub prefix: Option<&'a str>,
     pub listener_port: u16,
 }
@@ -342,30 +339,25 @@ pub(crate) fn plan<'r>(
         filters::modify_headers(headers, m);
     }
     // Rewrites change what is sent upstream, not what matched. Without a rewrite the
-    // request's own path and Host are reused (cheap clones of shared bytes).
+    // request's own (normalised) path and the authority it was routed by are forwarded
+    // (cheap clones of shared bytes).
     let mut path_and_query = uri
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut host_header = headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| {
-            uri.authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        })
-        .unwrap_or_else(|| HeaderValue::from_static(""));
+    let mut host_header = ctx.authority.clone();
     if let Some(rw) = &f.rewrite {
+        let rewrite = ProxyError::BadRequest(Malformed::Rewrite);
         if let Some(p) = &rw.path {
             let path = filters::rewrite_path(uri.path(), p, ctx.prefix);
             let pq = match uri.query() {
                 Some(q) => format!("{path}?{q}"),
                 None => path,
             };
-            path_and_query = PathAndQuery::try_from(pq).map_err(|_| ProxyError::BadRequest)?;
+            path_and_query = PathAndQuery::try_from(pq).map_err(|_| rewrite)?;
         }
         if let Some(h) = &rw.hostname {
-            host_header = HeaderValue::from_str(h).map_err(|_| ProxyError::BadRequest)?;
+            host_header = HeaderValue::from_str(h).map_err(|_| rewrite)?;
         }
     }
     let total = rule.total_weight();
@@ -411,7 +403,7 @@ pub(crate) fn respond(
 ) {
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
     if !upgrade && has_any(headers, &HOP_BY_HOP_RESPONSE) {
-        remove_connection_named(headers, false);
+        remove_connection_named(headers);
         for h in &HOP_BY_HOP_RESPONSE {
             headers.remove(h);
         }
@@ -496,8 +488,10 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-// At most 8: `strip_hop_by_hop` keeps which are present in a `u8`.
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+
+// At most 16: `strip_hop_by_hop` keeps which are present in a `u16`.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -506,14 +500,9 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,
-];
-
-/// Headers a `Connection` header may not name for removal: the framing (set per hop anyway)
-/// and the Host.
-const PROTECTED: [HeaderName; 3] = [
-    header::CONTENT_LENGTH,
-    header::TRANSFER_ENCODING,
-    header::HOST,
+    // h2c's upgrade settings (RFC 9113 §3.2.1): connection-specific even when the Connection
+    // field does not name it.
+    HTTP2_SETTINGS,
 ];
 
 /// Connection-level response headers: they describe the upstream hop, not ours.
@@ -525,16 +514,32 @@ pub(crate) const HOP_BY_HOP_RESPONSE: [HeaderName; 4] = [
     header::UPGRADE,
 ];
 
+/// Is this a WebSocket upgrade request (RFC 6455 §4.1): `Upgrade` offers `websocket` and
+/// `Connection` lists `upgrade`? It is the only upgrade Pylon relays, and only on HTTPRoute
+/// rules: any other (h2c above all, which would hand the client an HTTP/2 connection straight
+/// to the backend, past every route) is ignored, as RFC 9110 §7.8 allows, and the request is
+/// served as an ordinary one with its Upgrade field removed.
+pub(crate) fn is_websocket_upgrade(h: &HeaderMap) -> bool {
+    fields::connection_lists(h, b"upgrade")
+        && fields::list_tokens(h.get_all(header::UPGRADE).iter().map(HeaderValue::as_bytes))
+            .any(|p| p.eq_ignore_ascii_case(b"websocket"))
+}
+
 /// Turns the client's headers into the upstream request's, in place: hop-by-hop headers (and
-/// those the Connection header names) go, except what an upgrade or gRPC (`te: trailers`) needs;
-/// Host, X-Forwarded-For and X-Forwarded-Proto are set.
+/// those the Connection header names) go, but gRPC's `te: trailers`; a WebSocket upgrade
+/// (`websocket`: see [`is_websocket_upgrade`]) is announced as exactly that; Host,
+/// X-Forwarded-For and X-Forwarded-Proto are set.
 pub(crate) fn upstream_headers(
     mut h: HeaderMap,
     host: HeaderValue,
     ctx: &RuleCtx<'_>,
-    upgrade: bool,
+    websocket: bool,
 ) -> HeaderMap {
-    strip_hop_by_hop(&mut h, upgrade);
+    strip_hop_by_hop(&mut h);
+    if websocket {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
     // HTTP/2 upstreams get the Host header too: hyper takes :authority from the URI (the
     // endpoint address), and backends (gRPC included) read the Host header.
     h.insert(header::HOST, host);
@@ -564,13 +569,13 @@ pub(crate) fn has_any(h: &HeaderMap, names: &[HeaderName]) -> bool {
     h.keys().any(|k| names.contains(k))
 }
 
-/// Removes the hop-by-hop headers and those the Connection header names, but for what an
-/// upgrade or gRPC (`te: trailers`) needs.
-fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+/// Removes the hop-by-hop headers and those the Connection header names, but gRPC's
+/// `te: trailers`.
+fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Which of them are present, from one scan of the names: a removal hashes its name, and
     // usually there is none, or only Connection. (A name the Connection field lists and that
     // is removed first is then removed again: a no-op.)
-    let mut present = 0u8;
+    let mut present = 0u16;
     for k in h.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
             present |= 1 << i;
@@ -579,66 +584,74 @@ fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     if present == 0 {
         return;
     }
-    remove_connection_named(h, upgrade);
+    remove_connection_named(h);
     for (i, name) in HOP_BY_HOP.iter().enumerate() {
         if present & (1 << i) == 0 {
             continue;
         }
-        let keep = if name == header::CONNECTION || name == header::UPGRADE {
-            upgrade
-        } else if name == header::TE {
-            h.get(name)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
-        } else {
-            false
-        };
+        let keep = name == header::TE
+            && h.get(name)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
         if !keep {
             h.remove(name);
         }
     }
 }
 
-/// The members of comma-separated field `values` (RFC 9110 §5.6.1): the options of a
-/// Connection field (`close`, `upgrade`, header names), the codings of a Transfer-Encoding.
-pub(crate) fn list_tokens<'a>(
-    values: impl Iterator<Item = &'a [u8]>,
-) -> impl Iterator<Item = &'a [u8]> {
-    values
-        .flat_map(|v| v.split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-}
-
-/// The options a message's Connection header fields list.
-pub(crate) fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    list_tokens(
-        h.get_all(header::CONNECTION)
-            .iter()
-            .map(HeaderValue::as_bytes),
-    )
-}
-
-/// Whether a Connection option names a header field to remove: not the framing or the Host,
-/// and not `close` or `keep-alive` (options, not fields; Keep-Alive is hop-by-hop anyway).
-pub(crate) fn names_removable_field(token: &[u8]) -> bool {
-    !(token.eq_ignore_ascii_case(b"close")
-        || token.eq_ignore_ascii_case(b"keep-alive")
-        || PROTECTED
-            .iter()
-            .any(|p| token.eq_ignore_ascii_case(p.as_str().as_bytes())))
-}
-
-/// Removes the headers a Connection header names (RFC 9110 §7.6.1), but `upgrade` when the
-/// upgrade is being forwarded, and never the framing or the Host.
-fn remove_connection_named(h: &mut HeaderMap, upgrade: bool) {
+/// Removes the headers a Connection header names (RFC 9110 §7.6.1), never the framing or the
+/// Host.
+fn remove_connection_named(h: &mut HeaderMap) {
     // Usually empty (`Connection: keep-alive` or `close`): no allocation.
     let named: Vec<HeaderName> = connection_tokens(h)
-        .filter(|t| names_removable_field(t) && !(upgrade && t.eq_ignore_ascii_case(b"upgrade")))
+        .filter(|t| names_removable_field(t))
         .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
     for name in named {
         h.remove(name);
     }
+}
+
+/// HTTP/2 may split the Cookie field into one field per cookie (RFC 9113 §8.2.3); an HTTP/1.1
+/// hop gets them joined into one with `; `, as that section requires.
+fn join_cookies(h: &mut HeaderMap) {
+    let mut all = h.get_all(header::COOKIE).iter();
+    let (Some(_), Some(_)) = (all.next(), all.next()) else {
+        return;
+    };
+    let joined: Vec<&[u8]> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if let Ok(v) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        h.insert(header::COOKIE, v);
+    }
+}
+
+/// Is `e` (a failed send to a backend) the client's body's fault: a malformed chunked coding,
+/// or the client gone mid-body? Then the answer is 400, not 502.
+fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<ClientBodyError>().is_some() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// An error reading the client's request body, told apart from the backend's failures.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+struct ClientBodyError(#[source] hyper::Error);
+
+/// Whether a backend's answer, as hyper's client read it, is framed so that relaying it is
+/// safe: an HTTP/1.0 answer may not carry Transfer-Encoding (RFC 9112 §6.1: faulty framing),
+/// and chunked may be applied once (§7).
+fn answer_framing_ok(resp: &Response<Incoming>) -> bool {
+    let c = fields::transfer_codings(resp.headers());
+    !(c.any && resp.version() == Version::HTTP_10) && c.chunked <= 1
 }
 
 enum ReqBody {
@@ -650,7 +663,9 @@ impl ReqBody {
     fn take(&mut self) -> Body {
         match self {
             ReqBody::Stream(b) => match b.take() {
-                Some(b) => b.map_err(|e| Box::new(e) as BoxError).boxed(),
+                Some(b) => b
+                    .map_err(|e| Box::new(ClientBodyError(e)) as BoxError)
+                    .boxed(),
                 None => empty(),
             },
             ReqBody::Buffered(b) => Full::new(b.clone()).map_err(|never| match never {}).boxed(),
@@ -667,8 +682,13 @@ async fn forward(
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let (backend, bfilters, path_and_query) = (&out.backend, out.filters, &out.path_and_query);
-    let upgrade = req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
+    let upgrade = rule.kind == RouteKind::Http
+        && req.version() == Version::HTTP_11
+        && is_websocket_upgrade(req.headers());
     let h2 = backend.is_h2();
+    if req.version() == Version::HTTP_2 {
+        join_cookies(req.headers_mut());
+    }
     let mut headers = upstream_headers(
         std::mem::take(req.headers_mut()),
         out.host.clone(),
@@ -691,7 +711,13 @@ async fn forward(
         let bytes = limited
             .collect()
             .await
-            .map_err(|_| ProxyError::BodyTooLarge)?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ProxyError::BodyTooLarge
+                } else {
+                    ProxyError::BadRequest(Malformed::Body)
+                }
+            })?
             .to_bytes();
         ReqBody::Buffered(bytes)
     } else {
@@ -747,6 +773,9 @@ async fn forward(
         };
         let resp = match result {
             Ok(Ok(resp)) => resp,
+            Ok(Err(e)) if client_body_failed(&e) => {
+                return Err(ProxyError::BadRequest(Malformed::Body));
+            }
             Ok(Err(e)) => {
                 last = if e.is_connect() {
                     ProxyError::Connect
@@ -768,13 +797,21 @@ async fn forward(
             }
         };
         let status = resp.status();
+        if !answer_framing_ok(&resp) {
+            return Err(ProxyError::Upstream);
+        }
         if attempt + 1 < attempts && retry.is_some_and(|r| r.codes.contains(&status.as_u16())) {
             continue;
         }
-        if status == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(client_up) = client_upgrade
-        {
-            return Ok(tunnel(shared, client_up, resp));
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            // Only the WebSocket upgrade the client asked for completes; a 101 it did not ask
+            // for (or to another protocol) would hand it a raw tunnel to the backend.
+            return match client_upgrade {
+                Some(client_up) if is_websocket_upgrade(resp.headers()) => {
+                    Ok(tunnel(shared, client_up, resp))
+                }
+                _ => Err(ProxyError::Upstream),
+            };
         }
         return Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed()));
     }
@@ -790,7 +827,7 @@ fn body_clone(b: &ReqBody) -> Body {
     }
 }
 
-/// Completes a WebSocket (or other) upgrade: answers 101 and splices the two connections.
+/// Completes a WebSocket upgrade: answers 101 and splices the two connections.
 fn tunnel(
     shared: &Arc<Shared>,
     client: hyper::upgrade::OnUpgrade,
@@ -855,18 +892,58 @@ mod tests {
         for (n, v) in fields {
             h.append(n, HeaderValue::from_static(v));
         }
-        strip_hop_by_hop(&mut h, false);
+        strip_hop_by_hop(&mut h);
         let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["x-kept", "content-length"]);
 
-        // An upgrade keeps Connection and Upgrade; gRPC's `te: trailers` stays.
+        // gRPC's `te: trailers` stays; h2c's settings go, named or not.
         let mut h = HeaderMap::new();
         h.append("connection", HeaderValue::from_static("upgrade"));
-        h.append("upgrade", HeaderValue::from_static("websocket"));
+        h.append("upgrade", HeaderValue::from_static("h2c"));
+        h.append(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAARAAAAAAAIAAAAA"),
+        );
         h.append("te", HeaderValue::from_static("trailers"));
         h.append("keep-alive", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h, true);
+        strip_hop_by_hop(&mut h);
         let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["connection", "upgrade", "te"]);
+        assert_eq!(left, ["te"]);
+    }
+
+    #[test]
+    fn only_websocket_is_an_upgrade_and_only_with_connection_upgrade() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.append(*n, HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert!(is_websocket_upgrade(&h(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket")
+        ])));
+        assert!(!is_websocket_upgrade(&h(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c")
+        ])));
+        assert!(
+            !is_websocket_upgrade(&h(&[("upgrade", "websocket")])),
+            "no Connection: upgrade"
+        );
+        assert!(!is_websocket_upgrade(&h(&[("connection", "upgrade")])));
+    }
+
+    #[test]
+    fn http2_cookie_fields_are_joined_for_http1() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        join_cookies(&mut h);
+        assert_eq!(
+            h.get_all(header::COOKIE).iter().collect::<Vec<_>>(),
+            ["a=1; b=2"]
+        );
     }
 }

@@ -59,6 +59,28 @@ pub enum Http1 {
     Hyper,
 }
 
+/// Which HTTP versions a client connection may speak, from how it arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versions {
+    /// Plain TCP: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
+    Any,
+    /// TLS without ALPN `h2`: HTTP/1.1 only (no HTTP/2 preface after ALPN `http/1.1`).
+    Http1,
+    /// TLS with ALPN `h2`: HTTP/2 only (RFC 9113 §3.3; h2spec 3.5).
+    Http2,
+}
+
+impl Versions {
+    /// For a connection that arrived by `transport`, with ALPN `h2` negotiated or not.
+    pub fn of(transport: &Transport, h2: bool) -> Self {
+        match (transport, h2) {
+            (_, true) => Versions::Http2,
+            (Transport::Tls { .. }, false) => Versions::Http1,
+            (Transport::Plain, false) => Versions::Any,
+        }
+    }
+}
+
 /// What every connection of a listener is served with.
 #[derive(Clone)]
 struct Serving {
@@ -82,8 +104,17 @@ impl Serving {
             crate::h1::serve(io, info, &shared, &limits, drain).await;
         } else {
             io.set_nodelay();
+            let versions = Versions::of(&info.transport, h2);
             // Boxed: hyper's state would otherwise make every connection's task several kB.
-            Box::pin(serve_http(TokioIo::new(io), info, &shared, &limits, drain)).await;
+            Box::pin(serve_http(
+                TokioIo::new(io),
+                info,
+                &shared,
+                &limits,
+                drain,
+                versions,
+            ))
+            .await;
         }
     }
 }
@@ -322,17 +353,24 @@ async fn serve_tls(
     serving.serve(tls, info, h2).await;
 }
 
-/// Serves a connection with hyper (HTTP/1.1 or, by preface or ALPN, HTTP/2).
+/// Serves a connection with hyper (HTTP/1.1 or, by preface or ALPN, HTTP/2), in the
+/// `versions` it may speak.
 pub(crate) async fn serve_http<I>(
     io: I,
     info: Arc<ConnInfo>,
     shared: &Arc<Shared>,
     limits: &Limits,
     mut drain: watch::Receiver<bool>,
+    versions: Versions,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder = match versions {
+        Versions::Any => builder,
+        Versions::Http1 => builder.http1_only(),
+        Versions::Http2 => builder.http2_only(),
+    };
     builder
         .http1()
         .timer(TokioTimer::new())

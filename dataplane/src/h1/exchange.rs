@@ -13,12 +13,9 @@ use super::framing::Framing;
 use super::head::{self, RequestHead, ResponseHead};
 use super::timer::Elapsed;
 use super::{ClientIo, Conn, Ended, buffers, read_some, upstream};
-use crate::errors::ProxyError;
+use crate::errors::{Malformed, ProxyError};
 use crate::proxy::{self, Outbound, Plan, RuleCtx};
 use crate::table::CompiledRule;
-
-/// A backend's answer head larger than this is refused (502).
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Why an exchange with the backend failed before its answer began.
 enum SendFailure {
@@ -66,7 +63,10 @@ pub(super) async fn run<I: ClientIo>(
     head::write_request(&mut c.out, &head.method, &out.path_and_query, &headers);
     drop(headers);
     // The body bytes that came with the head go in the same write.
-    let (n, _) = c.req_body.take(&c.rd).map_err(|_| ProxyError::BadRequest)?;
+    let (n, _) = c
+        .req_body
+        .take(&c.rd)
+        .map_err(|_| ProxyError::BadRequest(Malformed::Body))?;
     c.out.extend_from_slice(&c.rd[..n]);
     c.rd.advance(n);
     let replayable = c.req_body.is_done() && head.method.is_idempotent();
@@ -132,12 +132,12 @@ async fn exchange_head<I: ClientIo>(
             .map_err(timed_out)?;
         if !matches!(got, Ok(n) if n > 0) {
             // The client went away mid-body.
-            return Err(SendFailure::Failed(ProxyError::BadRequest));
+            return Err(SendFailure::Failed(ProxyError::BadRequest(Malformed::Body)));
         }
         let (n, _) = c
             .req_body
             .take(&c.rd)
-            .map_err(|_| SendFailure::Failed(ProxyError::BadRequest))?;
+            .map_err(|_| SendFailure::Failed(ProxyError::BadRequest(Malformed::Body)))?;
         up.write_all(&c.rd[..n])
             .await
             .map_err(|_| SendFailure::Failed(ProxyError::Upstream))?;
@@ -147,30 +147,44 @@ async fn exchange_head<I: ClientIo>(
         c.urd = buffers::take();
     }
     c.urd.clear();
+    // Whether an interim answer went to the client: the request was answered, and may not go
+    // again.
+    let mut interim = false;
     loop {
         let got = read_some(up, &mut c.urd).await;
         match got {
             Ok(n) if n > 0 => {}
-            _ if c.urd.is_empty() => return Err(SendFailure::NoAnswer),
+            _ if c.urd.is_empty() && !interim => return Err(SendFailure::NoAnswer),
             _ => return Err(SendFailure::Failed(ProxyError::Upstream)),
         }
-        // Interim answers (100, 103) are dropped: the client did not ask for them. A 101 was
-        // not asked for either (upgrades go through hyper), and what follows it is not HTTP.
         // `c.out` still holds the request until a final answer's head replaces it: a request
         // that got no answer may go again.
         while let Some(resp) =
             head::parse_response(&mut c.urd, method, verbatim.then_some(&mut c.out))
                 .map_err(|_| SendFailure::Failed(ProxyError::Upstream))?
         {
-            if resp.status == StatusCode::SWITCHING_PROTOCOLS {
-                return Err(SendFailure::Failed(ProxyError::Upstream));
+            match resp.status {
+                // Not asked for (upgrades go through hyper), and what follows it is not HTTP.
+                StatusCode::SWITCHING_PROTOCOLS => {
+                    return Err(SendFailure::Failed(ProxyError::Upstream));
+                }
+                // Not asked for either: the native path serves no `Expect: 100-continue`.
+                StatusCode::CONTINUE => {}
+                // Other interim answers (103 Early Hints) are forwarded (RFC 9110 §15.2).
+                s if s.is_informational() => {
+                    let mut interim_head = Vec::new();
+                    let mut headers = resp.headers.unwrap_or_default();
+                    for name in &proxy::HOP_BY_HOP_RESPONSE {
+                        headers.remove(name);
+                    }
+                    head::write_response(&mut interim_head, s, &headers);
+                    c.write_to_client(&interim_head)
+                        .await
+                        .map_err(|_| SendFailure::Failed(ProxyError::Upstream))?;
+                    interim = true;
+                }
+                _ => return Ok(resp),
             }
-            if !resp.status.is_informational() {
-                return Ok(resp);
-            }
-        }
-        if c.urd.len() > MAX_RESPONSE_HEAD {
-            return Err(SendFailure::Failed(ProxyError::Upstream));
         }
     }
 }

@@ -75,19 +75,14 @@ pub fn response<'a>(
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     };
-    let (mut any, mut chunked, mut last_chunked) = (false, 0, false);
-    for c in crate::proxy::list_tokens(named(TRANSFER_ENCODING.as_str())) {
-        any = true;
-        last_chunked = c.eq_ignore_ascii_case(b"chunked");
-        chunked += usize::from(last_chunked);
-    }
-    if any {
+    let c = crate::fields::codings(named(TRANSFER_ENCODING.as_str()));
+    if c.any {
         // Chunked may be applied once (RFC 9112 §7); a body coded twice is not relayed.
-        if chunked > 1 {
+        if c.chunked > 1 {
             return Err(FramingError::Chunked);
         }
         // The final coding decides: chunked delimits the body, anything else runs to close.
-        return Ok(if last_chunked {
+        return Ok(if c.last_chunked {
             Framing::Chunked(Chunked::default())
         } else {
             Framing::UntilClose
@@ -125,7 +120,11 @@ pub fn content_length<'a>(
 }
 
 /// A scanner over the chunked coding (RFC 9112 §7.1): finds where the body ends without
-/// decoding it.
+/// decoding it, and checks the syntax of what it relays as received: size lines (hex digits,
+/// optional whitespace before a `;`, extensions of visible characters), CRLF line ends and
+/// trailer fields (a token name, a colon, a value without control characters). What another
+/// parser could read differently (`5 5`, a NUL in an extension, a bare LF, obs-fold in a
+/// trailer) is an error.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Chunked {
     state: State,
@@ -135,6 +134,8 @@ pub struct Chunked {
 enum State {
     /// Reading the hex chunk size: its value and digit count.
     Size(u64, u8),
+    /// Whitespace after the size (before a `;` or the line's end).
+    SizeWs(u64),
     /// Chunk extensions, up to the CR.
     Extension(u64),
     /// The LF ending the size line.
@@ -145,7 +146,9 @@ enum State {
     DataLf,
     /// The start of a trailer line (or of the final empty line).
     LineStart,
-    /// Inside a trailer field line.
+    /// A trailer field's name.
+    TrailerName,
+    /// A trailer field's value.
     Trailer,
     /// The LF ending a trailer field line.
     TrailerLf,
@@ -178,14 +181,21 @@ impl Chunked {
                     None if digits == 0 => return Err(FramingError::Chunked),
                     None => match b {
                         b'\r' => State::SizeLf(v),
-                        b';' | b' ' | b'\t' => State::Extension(v),
+                        b';' => State::Extension(v),
+                        b' ' | b'\t' => State::SizeWs(v),
                         _ => return Err(FramingError::Chunked),
                     },
                 },
+                State::SizeWs(v) => match b {
+                    b' ' | b'\t' => State::SizeWs(v),
+                    b';' => State::Extension(v),
+                    b'\r' => State::SizeLf(v),
+                    _ => return Err(FramingError::Chunked),
+                },
                 State::Extension(v) => match b {
                     b'\r' => State::SizeLf(v),
-                    b'\n' => return Err(FramingError::Chunked),
-                    _ => State::Extension(v),
+                    b if field_char(b) => State::Extension(v),
+                    _ => return Err(FramingError::Chunked),
                 },
                 State::SizeLf(v) => match (b, v) {
                     (b'\n', 0) => State::LineStart,
@@ -207,12 +217,14 @@ impl Chunked {
                 State::DataLf if b == b'\n' => State::Size(0, 0),
                 State::DataCr | State::DataLf => return Err(FramingError::Chunked),
                 State::LineStart if b == b'\r' => State::FinalLf,
-                // Lines end in CRLF only: a bare LF is where parsers disagree (smuggling).
-                State::LineStart | State::Trailer if b == b'\n' => {
-                    return Err(FramingError::Chunked);
-                }
+                // Lines end in CRLF only: a bare LF is where parsers disagree (smuggling), and
+                // so is a line starting with whitespace (obs-fold) or an empty name.
+                State::LineStart | State::TrailerName if token_char(b) => State::TrailerName,
+                State::TrailerName if b == b':' => State::Trailer,
+                State::LineStart | State::TrailerName => return Err(FramingError::Chunked),
                 State::Trailer if b == b'\r' => State::TrailerLf,
-                State::LineStart | State::Trailer => State::Trailer,
+                State::Trailer if field_char(b) => State::Trailer,
+                State::Trailer => return Err(FramingError::Chunked),
                 State::TrailerLf if b == b'\n' => State::LineStart,
                 State::TrailerLf => return Err(FramingError::Chunked),
                 State::FinalLf if b == b'\n' => {
@@ -226,6 +238,17 @@ impl Chunked {
         }
         Ok((self.state == State::Done).then_some(data.len()))
     }
+}
+
+/// A character of a field value or chunk extension: visible, whitespace or obs-text, no
+/// control character (RFC 9110 §5.5).
+fn field_char(b: u8) -> bool {
+    b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
+}
+
+/// A character of a token, such as a field name (RFC 9110 §5.6.2).
+fn token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
@@ -247,7 +270,7 @@ mod tests {
 
     #[test]
     fn chunked_bodies_end_where_the_coding_says_in_any_split() {
-        let cases: [(&[u8], usize); 5] = [
+        let cases: [(&[u8], usize); 7] = [
             (b"5\r\nhello\r\n0\r\n\r\n", 15),
             (
                 b"5;ext=1\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n",
@@ -256,6 +279,8 @@ mod tests {
             (b"0\r\nx-trailer: 1\r\nother: 2\r\n\r\n", 29),
             (b"A\r\n0123456789\r\n0\r\n\r\nGET / HTTP/1.1\r\n", 20),
             (b"0\r\n\r\n", 5),
+            (b"5 ;a=\"b c\"\r\nhello\r\n0\r\n\r\n", 24),
+            (b"5\t \r\nhello\r\n0\r\nx:\t\xe9 v\r\n\r\n", 25),
         ];
         for (body, end) in cases {
             for step in [1, 2, 3, 7, body.len()] {
@@ -276,6 +301,17 @@ mod tests {
             b"11111111111111111\r\n",
             b"0\r\n\n",
             b"0\r\nx-trailer: 1\n\r\n",
+            // Junk after the size, control characters in an extension.
+            b"5 5\r\n",
+            b"5;a\0b\r\n",
+            b"5;a\x01\r\n",
+            b"5 x\r\n",
+            // Trailers: obs-fold, no name, whitespace before the colon, no colon, a NUL.
+            b"0\r\nx: 1\r\n folded\r\n\r\n",
+            b"0\r\n: 1\r\n\r\n",
+            b"0\r\nx : 1\r\n\r\n",
+            b"0\r\nnocolon\r\n\r\n",
+            b"0\r\nx: a\0b\r\n\r\n",
         ] {
             assert_eq!(end_of(bad, 1), Err(FramingError::Chunked), "{bad:?}");
         }

@@ -10,7 +10,8 @@ use http::uri::PathAndQuery;
 use http::{Method, StatusCode};
 
 use super::framing::{self, Framing};
-use crate::proxy;
+use crate::errors::ProxyError;
+use crate::{fields, proxy};
 
 /// Header fields accepted by the native path; a head with more goes to the hyper path,
 /// which has its own limit and answers 431.
@@ -37,8 +38,20 @@ pub enum Parsed {
     Request(RequestHead),
     /// Valid or not, something only the hyper path handles: HTTP/1.0, h2c's preface, absolute
     /// URIs, CONNECT, upgrades, `Expect`, a transfer-coded request body, malformed heads
-    /// (hyper answers them 400 or 431). Holds the head if it was already split off the buffer.
+    /// (hyper answers them 400). Holds the head if it was already split off the buffer.
     Unsupported(Bytes),
+    /// A complete head longer than the limit (see [`too_large`]).
+    TooLarge,
+}
+
+/// The answer to a request head over `max` bytes, of which `buf` holds the start: 414 if its
+/// request line alone is too long (RFC 9112 §3), else 431 (RFC 6585 §5).
+pub fn too_large(buf: &[u8], max: usize) -> ProxyError {
+    if buf[..buf.len().min(max)].contains(&b'\n') {
+        ProxyError::HeaderTooLarge
+    } else {
+        ProxyError::UriTooLong
+    }
 }
 
 /// Where a name and a value lie in the head.
@@ -58,14 +71,13 @@ thread_local! {
     static FIELDS: RefCell<Vec<Field>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Parses the request head at the start of `buf`; a complete head is split off `buf`. A head
-/// longer than `max` bytes is left to hyper, which answers 431.
+/// Parses the request head at the start of `buf`; a complete head is split off `buf`.
 pub fn parse_request(buf: &mut BytesMut, max: usize) -> Parsed {
     let mut slots = slots();
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(n)) if n <= max => n,
-        Ok(httparse::Status::Complete(_)) => return Parsed::Unsupported(Bytes::new()),
+        Ok(httparse::Status::Complete(_)) => return Parsed::TooLarge,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Unsupported(Bytes::new()),
     };
@@ -107,7 +119,7 @@ pub fn parse_request(buf: &mut BytesMut, max: usize) -> Parsed {
         Ok(Some(n)) => Framing::Length(n),
         Err(_) => return Parsed::Unsupported(raw),
     };
-    let close = has_token(&headers, b"close");
+    let close = fields::connection_lists(&headers, b"close");
     Parsed::Request(RequestHead {
         method,
         uri: http::Uri::from(pq),
@@ -130,6 +142,9 @@ pub struct ResponseHead {
     /// [`parse_response`]).
     pub headers: Option<HeaderMap>,
 }
+
+/// A backend's answer head larger than this is refused (502), however it arrived.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Why a backend's response head is unusable (502).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,15 +169,24 @@ pub fn parse_response(
     let parsed = httparse::ParserConfig::default()
         .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
     let len = match parsed {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(BadResponse),
+        Ok(httparse::Status::Complete(n)) if n <= MAX_RESPONSE_HEAD => n,
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_RESPONSE_HEAD => return Ok(None),
+        _ => return Err(BadResponse),
     };
     let (Some(code), Some(version)) = (resp.code, resp.version) else {
         return Err(BadResponse);
     };
     let status = StatusCode::from_u16(code).map_err(|_| BadResponse)?;
     let fields = resp.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+    // An HTTP/1.0 answer with Transfer-Encoding is faulty framing (RFC 9112 §6.1): whether it
+    // is chunked or runs to the close, two parsers would disagree.
+    if version == 0
+        && fields
+            .clone()
+            .any(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"))
+    {
+        return Err(BadResponse);
+    }
     let body = framing::response(method, status, fields.clone()).map_err(|_| BadResponse)?;
     let connection = || {
         fields
@@ -171,7 +195,7 @@ pub fn parse_response(
             .map(|(_, v)| v)
     };
     let listed =
-        |token: &[u8]| proxy::list_tokens(connection()).any(|t| t.eq_ignore_ascii_case(token));
+        |token: &[u8]| fields::list_tokens(connection()).any(|t| t.eq_ignore_ascii_case(token));
     let close = version == 0 && !listed(b"keep-alive") || listed(b"close");
     let headers = match verbatim {
         Some(out) if !status.is_informational() => {
@@ -182,7 +206,7 @@ pub fn parse_response(
             out.extend_from_slice(resp.reason.unwrap_or_default().as_bytes());
             out.extend_from_slice(b"\r\n");
             // Usually `Connection: keep-alive` or `close`, which name no field.
-            let names_fields = proxy::list_tokens(connection()).any(proxy::names_removable_field);
+            let names_fields = fields::list_tokens(connection()).any(fields::names_removable_field);
             let coded = fields
                 .clone()
                 .any(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"));
@@ -197,8 +221,8 @@ pub fn parse_response(
                     || is(&header::CONTENT_LENGTH) && (coded || !bodiless)
                     || is(&header::TRANSFER_ENCODING) && bodiless
                     || names_fields
-                        && proxy::list_tokens(connection()).any(|t| {
-                            proxy::names_removable_field(t) && name.eq_ignore_ascii_case(t)
+                        && fields::list_tokens(connection()).any(|t| {
+                            fields::names_removable_field(t) && name.eq_ignore_ascii_case(t)
                         });
                 if !drop {
                     out.extend_from_slice(name);
@@ -279,11 +303,6 @@ fn header_map(raw: &Bytes, fields: &[Field]) -> Result<HeaderMap, http::Error> {
         map.append(name, value);
     }
     Ok(map)
-}
-
-/// Does a Connection header list `token`?
-fn has_token(headers: &HeaderMap, token: &[u8]) -> bool {
-    proxy::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// Writes a request head (origin-form, HTTP/1.1).
@@ -403,11 +422,24 @@ mod tests {
             parse_response(&mut partial, &Method::GET, None),
             Ok(None)
         ));
-        let mut bad = BytesMut::from("HTTP/1.1 2000 OK\r\n\r\n");
-        assert_eq!(
-            parse_response(&mut bad, &Method::GET, None).err(),
-            Some(BadResponse)
-        );
+        for bad in [
+            "HTTP/1.1 2000 OK\r\n\r\n".to_string(),
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_string(),
+            // Over the limit, complete in one read or not.
+            format!(
+                "HTTP/1.1 200 OK\r\nx: {}\r\n\r\n",
+                "a".repeat(MAX_RESPONSE_HEAD)
+            ),
+            format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_RESPONSE_HEAD)),
+        ] {
+            let mut buf = BytesMut::from(bad.as_str());
+            assert_eq!(
+                parse_response(&mut buf, &Method::GET, None).err(),
+                Some(BadResponse),
+                "{}",
+                &bad[..40]
+            );
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::time::Instant as StdInstant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::{Method, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -40,10 +40,11 @@ use tokio::time::Instant;
 
 use crate::backend::Body;
 use crate::errors::ProxyError;
-use crate::matching::{RequestView, normalize_host};
+use crate::matching::RequestView;
 use crate::proxy::{self, ConnInfo, Done, RuleCtx, Selected};
 use crate::server::Limits;
 use crate::state::Shared;
+use crate::target;
 use framing::Framing;
 use head::{Parsed, RequestHead};
 use timer::{Elapsed, Timer};
@@ -165,6 +166,10 @@ async fn requests<I: ClientIo>(
         let mut head = match c.next_head(drained.as_mut()).await {
             Next::Head(h) => h,
             Next::Unsupported(raw) => return Some(raw),
+            Next::Refused(e) => {
+                c.refuse(e).await;
+                return None;
+            }
             Next::Closed => return None,
         };
         // gRPC needs HTTP/2; over HTTP/1.1 the hyper path gives the gRPC-shaped error.
@@ -172,24 +177,24 @@ async fn requests<I: ClientIo>(
             return Some(head.raw);
         }
         let start = StdInstant::now();
-        // A cheap clone (shared bytes), so the normalised host can borrow from it while the
-        // request's headers are filtered.
-        let host_value = head.headers.get(header::HOST).cloned();
-        let host = host_value
-            .as_ref()
-            .and_then(|h| h.to_str().ok())
-            .map(normalize_host)
-            .unwrap_or_default();
+        let decided = target::decide(&head.method, Version::HTTP_11, &head.uri, &head.headers).map(
+            |mut d| {
+                d.apply(&mut head.uri);
+                d
+            },
+        );
+        // The decided authority is a cheap clone (shared bytes) the host borrows from while
+        // the request's headers are filtered.
+        let host = decided.as_ref().map(|d| d.host()).unwrap_or_default();
         let view = RequestView {
             method: &head.method,
             path: head.uri.path(),
             query: head.uri.query(),
             headers: &head.headers,
         };
-        let selected = if proxy::one_host(&head.headers) {
-            proxy::select(shared, info, &host, &view, false)
-        } else {
-            Err(ProxyError::BadRequest)
+        let selected = match &decided {
+            Ok(_) => proxy::select(shared, info, &host, &view, false),
+            Err(e) => Err(*e),
         };
         if matches!(&selected, Ok(s) if !s.rule.native_h1) {
             return Some(head.raw);
@@ -197,9 +202,9 @@ async fn requests<I: ClientIo>(
         c.req_body = std::mem::replace(&mut head.body, Framing::Empty);
         c.committed = None;
         let route = selected.as_ref().ok().map(|s| s.rule.route.clone());
-        let ended = match selected {
-            Ok(sel) => c.forward(&sel, info, &host, &mut head).await,
-            Err(e) => c.answer(&head, e.into_response(false)).await,
+        let ended = match (selected, &decided) {
+            (Ok(sel), Ok(d)) => c.forward(&sel, info, &host, &d.authority, &mut head).await,
+            (Err(e), _) | (_, &Err(e)) => c.answer(&head, e.into_response(false)).await,
         };
         let (status, close) = match ended {
             Ended::Answered { status, close } => (status, close),
@@ -242,8 +247,10 @@ async fn fallback<I: ClientIo>(c: Conn<I>, head: Bytes, info: Arc<ConnInfo>, sha
     let io = TokioIo::new(rewind::Rewind::new(pre.freeze(), c.io));
     // Boxed: hyper's connection state would otherwise make every native connection's task
     // several kB bigger.
+    // Served here only without ALPN h2: HTTP/1.1, or h2c by prior knowledge on plain TCP.
+    let versions = crate::server::Versions::of(&info.transport, false);
     Box::pin(crate::server::serve_http(
-        io, info, shared, &c.limits, c.drain,
+        io, info, shared, &c.limits, c.drain, versions,
     ))
     .await;
 }
@@ -254,6 +261,8 @@ enum Next {
     Head(RequestHead),
     /// For the hyper path, with the head if it was split off the buffer already.
     Unsupported(Bytes),
+    /// A head too large to serve: answered, then the connection closes.
+    Refused(ProxyError),
     Closed,
 }
 
@@ -273,14 +282,15 @@ impl<I: ClientIo> Conn<I> {
     async fn next_head(&mut self, mut drained: Pin<&mut impl Future<Output = ()>>) -> Next {
         let mut head_started = None;
         loop {
-            match head::parse_request(&mut self.rd, self.limits.max_header_bytes) {
+            let max = self.limits.max_header_bytes;
+            match head::parse_request(&mut self.rd, max) {
                 Parsed::Request(h) => return Next::Head(h),
                 Parsed::Unsupported(raw) => return Next::Unsupported(raw),
+                Parsed::TooLarge => return Next::Refused(head::too_large(&self.rd, max)),
                 Parsed::Partial => {}
             }
-            // Too big for us: hyper reads on and answers 431.
-            if self.rd.len() >= self.limits.max_header_bytes {
-                return Next::Unsupported(Bytes::new());
+            if self.rd.len() >= max {
+                return Next::Refused(head::too_large(&self.rd, max));
             }
             let read = if self.rd.is_empty() {
                 let idle = self.limits.idle_timeout;
@@ -310,11 +320,13 @@ impl<I: ClientIo> Conn<I> {
         sel: &Selected,
         info: &ConnInfo,
         host: &str,
+        authority: &HeaderValue,
         head: &mut RequestHead,
     ) -> Ended {
         let ctx = RuleCtx {
             conn: info,
             host,
+            authority,
             prefix: sel.prefix.as_deref(),
             listener_port: info.port,
         };
@@ -375,6 +387,26 @@ impl<I: ClientIo> Conn<I> {
         Ended::Answered { status, close }
     }
 
+    /// Answers a request whose head was too large to read (414, 431) and closes: the rest of
+    /// the head is still coming, so the close lingers.
+    async fn refuse(&mut self, e: ProxyError) {
+        let (parts, body) = e.into_response(false).into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut headers = parts.headers;
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        self.out.clear();
+        head::write_response(&mut self.out, parts.status, &headers);
+        self.out.extend_from_slice(&bytes);
+        if self.write_client(None).await.is_ok() {
+            self.linger().await;
+        }
+    }
+
     /// Reads the rest of the current request's body and drops it.
     async fn discard_body(&mut self) -> std::io::Result<()> {
         loop {
@@ -426,15 +458,43 @@ impl<I: ClientIo> Conn<I> {
             Some(n) => &self.urd[..n],
             None => &self.out[..],
         };
-        let io = &mut self.io;
-        self.timer
-            .run_for(self.limits.idle_timeout, async {
-                io.write_all(data).await?;
-                io.flush().await
-            })
-            .await
-            .unwrap_or_else(|Elapsed| Err(std::io::ErrorKind::TimedOut.into()))
+        write_timed(
+            &mut self.io,
+            &mut self.timer,
+            self.limits.idle_timeout,
+            data,
+        )
+        .await
     }
+
+    /// Writes `data` (held apart from the connection's buffers) to the client, within the
+    /// idle timeout.
+    async fn write_to_client(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.before_write();
+        write_timed(
+            &mut self.io,
+            &mut self.timer,
+            self.limits.idle_timeout,
+            data,
+        )
+        .await
+    }
+}
+
+/// Writes all of `data` to `io` and flushes it, within `idle`.
+async fn write_timed<I: AsyncWrite + Unpin>(
+    io: &mut I,
+    timer: &mut Timer,
+    idle: std::time::Duration,
+    data: &[u8],
+) -> std::io::Result<()> {
+    timer
+        .run_for(idle, async {
+            io.write_all(data).await?;
+            io.flush().await
+        })
+        .await
+        .unwrap_or_else(|Elapsed| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// Reads what is available into `buf` (growing it when nearly full); 0 = end of stream.
