@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::config::{self, BackendProtocol};
+use crate::fields::MAX_RESPONSE_HEAD;
 use crate::h1::upstream::{CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_IDLE};
 use crate::h1_pool::{self, H1Pool};
 use crate::tls::TlsError;
@@ -81,7 +82,8 @@ impl Clients {
         let builder = || {
             let mut b = Client::builder(TokioExecutor::new());
             b.pool_idle_timeout(IDLE_TIMEOUT)
-                .pool_max_idle_per_host(MAX_IDLE);
+                .pool_max_idle_per_host(MAX_IDLE)
+                .http2_max_header_list_size(MAX_RESPONSE_HEAD as u32);
             b
         };
         let workers = workers.max(1);
@@ -107,6 +109,8 @@ impl Clients {
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
+            .http1_max_buf_size(MAX_RESPONSE_HEAD)
+            .http2_max_header_list_size(MAX_RESPONSE_HEAD as u32)
             .build(connector);
         cache.insert(key, client.clone());
         Ok(client)

@@ -90,6 +90,21 @@ impl ProxyError {
         }
     }
 
+    /// Whether an HTTP/1.1 connection closes after this answer: the request was refused for
+    /// what it is (its framing, target or method), so what follows it on the connection is
+    /// not trusted to be the next request (a refused CONNECT's tunnel bytes, a body of unknown
+    /// length). nginx closes after these too.
+    pub fn closes(self) -> bool {
+        matches!(
+            self,
+            ProxyError::BadRequest(_)
+                | ProxyError::MethodNotAllowed
+                | ProxyError::NotImplemented
+                | ProxyError::UriTooLong
+                | ProxyError::HeaderTooLarge
+        )
+    }
+
     /// The answer to send: plain HTTP, or for gRPC requests HTTP 200 with `grpc-status`.
     pub fn into_response(self, grpc: bool) -> Response<Body> {
         if grpc {
@@ -115,6 +130,11 @@ impl ProxyError {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain"),
         );
+        if self.closes() {
+            // hyper closes after an answer that says so (and drops the field on HTTP/2).
+            r.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         r
     }
 }

@@ -4,6 +4,10 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+/// A backend's answer head larger than this is refused (502), however it arrived and whichever
+/// client read it (the native relay, or hyper's with `max_buf_size`/`max_header_list_size`).
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
 /// The members of comma-separated field `values` (RFC 9110 §5.6.1): the options of a
 /// Connection field (`close`, `upgrade`, header names), the codings of a Transfer-Encoding.
 pub(crate) fn list_tokens<'a>(

@@ -31,12 +31,13 @@ const RESEND_ATTEMPTS: usize = 3;
 /// Why an upstream exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    // `#[source]`: the proxy walks the chain to tell a client body's failure from the backend's.
     #[error("connect: {0}")]
-    Connect(std::io::Error),
+    Connect(#[source] std::io::Error),
     #[error("connect: {0}")]
-    Handshake(hyper::Error),
+    Handshake(#[source] hyper::Error),
     #[error("upstream: {0}")]
-    Upstream(hyper::Error),
+    Upstream(#[source] hyper::Error),
 }
 
 impl SendError {
@@ -103,6 +104,7 @@ impl H1Pool {
     async fn connect(&self, addr: SocketAddr) -> Result<http1::SendRequest<Body>, SendError> {
         let tcp = upstream::connect(addr).await.map_err(SendError::Connect)?;
         let (tx, conn) = http1::Builder::new()
+            .max_buf_size(crate::fields::MAX_RESPONSE_HEAD)
             .handshake(TokioIo::new(tcp))
             .await
             .map_err(SendError::Handshake)?;

@@ -648,10 +648,19 @@ struct ClientBodyError(#[source] hyper::Error);
 
 /// Whether a backend's answer, as hyper's client read it, is framed so that relaying it is
 /// safe: an HTTP/1.0 answer may not carry Transfer-Encoding (RFC 9112 §6.1: faulty framing),
-/// and chunked may be applied once (§7).
+/// and chunked may be applied once (§7); and its head is within the limit the native relay
+/// applies. hyper's own buffer limit is checked between reads, so a head that arrives whole
+/// can exceed it: the fields are counted here as they would be written (`name: value\r\n`).
 fn answer_framing_ok(resp: &Response<Incoming>) -> bool {
     let c = fields::transfer_codings(resp.headers());
-    !(c.any && resp.version() == Version::HTTP_10) && c.chunked <= 1
+    let head: usize = resp
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    !(c.any && resp.version() == Version::HTTP_10)
+        && c.chunked <= 1
+        && head <= fields::MAX_RESPONSE_HEAD
 }
 
 enum ReqBody {

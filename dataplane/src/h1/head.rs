@@ -143,8 +143,7 @@ pub struct ResponseHead {
     pub headers: Option<HeaderMap>,
 }
 
-/// A backend's answer head larger than this is refused (502), however it arrived.
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+pub use crate::fields::MAX_RESPONSE_HEAD;
 
 /// Why a backend's response head is unusable (502).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

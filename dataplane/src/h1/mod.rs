@@ -365,7 +365,10 @@ impl<I: ClientIo> Conn<I> {
             Framing::Length(n) => n <= MAX_DISCARD,
             _ => self.req_body.is_done(),
         };
-        let close = head.close || !discard || *self.drain.borrow();
+        let refused = headers
+            .get(header::CONNECTION)
+            .is_some_and(|v| v == "close");
+        let close = head.close || refused || !discard || *self.drain.borrow();
         if close {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
