@@ -15,10 +15,13 @@
 #   matched by v0 symbol names, which tell generic instances apart.
 # Cargo applies these flags only with an explicit --target, since proc-macro crates cannot be
 # linked statically, so release binaries land in target/<host triple>/release. Debug builds stay
-# in target/debug and share the test build.
+# in target/debug and share the test build. CARGO_TARGET_DIR, if set, replaces target/ (cargo's own
+# rule: a relative one is taken from the repository, where cargo runs).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CARGO=${CARGO:-cargo}
+target=${CARGO_TARGET_DIR:-target}
+[[ $target = /* ]] || target=$repo/$target
 
 fail() { echo "build.sh: $*" >&2; exit 1; }
 
@@ -31,11 +34,11 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 
 args=()
 case $profile in
-debug) dir=$repo/target/debug ;;
+debug) dir=$target/debug ;;
 release)
   case $host in
   *-linux-gnu*)
-    dir=$repo/target/$host/release
+    dir=$target/$host/release
     args=(--release --target "$host")
     # With --target, RUSTFLAGS reach only the target's crates, not build scripts or proc macros.
     export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C symbol-mangling-version=v0 -C link-arg=-Wl,-z,pack-relative-relocs"
@@ -43,7 +46,7 @@ release)
     triple_var=$(echo "$host" | tr 'a-z-' 'A-Z_')
     export "CARGO_TARGET_${triple_var}_LINKER=$repo/scripts/link-hot-first.sh"
     ;;
-  *) dir=$repo/target/release args=(--release) ;; # musl is static already; others as they come
+  *) dir=$target/release args=(--release) ;; # musl is static already; others as they come
   esac
   ;;
 *) fail "usage: build.sh [--dir] debug|release [cargo build arguments]" ;;

@@ -9,13 +9,14 @@ repo=$(cd "$here/../.." && pwd)
 source "$here/versions.sh"
 
 # Every wrapper go.mod must require the version versions.sh names; a mismatch is a half-done pin move.
-check_pin() { # module-dir module version
-  grep -qE "^(require )?[[:space:]]*$2 $3\$" "$1/go.mod" ||
+check_pin() { # module-dir module version ('+' escaped: h2spec's is v2.2.1+incompatible)
+  grep -qE "^(require )?[[:space:]]*$2 ${3//+/\\+}\$" "$1/go.mod" ||
     { echo "build-tools: $1/go.mod does not require $2 $3 (versions.sh); move the pins together" >&2; exit 1; }
 }
 check_pin "$here/tools/kubernetes" k8s.io/kubernetes "$K8S_VERSION"
 check_pin "$here/tools/etcd" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 check_pin "$here/tools/coredns" github.com/coredns/coredns "$COREDNS_VERSION"
+check_pin "$here/tools/h2spec" github.com/summerwind/h2spec "$H2SPEC_VERSION"
 
 build() { # name out-dir module-dir ldflags packages...
   local name=$1 out=$2 dir=$3 ldflags=$4; shift 4
@@ -42,3 +43,7 @@ build etcd "$ETCD_BIN" "$here/tools/etcd" "" .
 build coredns "$COREDNS_BIN" "$here/tools/coredns" "" .
 build gateway-api "$GATEWAY_API_BIN" "$repo/conformance/suite" "" \
   sigs.k8s.io/gateway-api/conformance/echo-basic
+# h2spec's own Makefile sets its version this way (the source says 2.0.0).
+h2spec_release=${H2SPEC_VERSION#v}
+build h2spec "$H2SPEC_BIN" "$here/tools/h2spec" "-X main.VERSION=${h2spec_release%+incompatible}" \
+  github.com/summerwind/h2spec/cmd/h2spec
