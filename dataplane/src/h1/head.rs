@@ -42,6 +42,11 @@ pub enum Parsed {
     Unsupported(Bytes),
     /// A complete head longer than the limit (see [`too_large`]).
     TooLarge,
+    /// A first line that names no HTTP/1.x version and is not the HTTP/2 preface: the peer
+    /// does not speak HTTP/1.1 (an HTTP/2 client with a broken preface, h2spec 3.5/2), so an
+    /// HTTP/1.1 400 would mean nothing to it. The connection is closed (RFC 9112 §2.2: the 400
+    /// is a SHOULD).
+    NotHttp1,
 }
 
 /// The answer to a request head over `max` bytes, of which `buf` holds the start: 414 if its
@@ -79,6 +84,9 @@ pub fn parse_request(buf: &mut BytesMut, max: usize) -> Parsed {
         Ok(httparse::Status::Complete(n)) if n <= max => n,
         Ok(httparse::Status::Complete(_)) => return Parsed::TooLarge,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::Version) if !buf.starts_with(b"PRI * HTTP/2.0\r\n") => {
+            return Parsed::NotHttp1;
+        }
         Err(_) => return Parsed::Unsupported(Bytes::new()),
     };
     let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
@@ -397,6 +405,10 @@ mod tests {
             "a: b\r\n".repeat(MAX_HEADERS + 1)
         );
         assert!(matches!(parse(&many), Parsed::Unsupported(_)));
+        // No HTTP/1.x version and not the HTTP/2 preface: not an HTTP/1.1 peer.
+        for s in ["INVALID CONNECTION PREFACE\r\n\r\n", "GET / HTTP/3\r\n\r\n"] {
+            assert!(matches!(parse(s), Parsed::NotHttp1), "{s:?}");
+        }
     }
 
     #[test]

@@ -287,6 +287,7 @@ impl<I: ClientIo> Conn<I> {
                 Parsed::Request(h) => return Next::Head(h),
                 Parsed::Unsupported(raw) => return Next::Unsupported(raw),
                 Parsed::TooLarge => return Next::Refused(head::too_large(&self.rd, max)),
+                Parsed::NotHttp1 => return Next::Closed,
                 Parsed::Partial => {}
             }
             if self.rd.len() >= max {
