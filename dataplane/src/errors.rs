@@ -34,6 +34,8 @@ pub enum ProxyError {
     UriTooLong,
     #[error("request header fields too large")]
     HeaderTooLarge,
+    #[error("too many large request heads are being read; try again")]
+    HeadsOverBudget,
 }
 
 /// What is wrong with a request answered 400: said in the answer's body, so a client (or the
@@ -71,6 +73,7 @@ impl ProxyError {
             ProxyError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
             ProxyError::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::HeadsOverBudget => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -86,7 +89,8 @@ impl ProxyError {
             ProxyError::Misdirected
             | ProxyError::NoEndpoints
             | ProxyError::Connect
-            | ProxyError::Upstream => 14, // UNAVAILABLE
+            | ProxyError::Upstream
+            | ProxyError::HeadsOverBudget => 14, // UNAVAILABLE
         }
     }
 
@@ -102,6 +106,7 @@ impl ProxyError {
                 | ProxyError::NotImplemented
                 | ProxyError::UriTooLong
                 | ProxyError::HeaderTooLarge
+                | ProxyError::HeadsOverBudget
         )
     }
 

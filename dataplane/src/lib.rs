@@ -17,6 +17,7 @@ pub mod fields;
 pub mod filters;
 pub mod h1;
 pub mod h1_pool;
+pub mod head_budget;
 pub mod idle;
 pub mod lazy_tcp;
 pub mod matching;

@@ -60,6 +60,10 @@ struct Args {
     idle_timeout_secs: u64,
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Bytes all unfinished request heads may hold together beyond their first 8 KiB; a head
+    /// that needs more while they are spent is answered 503.
+    #[arg(long, default_value_t = server::DEFAULT_PENDING_HEAD_BYTES)]
+    max_pending_head_bytes: usize,
     /// Seconds to let in-flight requests finish after SIGTERM.
     #[arg(long, default_value_t = 30)]
     drain_timeout_secs: u64,
@@ -124,6 +128,7 @@ async fn run() -> anyhow::Result<()> {
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         max_connections: args.max_connections,
+        head_budget: pylon_dataplane::head_budget::HeadBudget::new(args.max_pending_head_bytes),
     };
     let managers: Vec<_> = (0..workers)
         .map(|_| {

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::h1::ClientIo;
+use crate::head_budget::HeadBudget;
 use crate::idle::{Activity, InFlight, Tracked};
 use crate::lazy_tcp::LazyTcp;
 use crate::proxy::{self, ConnInfo, Transport};
@@ -34,7 +35,14 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Connections above this are closed on accept.
     pub max_connections: usize,
+    /// The memory all unfinished request heads may hold beyond their first read chunk, shared
+    /// by every listener that is given a clone of these limits (`head_budget.rs`).
+    pub head_budget: Arc<HeadBudget>,
 }
+
+/// [`Limits::head_budget`]'s size by default: 4,096 heads grown by 8 KiB, or 512 grown to the
+/// 64 KiB limit, at once.
+pub const DEFAULT_PENDING_HEAD_BYTES: usize = 32 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -43,6 +51,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            head_budget: HeadBudget::new(DEFAULT_PENDING_HEAD_BYTES),
         }
     }
 }

@@ -17,6 +17,7 @@ fn limits() -> Limits {
         header_read_timeout: Duration::from_millis(300),
         idle_timeout: Duration::from_secs(1),
         max_connections: 3,
+        ..Limits::default()
     }
 }
 
@@ -133,4 +134,55 @@ async fn drain_finishes_in_flight_requests() {
         TcpStream::connect(("127.0.0.1", port)).await.is_err(),
         "still accepting after drain"
     );
+}
+
+/// Large unfinished heads share one budget: a head that needs more than is left is answered
+/// 503 and closed, the heads already being read carry on, and a completed head gives its
+/// share back.
+#[tokio::test]
+async fn large_unfinished_heads_share_one_budget() {
+    let a = Backend::start("a").await;
+    let port = free_port();
+    let l = Limits {
+        max_header_bytes: 64 * 1024,
+        header_read_timeout: Duration::from_secs(10),
+        head_budget: pylon_dataplane::head_budget::HeadBudget::new(40 * 1024),
+        ..limits()
+    };
+    let budget = l.head_budget.clone();
+    let _p = Proxy::start_with(&one_route(port, a.addr, ""), l).await;
+    // `size` bytes of a head, unfinished.
+    let partial = |size: usize| {
+        format!(
+            "GET /big HTTP/1.1\r\nHost: x\r\nx-big: {}",
+            "a".repeat(size)
+        )
+    };
+    let settle = || tokio::time::sleep(Duration::from_millis(200));
+    let mut first = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    first
+        .write_all(partial(30 * 1024).as_bytes())
+        .await
+        .unwrap();
+    settle().await;
+    assert!(budget.used() >= 20 * 1024, "held {}", budget.used());
+    let mut second = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let _ = second.write_all(partial(30 * 1024).as_bytes()).await;
+    let (resp, closed) = read_until_close(&mut second, Duration::from_secs(3)).await;
+    assert!(resp.starts_with("HTTP/1.1 503"), "{resp:?}");
+    assert!(closed);
+    // The first head completes and is served; what it held is back in the pool.
+    first
+        .write_all(b"\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (resp, _) = read_until_close(&mut first, Duration::from_secs(3)).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+    assert_eq!(budget.used(), 0);
+    let mut third = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut req = partial(30 * 1024);
+    req.push_str("\r\nConnection: close\r\n\r\n");
+    third.write_all(req.as_bytes()).await.unwrap();
+    let (resp, _) = read_until_close(&mut third, Duration::from_secs(3)).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
 }

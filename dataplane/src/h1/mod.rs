@@ -40,6 +40,7 @@ use tokio::time::Instant;
 
 use crate::backend::Body;
 use crate::errors::ProxyError;
+use crate::head_budget::Held;
 use crate::matching::RequestView;
 use crate::proxy::{self, ConnInfo, Done, RuleCtx, Selected};
 use crate::server::Limits;
@@ -109,6 +110,8 @@ struct Conn<I> {
     drain: watch::Receiver<bool>,
     /// Writes made to the client so far, up to 2 (Nagle is turned off before the second).
     writes: u8,
+    /// What the head being read holds of the shared head budget.
+    held: Held,
 }
 
 /// How a request ended.
@@ -139,6 +142,7 @@ pub async fn serve<I: ClientIo>(
         committed: None,
         drain,
         writes: 0,
+        held: Held::new(&limits.head_budget),
     };
     match requests(&mut c, &info, shared).await {
         Some(head) => fallback(c, head, info, shared).await,
@@ -279,7 +283,13 @@ impl<I: ClientIo> Conn<I> {
 
     /// Waits for the next request head: the idle timeout applies while nothing has arrived,
     /// the header-read timeout once its first bytes have; drain ends an idle connection.
-    async fn next_head(&mut self, mut drained: Pin<&mut impl Future<Output = ()>>) -> Next {
+    async fn next_head(&mut self, drained: Pin<&mut impl Future<Output = ()>>) -> Next {
+        let next = self.read_head(drained).await;
+        self.held.release();
+        next
+    }
+
+    async fn read_head(&mut self, mut drained: Pin<&mut impl Future<Output = ()>>) -> Next {
         let mut head_started = None;
         loop {
             let max = self.limits.max_header_bytes;
@@ -292,6 +302,11 @@ impl<I: ClientIo> Conn<I> {
             }
             if self.rd.len() >= max {
                 return Next::Refused(head::too_large(&self.rd, max));
+            }
+            // A read that must grow the buffer past its first chunk (to about `len` + a chunk)
+            // holds the growth, `len`, from the shared budget until the head is complete.
+            if self.rd.len() > READ_CHUNK - READ_CHUNK / 4 && !self.held.hold(self.rd.len()) {
+                return Next::Refused(ProxyError::HeadsOverBudget);
             }
             let read = if self.rd.is_empty() {
                 let idle = self.limits.idle_timeout;
