@@ -22,7 +22,8 @@
 # BENCH_ROUTES (5000), BENCH_CLIENT_CPU / BENCH_SERVER_CPU (the first two CPUs this process may
 # use), PYLON_BIN (skips the cargo build), CARGO (cargo), BENCH_CASES (an extended regex: only the
 # targets whose key, e.g. pylon/one/keepalive, matches are measured; the others are reported as
-# null), BENCH_FLOOD_CONNECTIONS (4000; 0 skips the flood).
+# null), BENCH_FLOOD_CONNECTIONS (4000; 0 skips the flood), BENCH_SLOW_HEADS ("2000 10000": the
+# numbers of slow 48 KiB heads held at once, empty skips them).
 #
 # Why five rounds: some runs on this VM catch stalls of 20–36 ms (a p99.9 that high, on any
 # target, in about one run in three), which move that run's p99; a median of three is moved
@@ -47,6 +48,7 @@ THREADS=${BENCH_THREADS:-1}
 ROUTES=${BENCH_ROUTES:-5000}
 CASES=${BENCH_CASES:-}
 FLOOD=${BENCH_FLOOD_CONNECTIONS:-4000}
+SLOW_HEADS=${BENCH_SLOW_HEADS-2000 10000}
 CARGO=${CARGO:-cargo}
 
 fail() {
@@ -327,6 +329,27 @@ if [ "$FLOOD" -gt 0 ]; then
   done
 fi
 
+# --- slow heads: for each N in SLOW_HEADS, N connections that each send 48 KiB of a request head
+# that never ends, against the 1-route Pylon and nginx: the server's RSS while they are held (2 s
+# after the last was sent, within both header-read timeouts: Pylon 10 s, nginx 60 s) and how many
+# it kept open. Pylon bounds what unfinished heads hold together (--max-pending-head-bytes, 32 MiB)
+# and answers 503 to heads beyond it; nginx holds every head it has room for.
+declare -A SLOW
+json_slow=""
+for n in $SLOW_HEADS; do
+  for proxy in pylon nginx; do
+    pid=${PID[$proxy-one]}
+    [ "$proxy" = pylon ] || pid=$(pgrep -P "$pid" | head -1)
+    SLOW[$proxy-$n]=$(taskset -c "$CLIENT_CPU" python3 "$BENCH_DIR/slow_heads.py" "${PORT[$proxy-one]}" "$n" 49152 "$pid") ||
+      FAILURES+=("slow heads ($n) against $proxy failed")
+    kill -0 "${PID[$proxy-one]}" 2>/dev/null || FAILURES+=("$proxy-one died during the slow heads")
+    sleep 1
+  done
+  field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"${SLOW[$2]}"; }
+  json_slow+="\"$n\":{\"pylon_rss_kb\":$(field rss_kb pylon-$n),\"pylon_open\":$(field open pylon-$n),"
+  json_slow+="\"nginx_rss_kb\":$(field rss_kb nginx-$n),\"nginx_open\":$(field open nginx-$n)},"
+done
+
 # --- report -------------------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "null" && b + 0 > 0) printf "%.2f", a / b; else printf "null" }'; }
 json_case() { # key → "name":{figures} for the BENCH line
@@ -379,6 +402,9 @@ echo "Pylon VmRSS: idle ${RSS[idle]} kB ($IDLE_PARTS); $ROUTES routes: ${RSS[rou
   "${RSS[routes_5k_paths]} kB (paths); after load: ${RSS[idle_after_load]} / ${RSS[routes_5k_hosts_after_load]} / ${RSS[routes_5k_paths_after_load]} kB"
 echo "After $FLOOD concurrent connections (closed 2 s earlier), 1 route: Pylon ${RSS[after_flood]} kB," \
   "nginx worker $NGINX_RSS_AFTER_FLOOD kB"
+for n in $SLOW_HEADS; do
+  echo "With $n slow 48 KiB heads: Pylon ${SLOW[pylon-$n]}; nginx worker ${SLOW[nginx-$n]}"
+done
 echo "measured in $(($(date +%s) - START)) s"
 json_rss=""
 for k in idle routes_5k_hosts routes_5k_paths idle_after_load routes_5k_hosts_after_load routes_5k_paths_after_load after_flood; do
@@ -389,7 +415,7 @@ for f in "${FAILURES[@]}"; do json_fail+="\"$f\","; done
 echo "BENCH {\"wrk\":{\"threads\":$THREADS,\"connections\":$CONNS,\"duration\":\"$DUR\",\"warmup\":\"$WARMUP\",\"rounds\":$ROUNDS}," \
   "\"cpus\":{\"count\":$(nproc),\"client\":$CLIENT_CPU,\"server\":$SERVER_CPU},\"routes\":$ROUTES," \
   "\"cases\":{${json_cases%,}},\"ratios\":{${json_ratios%,}},\"pylon_rss_kb\":{${json_rss%,}}," \
-  "\"nginx_rss_kb\":{\"after_flood\":$NGINX_RSS_AFTER_FLOOD}," \
+  "\"nginx_rss_kb\":{\"after_flood\":$NGINX_RSS_AFTER_FLOOD},\"slow_heads\":{${json_slow%,}}," \
   "\"failures\":[${json_fail%,}]}" | tr -d '\n'
 echo
 [ ${#FAILURES[@]} -eq 0 ] || fail "${#FAILURES[@]} server(s) died during the run"
