@@ -24,6 +24,7 @@ use crate::config::{self, BackendProtocol};
 use crate::fields::MAX_RESPONSE_HEAD;
 use crate::h1::upstream::{CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_IDLE};
 use crate::h1_pool::{self, H1Pool};
+use crate::outlier::Health;
 use crate::tls::TlsError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -156,6 +157,28 @@ pub struct BackendRt {
     scheme: Scheme,
     next: AtomicUsize,
     upstream: Upstream,
+    /// Passive health of `endpoints` (by index): connect failures eject.
+    pub health: Health,
+}
+
+/// Distinct endpoints a request may try to connect to before it is answered 503: a connect
+/// that fails sent nothing, so the next endpoint can take the request.
+pub const CONNECT_ATTEMPTS: usize = 3;
+
+/// The endpoints a request has tried to connect to, in order, for [`BackendRt::failover`].
+#[derive(Debug)]
+pub struct Tried {
+    eps: [usize; CONNECT_ATTEMPTS],
+    n: usize,
+}
+
+impl Tried {
+    pub fn first(ep: usize) -> Tried {
+        Tried {
+            eps: [ep; CONNECT_ATTEMPTS],
+            n: 1,
+        }
+    }
 }
 
 impl std::fmt::Debug for BackendRt {
@@ -198,15 +221,47 @@ impl BackendRt {
             scheme,
             next: AtomicUsize::new(0),
             upstream,
+            health: Health::new(b.endpoints.iter().filter(|e| e.ready).count()),
         })
     }
 
     /// The index of the next ready endpoint, round-robin; `None` = no ready endpoints (503).
+    /// Ejected endpoints are skipped, unless all are (`outlier.rs`).
     pub fn pick(&self) -> Option<usize> {
-        if self.endpoints.is_empty() {
+        let n = self.endpoints.len();
+        if n == 0 {
             return None;
         }
-        Some(self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len())
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&ep| self.health.available(ep))
+            .or(Some(start % n))
+    }
+
+    /// After a failed connect to the last endpoint in `tried`: counts the failure against it
+    /// and picks an endpoint not yet tried (one not ejected if there is one), unless
+    /// [`CONNECT_ATTEMPTS`] are spent or every endpoint has been tried.
+    pub fn failover(&self, tried: &mut Tried) -> Option<usize> {
+        let failed = tried.eps[tried.n - 1];
+        tracing::debug!(backend = %self.name, addr = %self.endpoints[failed], "connect failed");
+        self.health.connect_failed(failed);
+        if tried.n == CONNECT_ATTEMPTS {
+            return None;
+        }
+        let n = self.endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let untried = || {
+            (0..n)
+                .map(move |i| (start + i) % n)
+                .filter(|ep| !tried.eps[..tried.n].contains(ep))
+        };
+        let next = untried()
+            .find(|&ep| self.health.available(ep))
+            .or_else(|| untried().next())?;
+        tried.eps[tried.n] = next;
+        tried.n += 1;
+        Some(next)
     }
 
     /// The URI to send to endpoint `ep` (from [`pick`](Self::pick)) for `path_and_query`:

@@ -23,6 +23,7 @@ pub mod lazy_tcp;
 pub mod matching;
 pub mod memory;
 pub mod metrics;
+pub mod outlier;
 pub mod proxy;
 pub mod san;
 pub mod server;

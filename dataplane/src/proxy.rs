@@ -13,7 +13,7 @@ use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::backend::{BackendRt, Body, BoxError};
+use crate::backend::{BackendRt, Body, BoxError, Tried};
 use crate::config::RouteKind;
 use crate::errors::{Malformed, ProxyError, empty};
 use crate::fields::{self, connection_tokens, names_removable_field};
@@ -729,6 +729,9 @@ async fn forward(
             })?
             .to_bytes();
         ReqBody::Buffered(bytes)
+    } else if http_body::Body::is_end_stream(req.body()) {
+        // No body (most GETs): the request can go again after a failed connect.
+        ReqBody::Buffered(Bytes::new())
     } else {
         ReqBody::Stream(Some(req.into_body()))
     };
@@ -760,25 +763,42 @@ async fn forward(
         if attempt > 0 {
             tokio::time::sleep(backoff * (1 << (attempt - 1).min(6))).await;
         }
-        let ep = backend.pick().ok_or(ProxyError::NoEndpoints)?;
-        let mut up = Request::new(body.take());
-        *up.method_mut() = method.clone();
-        *up.uri_mut() = backend.uri(ep, path_and_query);
-        // The last attempt (the only one without retries) takes the headers instead of a copy.
-        *up.headers_mut() = if attempt + 1 == attempts {
-            std::mem::take(&mut headers)
-        } else {
-            headers.clone()
-        };
-        if h2 {
-            *up.version_mut() = Version::HTTP_2;
-        }
-        let send = backend.send(ep, up);
-        let result = match rule.backend_timeout {
-            Some(t) => tokio::time::timeout(t, send)
-                .await
-                .map_err(|_| ProxyError::Timeout),
-            None => Ok(send.await),
+        let mut ep = backend.pick().ok_or(ProxyError::NoEndpoints)?;
+        let replayable = matches!(body, ReqBody::Buffered(_));
+        let mut tried = Tried::first(ep);
+        let result = loop {
+            let mut up = Request::new(body.take());
+            *up.method_mut() = method.clone();
+            *up.uri_mut() = backend.uri(ep, path_and_query);
+            // The last attempt that cannot fail over (the only one, without retries or a
+            // body to send again) takes the headers instead of a copy.
+            *up.headers_mut() = if attempt + 1 == attempts && !replayable {
+                std::mem::take(&mut headers)
+            } else {
+                headers.clone()
+            };
+            if h2 {
+                *up.version_mut() = Version::HTTP_2;
+            }
+            let send = backend.send(ep, up);
+            let result = match rule.backend_timeout {
+                Some(t) => tokio::time::timeout(t, send)
+                    .await
+                    .map_err(|_| ProxyError::Timeout),
+                None => Ok(send.await),
+            };
+            match &result {
+                // Nothing was sent: another endpoint takes the request, within this attempt.
+                Ok(Err(e)) if e.is_connect() && replayable => {
+                    if let Some(next) = backend.failover(&mut tried) {
+                        ep = next;
+                        continue;
+                    }
+                }
+                Ok(Ok(_)) => backend.health.connected(ep),
+                _ => {}
+            }
+            break result;
         };
         let resp = match result {
             Ok(Ok(resp)) => resp,

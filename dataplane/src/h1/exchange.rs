@@ -13,6 +13,7 @@ use super::framing::Framing;
 use super::head::{self, RequestHead, ResponseHead};
 use super::timer::Elapsed;
 use super::{ClientIo, Conn, Ended, buffers, read_some, upstream};
+use crate::backend::{BackendRt, Tried};
 use crate::errors::{Malformed, ProxyError};
 use crate::proxy::{self, Outbound, Plan, RuleCtx};
 use crate::table::CompiledRule;
@@ -39,7 +40,6 @@ pub(super) async fn run<I: ClientIo>(
         Plan::Forward(out) => out,
     };
     let ep = out.backend.pick().ok_or(ProxyError::NoEndpoints)?;
-    let addr = out.backend.endpoints[ep];
     let headers = std::mem::take(&mut head.headers);
     let mut headers = proxy::upstream_headers(headers, out.host.clone(), ctx, false);
     // The body is relayed by the framing parsed from the client's head, so the upstream head
@@ -71,8 +71,8 @@ pub(super) async fn run<I: ClientIo>(
     c.rd.advance(n);
     let replayable = c.req_body.is_done() && head.method.is_idempotent();
     let verbatim = !proxy::rewrites_response(rule, &out);
-    let sent = send(c, addr, replayable, &head.method, verbatim);
-    let (up, resp) = match rule.backend_timeout {
+    let sent = send(c, &out.backend, ep, replayable, &head.method, verbatim);
+    let (up, resp, addr) = match rule.backend_timeout {
         Some(t) => tokio::time::timeout(t, sent)
             .await
             .map_err(|_| ProxyError::Timeout)??,
@@ -81,26 +81,40 @@ pub(super) async fn run<I: ClientIo>(
     relay_answer(c, rule, &out, head.close, addr, up, resp).await
 }
 
-/// Sends the request in `c.out` (and the rest of its body) on a pooled or new connection and
-/// reads the answer's head (with `verbatim`, into `c.out`: see `head::parse_response`).
+/// Sends the request in `c.out` (and the rest of its body) to endpoint `ep` of `backend`, on
+/// a pooled or new connection, and reads the answer's head (with `verbatim`, into `c.out`: see
+/// `head::parse_response`). A failed connect moves on to another endpoint (nothing was sent);
+/// the answer comes with the address that gave it.
 async fn send<I: ClientIo>(
     c: &mut Conn<I>,
-    addr: SocketAddr,
+    backend: &BackendRt,
+    mut ep: usize,
     replayable: bool,
     method: &Method,
     verbatim: bool,
-) -> Result<(TcpStream, ResponseHead), ProxyError> {
+) -> Result<(TcpStream, ResponseHead, SocketAddr), ProxyError> {
+    let mut addr = backend.endpoints[ep];
     let mut pooled = upstream::checkout(addr);
+    let mut tried = Tried::first(ep);
     loop {
         let reused = pooled.is_some();
         let mut up = match pooled.take() {
             Some(up) => up,
-            None => upstream::connect(addr)
-                .await
-                .map_err(|_| ProxyError::Connect)?,
+            None => match upstream::connect(addr).await {
+                Ok(up) => {
+                    backend.health.connected(ep);
+                    up
+                }
+                Err(_) => {
+                    ep = backend.failover(&mut tried).ok_or(ProxyError::Connect)?;
+                    addr = backend.endpoints[ep];
+                    pooled = upstream::checkout(addr);
+                    continue;
+                }
+            },
         };
         match exchange_head(c, &mut up, method, verbatim).await {
-            Ok(resp) => return Ok((up, resp)),
+            Ok(resp) => return Ok((up, resp, addr)),
             Err(SendFailure::NoAnswer) if reused && replayable => {
                 tracing::debug!(%addr, "pooled connection closed; resending on a new one");
             }

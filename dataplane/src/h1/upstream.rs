@@ -16,8 +16,17 @@ use tokio::net::TcpStream;
 
 // The limits of every pool of backend connections (this one and the hyper path's `h1_pool`).
 
-/// A connect that takes longer than this fails (503, or the next retry attempt).
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connect that takes longer than this fails, and the request moves on to another endpoint
+/// (`BackendRt::failover`) or is answered 503. Inside a cluster a connect takes well under a
+/// millisecond; one that takes a second is to a Pod that is gone (its SYN unanswered), and a
+/// client's patience is a few seconds (was 5 s, the whole of it).
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Data written to a backend and not acknowledged for this long fails the connection
+/// (`TCP_USER_TIMEOUT`): a pooled connection to a Pod that vanished without a FIN or RST (force
+/// deleted, its node gone) would otherwise hold the request until the kernel's retransmissions
+/// give up, about 15 minutes. A live backend's kernel acknowledges within a round trip,
+/// however slow the application is.
+pub(crate) const UNACKED_TIMEOUT: Duration = Duration::from_secs(3);
 /// Connections unused for this long are closed.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per address: a burst of thousands of concurrent requests must not
@@ -71,6 +80,7 @@ pub async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     // Small requests and answers: no Nagle delay between our writes.
     stream.set_nodelay(true)?;
+    socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(UNACKED_TIMEOUT))?;
     Ok(stream)
 }
 

@@ -1,0 +1,145 @@
+//! Backends that die: a refused or unanswered connect moves the request to another endpoint
+//! (nothing was sent), an endpoint that keeps failing is ejected, and a pooled connection to a
+//! backend that vanished cannot hold a request for the kernel's 15 minutes. On both HTTP/1.1
+//! engines (the hyper path also serves what the native one hands it).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use pylon_dataplane::server::{Http1, Limits};
+
+/// An address nothing listens on: connects are refused.
+fn refused_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A listener whose accept queue is full and never drained: further SYNs get no answer, as
+/// for a Pod whose IP is gone. Returns it (keep it alive) with its address.
+fn black_hole() -> (socket2::Socket, Vec<std::net::TcpStream>, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    s.listen(0).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    // Fill the queue: connects complete until it is full, then hang.
+    let mut held = Vec::new();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(c) => held.push(c),
+            Err(_) => break,
+        }
+        assert!(held.len() < 64, "the accept queue never filled");
+    }
+    (s, held, addr)
+}
+
+fn two_endpoints(port: u16, dead: SocketAddr, live: SocketAddr) -> String {
+    let yaml = one_route(port, live, "");
+    yaml.replace(
+        &format!("endpoints: [{{address: '{live}'}}]"),
+        &format!("endpoints: [{{address: '{dead}'}}, {{address: '{live}'}}]"),
+    )
+}
+
+fn ejected(p: &Proxy, ep: usize) -> bool {
+    p.shared.table().unwrap().backends["a"].health.ejected(ep)
+}
+
+#[tokio::test]
+async fn a_refused_endpoint_is_failed_over_and_ejected() {
+    let live = Backend::start("live").await;
+    for engine in [Http1::Native, Http1::Hyper] {
+        let port = free_port();
+        let yaml = two_endpoints(port, refused_addr(), live.addr);
+        let p = Proxy::start_engine(&yaml, Limits::default(), engine).await;
+        let url = format!("http://127.0.0.1:{port}/x");
+        for i in 0..8 {
+            let got = get(&url, &[]).await;
+            assert_eq!(got.status, 200, "{engine:?} request {i}: {got:?}");
+            assert_eq!(got.backend(), "live");
+        }
+        // Round-robin sent every other request to the dead endpoint first: 3 failed connects
+        // in a row ejected it.
+        assert!(
+            ejected(&p, 0),
+            "{engine:?}: the refusing endpoint is not ejected"
+        );
+        assert!(!ejected(&p, 1), "{engine:?}: the live endpoint is ejected");
+        // A POST with a body also fails over on the native path (the body is still in the
+        // client's socket); on hyper only a buffered or empty body can be sent again.
+        let got = send(&http1(), "POST", &url, &[]).await;
+        assert_eq!(got.status, 200, "{engine:?}: {got:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unanswered_connect_times_out_and_the_request_moves_on() {
+    let live = Backend::start("live").await;
+    let (_hole, _held, dead) = black_hole();
+    for engine in [Http1::Native, Http1::Hyper] {
+        let port = free_port();
+        let p = Proxy::start_engine(
+            &two_endpoints(port, dead, live.addr),
+            Limits::default(),
+            engine,
+        )
+        .await;
+        let url = format!("http://127.0.0.1:{port}/x");
+        let mut waited = 0;
+        for _ in 0..6 {
+            let t = std::time::Instant::now();
+            let got = get(&url, &[]).await;
+            assert_eq!(got.status, 200, "{engine:?}: {got:?}");
+            assert_eq!(got.backend(), "live");
+            // The connect timeout (1 s), not the client's patience, is what a request waits.
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "{engine:?}: {:?}",
+                t.elapsed()
+            );
+            if t.elapsed() >= Duration::from_millis(900) {
+                waited += 1;
+            }
+        }
+        assert!(
+            ejected(&p, 0),
+            "{engine:?}: the silent endpoint is not ejected"
+        );
+        assert_eq!(
+            waited, 3,
+            "{engine:?}: requests that waited for the connect timeout"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_every_endpoint_down_the_answer_is_503() {
+    for engine in [Http1::Native, Http1::Hyper] {
+        let port = free_port();
+        let yaml = two_endpoints(port, refused_addr(), refused_addr());
+        let p = Proxy::start_engine(&yaml, Limits::default(), engine).await;
+        for _ in 0..4 {
+            let got = get(&format!("http://127.0.0.1:{port}/x"), &[]).await;
+            assert_eq!(got.status, 503, "{engine:?}");
+        }
+        // Both ejected: picks go on (better a chance than a certain 503) and still answer.
+        assert!(ejected(&p, 0) && ejected(&p, 1), "{engine:?}");
+        let got = get(&format!("http://127.0.0.1:{port}/x"), &[]).await;
+        assert_eq!(got.status, 503, "{engine:?}");
+    }
+}
+
+#[tokio::test]
+async fn backend_connections_give_up_on_unacknowledged_data() {
+    let live = Backend::start("live").await;
+    let s = pylon_dataplane::h1::upstream::connect(live.addr)
+        .await
+        .unwrap();
+    let timeout = socket2::SockRef::from(&s).tcp_user_timeout().unwrap();
+    assert_eq!(timeout, Some(Duration::from_secs(3)));
+}
