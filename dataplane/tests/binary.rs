@@ -6,6 +6,7 @@ mod common;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
 
 use common::*;
 
@@ -52,7 +53,12 @@ async fn file_mode_reload_and_drain() {
     let file = dir.join("config.yaml");
     std::fs::write(&file, cfg(port, a.addr, "one")).unwrap();
 
-    let mut child = spawn(&file, admin, &["--drain-timeout-secs", "5"], Stdio::piped());
+    let mut child = spawn(
+        &file,
+        admin,
+        &["--drain-timeout-secs", "5", "--drain-delay-secs", "2"],
+        Stdio::piped(),
+    );
     wait_port(port).await;
     wait_port(admin).await;
     let url = format!("http://127.0.0.1:{port}/x");
@@ -106,9 +112,33 @@ async fn file_mode_reload_and_drain() {
     );
     assert_eq!(get(&url, &[]).await.headers["x-config"], "two");
 
-    // SIGTERM: the process drains and exits cleanly.
-    signal(child.id(), "-TERM");
+    // SIGTERM: not ready at once, but new connections are still served during the delay
+    // (endpoints and kube-proxy rules have yet to move on); then it drains and exits cleanly.
+    let mut keep_alive = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let start = Instant::now();
+    signal(child.id(), "-TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = get(&format!("http://127.0.0.1:{admin}/ready"), &[]).await;
+    assert_eq!(ready.status, 503, "ready while draining: {ready:?}");
+    let during = get(&url, &[("connection", "close")]).await;
+    assert_eq!(during.status, 200, "a new connection during the delay");
+    // An idle keep-alive connection opened before the signal is closed once draining starts.
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(5), keep_alive.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "draining began before the delay was over: {:?} {closed:?}",
+        start.elapsed()
+    );
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "still accepting after the delay"
+    );
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -158,7 +188,12 @@ async fn workers_share_listener_ports() {
         String::from_utf8_lossy(&bad.stderr)
     );
 
-    let mut child = spawn(&file, admin, &["--workers", "3"], Stdio::null());
+    let mut child = spawn(
+        &file,
+        admin,
+        &["--workers", "3", "--drain-delay-secs", "0"],
+        Stdio::null(),
+    );
     wait_port(port).await;
     wait_port(admin).await;
     let ready_url = format!("http://127.0.0.1:{admin}/ready");

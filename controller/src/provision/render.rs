@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
     MetricTarget, ResourceMetricSource,
@@ -39,6 +41,11 @@ pub const CONFIG_CA_KEY: &str = "ca.crt";
 /// Pod-template annotation carrying a hash of the CA bundle: the data plane reads the bundle
 /// once at start, so a new CA rolls the Pods instead of leaving them with the old one.
 pub const CONFIG_CA_HASH_ANNOTATION: &str = "pylon.dev/config-ca-hash";
+
+/// How long a data-plane Pod has between SIGTERM and SIGKILL: the data plane's drain delay
+/// (5 s, still accepting while endpoints and kube-proxy rules move on), its drain timeout
+/// (30 s for in-flight requests) and a margin. Both are the binary's defaults.
+pub const TERMINATION_GRACE_SECONDS: i64 = 5 + 30 + 5;
 
 /// The objects that make up one Gateway's data plane. The optional ones are deleted when
 /// absent (see [`super::apply`]).
@@ -205,6 +212,15 @@ pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -
                 match_labels: Some(selector.clone()),
                 ..Default::default()
             },
+            // A rollout starts a new Pod (ready) before it stops an old one: never fewer
+            // serving Pods than asked for, and with one replica never none.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(template_labels),
@@ -217,6 +233,7 @@ pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -
                     // explicitly so a ServiceAccount or namespace default of `false` cannot
                     // silently break that.
                     automount_service_account_token: Some(true),
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
                     containers: vec![container],
                     volumes: options.config_ca.as_ref().map(|_| {
                         vec![Volume {
