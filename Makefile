@@ -30,6 +30,7 @@ lint: deps ## rustfmt and clippy, warnings are errors
 unit: deps tools ## unit, golden and loopback integration tests (the podlet test runs its own API server)
 	$(CARGO) test --workspace
 	cd conformance/suite && go vet ./... && go test ./...
+	cd e2e/probe && go vet ./...
 
 helm-lint: deps ## helm lint + template of charts/pylon (default and ci/ values), validated offline
 	@bash scripts/helm.sh lint
@@ -64,6 +65,7 @@ e2e: install ## end-to-end tests against the local cluster (leaves it up)
 	@rc=0; \
 	  bash e2e/cluster.sh || rc=1; \
 	  bash e2e/gateway.sh || rc=1; \
+	  bash e2e/faults.sh || rc=1; \
 	  bash examples/e2e.sh || rc=1; \
 	  bash scripts/conformance.sh || rc=1; \
 	  exit $$rc

@@ -246,6 +246,12 @@ impl BackendRt {
         let failed = tried.eps[tried.n - 1];
         tracing::debug!(backend = %self.name, addr = %self.endpoints[failed], "connect failed");
         self.health.connect_failed(failed);
+        self.next_untried(tried)
+    }
+
+    /// An endpoint not yet in `tried` (one not ejected if there is one), added to it; `None`
+    /// once [`CONNECT_ATTEMPTS`] are spent or every endpoint has been tried.
+    pub fn next_untried(&self, tried: &mut Tried) -> Option<usize> {
         if tried.n == CONNECT_ATTEMPTS {
             return None;
         }

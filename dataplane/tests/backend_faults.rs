@@ -143,3 +143,40 @@ async fn backend_connections_give_up_on_unacknowledged_data() {
     let timeout = socket2::SockRef::from(&s).tcp_user_timeout().unwrap();
     assert_eq!(timeout, Some(Duration::from_secs(3)));
 }
+
+/// A backend that reads each request and closes the connection without a byte of answer, as
+/// a Pod killed while the request was on its way does.
+async fn hangs_up() -> SocketAddr {
+    use tokio::io::AsyncReadExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_idempotent_request_left_unanswered_goes_to_another_endpoint() {
+    let live = Backend::start("live").await;
+    let port = free_port();
+    let _p = Proxy::start(&two_endpoints(port, hangs_up().await, live.addr)).await;
+    let url = format!("http://127.0.0.1:{port}/x");
+    for i in 0..4 {
+        let got = get(&url, &[("connection", "close")]).await;
+        assert_eq!(got.status, 200, "GET {i}: {got:?}");
+        assert_eq!(got.backend(), "live");
+    }
+    // Not idempotent: it may have been acted on, so it is not sent again.
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(send(&http1(), "POST", &url, &[]).await.status.as_u16());
+    }
+    assert!(answers.contains(&502), "{answers:?}");
+}

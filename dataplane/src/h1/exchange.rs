@@ -118,6 +118,17 @@ async fn send<I: ClientIo>(
             Err(SendFailure::NoAnswer) if reused && replayable => {
                 tracing::debug!(%addr, "pooled connection closed; resending on a new one");
             }
+            // A new connection closed without a byte of answer (a backend Pod killed while
+            // the request was on its way): an idempotent request with its body all in `c.out`
+            // goes to another endpoint, as nginx's default `proxy_next_upstream error` does.
+            Err(SendFailure::NoAnswer) if replayable => {
+                tracing::debug!(%addr, "connection closed without an answer; trying another endpoint");
+                ep = backend
+                    .next_untried(&mut tried)
+                    .ok_or(ProxyError::Upstream)?;
+                addr = backend.endpoints[ep];
+                pooled = upstream::checkout(addr);
+            }
             Err(SendFailure::NoAnswer) => return Err(ProxyError::Upstream),
             Err(SendFailure::Failed(e)) => return Err(e),
         }

@@ -1,0 +1,3 @@
+module pylon.dev/e2e/probe
+
+go 1.24
