@@ -2,8 +2,8 @@
 # Faults under load (issue #17): a steady probe through a Gateway with two data-plane replicas
 # (150 requests/s on keep-alive connections and 50/s each on a new connection, e2e/probe)
 # while a fault is injected; each check asserts that no request failed, and prints the figures
-# (sent, failed, by kind) as notes. Faults: a data-plane rolling restart, and one of two backend
-# Pods force-deleted. Prints "N passed, N failed".
+# (sent, failed, by kind) as notes. Faults: a data-plane rolling restart, one of two backend
+# Pods force-deleted, every controller Pod force-deleted. Prints "N passed, N failed".
 set -uo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -111,6 +111,12 @@ backend_pod_killed() {
     sleep 5
 }
 
+controllers_killed() {
+  kubectl -n pylon-system delete pods -l app.kubernetes.io/component=controller \
+    --force --grace-period=0 >/dev/null 2>&1 || return 1
+  eventually 120 kubectl -n pylon-system rollout status --timeout 5s deployment/pylon-controller >/dev/null
+}
+
 teardown() { kubectl delete namespace "$ns" --wait=false >/dev/null; }
 
 check "probe built (e2e/probe)" build_probe
@@ -118,5 +124,6 @@ check "two backend Pods, a Gateway with two data-plane replicas, serving" setup
 addr=$(gateway_address)
 check "data-plane rolling restart: no request fails" under_load rollout rollout_restart
 check "one of two backend Pods force-deleted: no request fails" under_load backend-killed backend_pod_killed
+check "every controller Pod force-deleted: no request fails" under_load controllers-killed controllers_killed
 check "namespace deleted" teardown
 summary
