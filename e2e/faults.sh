@@ -16,35 +16,7 @@ host=faults.example.com
 setup() {
   kubectl wait --for=delete "namespace/$ns" --timeout 120s >/dev/null 2>&1
   kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null || return 1
-  kubectl apply -f - >/dev/null <<YAML || return 1
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: $ns}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: echo
-        image: $ECHO_BASIC_IMAGE
-        env:
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        - name: NAMESPACE
-          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
-        readinessProbe:
-          httpGet: {path: /, port: 3000}
-          periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: $ns}
-spec:
-  selector: {app: web}
-  ports: [{port: 8080, targetPort: 3000}]
----
+  { echo_backend web 2 "$ns"; cat <<YAML
 apiVersion: pylon.dev/v1alpha1
 kind: GatewayParameters
 metadata: {name: two, namespace: $ns}
@@ -69,6 +41,7 @@ spec:
   rules:
   - backendRefs: [{name: web, port: 8080}]
 YAML
+  } | kubectl apply -f - >/dev/null || return 1
   kubectl -n "$ns" wait --for condition=Available --timeout 120s deployment/web || return 1
   kubectl -n "$ns" wait --for condition=Programmed --timeout 120s gateway/gw || return 1
   eventually 120 kubectl -n "$ns" rollout status --timeout 5s deployment/pylon-gw || return 1

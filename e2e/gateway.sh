@@ -12,40 +12,8 @@ source "$(dirname "$0")/lib.sh"
 ns=e2e-gateway
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo_image=$ECHO_BASIC_IMAGE
 
-backend() { # NAME: an echo-basic Deployment and Service
-  cat <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: $1, namespace: $ns}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: $1}}
-  template:
-    metadata: {labels: {app: $1}}
-    spec:
-      containers:
-      - name: echo
-        image: $echo_image
-        env:
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        - name: NAMESPACE
-          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
-        readinessProbe:
-          httpGet: {path: /, port: 3000}
-          periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata: {name: $1, namespace: $ns}
-spec:
-  selector: {app: $1}
-  ports: [{port: 8080, targetPort: 3000}]
----
-YAML
-}
+backend() { echo_backend "$1" 1 "$ns"; } # NAME: an echo-basic Deployment and Service
 route() { # NAME HOSTNAME BACKEND
   cat <<YAML
 apiVersion: gateway.networking.k8s.io/v1

@@ -36,3 +36,37 @@ eventually() {
   done
   echo "$out"
 }
+
+# echo_backend NAME REPLICAS NAMESPACE: an echo-basic Deployment and its Service (port 8080), as YAML.
+echo_backend() {
+  cat <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $1, namespace: $3}
+spec:
+  replicas: $2
+  selector: {matchLabels: {app: $1}}
+  template:
+    metadata: {labels: {app: $1}}
+    spec:
+      containers:
+      - name: echo
+        image: $ECHO_BASIC_IMAGE
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        - name: NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+        readinessProbe:
+          httpGet: {path: /, port: 3000}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: $1, namespace: $3}
+spec:
+  selector: {app: $1}
+  ports: [{port: 8080, targetPort: 3000}]
+---
+YAML
+}
