@@ -213,6 +213,7 @@ impl BackendRt {
             Upstream::Tls(_) => Scheme::HTTPS,
             Upstream::H1(_) | Upstream::H2c(_) => Scheme::HTTP,
         };
+        let health = Health::new(endpoints.len());
         Ok(BackendRt {
             name: name.to_string(),
             protocol: b.protocol,
@@ -221,7 +222,7 @@ impl BackendRt {
             scheme,
             next: AtomicUsize::new(0),
             upstream,
-            health: Health::new(b.endpoints.iter().filter(|e| e.ready).count()),
+            health,
         })
     }
 

@@ -764,15 +764,19 @@ async fn forward(
             tokio::time::sleep(backoff * (1 << (attempt - 1).min(6))).await;
         }
         let mut ep = backend.pick().ok_or(ProxyError::NoEndpoints)?;
+        // A failed connect goes to another endpoint only with a body that can be sent again
+        // (`failover` then finds whether there is another endpoint to send it to).
         let replayable = matches!(body, ReqBody::Buffered(_));
+        let can_fail_over = replayable && backend.endpoints.len() > 1;
         let mut tried = Tried::first(ep);
         let result = loop {
             let mut up = Request::new(body.take());
             *up.method_mut() = method.clone();
             *up.uri_mut() = backend.uri(ep, path_and_query);
-            // The last attempt that cannot fail over (the only one, without retries or a
-            // body to send again) takes the headers instead of a copy.
-            *up.headers_mut() = if attempt + 1 == attempts && !replayable {
+            // The last attempt that cannot fail over (the only one, without retries, to a
+            // backend of one endpoint or without a body to send again) takes the headers
+            // instead of a copy.
+            *up.headers_mut() = if attempt + 1 == attempts && !can_fail_over {
                 std::mem::take(&mut headers)
             } else {
                 headers.clone()

@@ -11,7 +11,8 @@ use http::{Method, StatusCode};
 
 use super::framing::{self, Framing};
 use crate::errors::ProxyError;
-use crate::{fields, proxy};
+use crate::fields::{self, MAX_RESPONSE_HEAD};
+use crate::proxy;
 
 /// Header fields accepted by the native path; a head with more goes to the hyper path,
 /// which has its own limit and answers 431.
@@ -150,8 +151,6 @@ pub struct ResponseHead {
     /// [`parse_response`]).
     pub headers: Option<HeaderMap>,
 }
-
-pub use crate::fields::MAX_RESPONSE_HEAD;
 
 /// Why a backend's response head is unusable (502).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

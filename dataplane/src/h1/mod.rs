@@ -363,17 +363,6 @@ impl<I: ClientIo> Conn<I> {
 
     /// Writes an answer made here (an error, a redirect, a CORS preflight).
     async fn answer(&mut self, head: &RequestHead, resp: Response<Body>) -> Ended {
-        let (parts, body) = resp.into_parts();
-        let status = parts.status;
-        let bytes = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let mut headers = parts.headers;
-        if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        }
         // A request body the answer did not need is read and dropped after the answer when it
         // is small, so the connection carries on; a larger one closes it (after a lingering
         // read, see `linger`).
@@ -381,18 +370,10 @@ impl<I: ClientIo> Conn<I> {
             Framing::Length(n) => n <= MAX_DISCARD,
             _ => self.req_body.is_done(),
         };
-        let refused = headers
-            .get(header::CONNECTION)
-            .is_some_and(|v| v == "close");
-        let close = head.close || refused || !discard || *self.drain.borrow();
-        if close {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        self.out.clear();
-        head::write_response(&mut self.out, status, &headers);
-        if head.method != Method::HEAD {
-            self.out.extend_from_slice(&bytes);
-        }
+        let close = head.close || !discard || *self.drain.borrow();
+        let (status, close) = self
+            .encode_local(resp, close, head.method != Method::HEAD)
+            .await;
         let status = status.as_u16();
         // From here on a timeout can only close the connection: a second answer would land in
         // the middle of this one.
@@ -406,24 +387,48 @@ impl<I: ClientIo> Conn<I> {
         Ended::Answered { status, close }
     }
 
-    /// Answers a request whose head was too large to read (414, 431) and closes: the rest of
-    /// the head is still coming, so the close lingers.
+    /// Answers a request whose head was too large to read (414, 431) or to hold (503) and
+    /// closes: the rest of the head is still coming, so the close lingers.
     async fn refuse(&mut self, e: ProxyError) {
-        let (parts, body) = e.into_response(false).into_parts();
+        self.encode_local(e.into_response(false), true, true).await;
+        if self.write_client(None).await.is_ok() {
+            self.linger().await;
+        }
+    }
+
+    /// Puts an answer made here into `self.out`: its body collected and framed by length (left
+    /// out unless `with_body`), `Connection: close` if `close` or if the answer itself says so
+    /// (a refused request: `ProxyError::closes`). Returns its status and whether it closes.
+    async fn encode_local(
+        &mut self,
+        resp: Response<Body>,
+        close: bool,
+        with_body: bool,
+    ) -> (StatusCode, bool) {
+        let (parts, body) = resp.into_parts();
+        let status = parts.status;
         let bytes = body
             .collect()
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         let mut headers = parts.headers;
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        self.out.clear();
-        head::write_response(&mut self.out, parts.status, &headers);
-        self.out.extend_from_slice(&bytes);
-        if self.write_client(None).await.is_ok() {
-            self.linger().await;
+        if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         }
+        let refused = headers
+            .get(header::CONNECTION)
+            .is_some_and(|v| v == "close");
+        let close = close || refused;
+        if close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        self.out.clear();
+        head::write_response(&mut self.out, status, &headers);
+        if with_body {
+            self.out.extend_from_slice(&bytes);
+        }
+        (status, close)
     }
 
     /// Reads the rest of the current request's body and drops it.
