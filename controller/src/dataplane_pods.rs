@@ -395,7 +395,9 @@ mod tests {
 
         // Route b changes (v2); the Pod still runs v1: only b is pending.
         let b = ObjectKey::new("default", "b");
-        s.http_routes.get_mut(&b).unwrap().spec.hostnames = vec!["c.example.com".into()];
+        std::sync::Arc::make_mut(s.http_routes.get_mut(&b).unwrap())
+            .spec
+            .hostnames = vec!["c.example.com".into()];
         let t2 = crate::translate::translate(&s);
         let v2 = hub.publish(&gw, t2.configs[&gw].clone());
         assert_ne!(v1, v2);

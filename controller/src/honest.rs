@@ -422,7 +422,9 @@ spec:
 
         // Route b changes, the data plane still runs version 1: only b is pending.
         let b = ObjectKey::new("default", "b");
-        s.http_routes.get_mut(&b).unwrap().spec.hostnames = vec!["c.example.com".into()];
+        std::sync::Arc::make_mut(s.http_routes.get_mut(&b).unwrap())
+            .spec
+            .hostnames = vec!["c.example.com".into()];
         let t2 = crate::translate::translate(&s);
         let f2 = Arc::new(Forms::of(&t2.configs[&gw]));
         let h = apply(

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod features;
+pub mod kinds;
 pub mod model;
 pub mod provision;
 pub mod snapshot;

@@ -13,6 +13,9 @@ pub static LAST_TRANSLATE_MICROS: AtomicU64 = AtomicU64::new(0);
 pub static STATUS_WRITES: AtomicU64 = AtomicU64::new(0);
 /// Objects that failed conversion and were skipped.
 pub static SKIPPED_OBJECTS: AtomicU64 = AtomicU64::new(0);
+/// Watch events that changed the model (adds, removals, spec or label changes); an update that
+/// leaves the model as it was (a status write) is not counted and translates nothing.
+pub static MODEL_CHANGES: AtomicU64 = AtomicU64::new(0);
 /// Server-side applies done by the provisioner.
 pub static PROVISION_APPLIES: AtomicU64 = AtomicU64::new(0);
 /// Config streams currently open.
@@ -55,6 +58,12 @@ pub fn render() -> String {
             "counter",
             "Malformed objects skipped.",
             &SKIPPED_OBJECTS,
+        ),
+        (
+            "pylon_controller_model_changes_total",
+            "counter",
+            "Watch events that changed the model (status-only updates excluded).",
+            &MODEL_CHANGES,
         ),
         (
             "pylon_controller_provision_applies_total",

@@ -4,9 +4,11 @@
 //! golden tests ([`Snapshot::from_yaml`]), through the same edge conversion.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::kinds::{self, Kind};
 use crate::model::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
 use crate::model::gateway::{Gateway, GatewayClass, ListenerSet, ReferenceGrant};
 use crate::model::policy::BackendTlsPolicy;
@@ -49,31 +51,31 @@ pub struct Snapshot {
     /// Options.
     pub options: Options,
     /// GatewayClasses by name.
-    pub gateway_classes: BTreeMap<String, GatewayClass>,
+    pub gateway_classes: BTreeMap<String, Arc<GatewayClass>>,
     /// Gateways.
-    pub gateways: BTreeMap<ObjectKey, Gateway>,
+    pub gateways: BTreeMap<ObjectKey, Arc<Gateway>>,
     /// ListenerSets.
-    pub listener_sets: BTreeMap<ObjectKey, ListenerSet>,
+    pub listener_sets: BTreeMap<ObjectKey, Arc<ListenerSet>>,
     /// HTTPRoutes.
-    pub http_routes: BTreeMap<ObjectKey, HttpRoute>,
+    pub http_routes: BTreeMap<ObjectKey, Arc<HttpRoute>>,
     /// GRPCRoutes.
-    pub grpc_routes: BTreeMap<ObjectKey, GrpcRoute>,
+    pub grpc_routes: BTreeMap<ObjectKey, Arc<GrpcRoute>>,
     /// ReferenceGrants.
-    pub reference_grants: BTreeMap<ObjectKey, ReferenceGrant>,
+    pub reference_grants: BTreeMap<ObjectKey, Arc<ReferenceGrant>>,
     /// Services.
-    pub services: BTreeMap<ObjectKey, Service>,
+    pub services: BTreeMap<ObjectKey, Arc<Service>>,
     /// EndpointSlices.
-    pub endpoint_slices: BTreeMap<ObjectKey, EndpointSlice>,
+    pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
     /// Secrets.
-    pub secrets: BTreeMap<ObjectKey, Secret>,
+    pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
     /// Namespaces by name.
-    pub namespaces: BTreeMap<String, Namespace>,
+    pub namespaces: BTreeMap<String, Arc<Namespace>>,
     /// BackendTLSPolicies.
-    pub backend_tls_policies: BTreeMap<ObjectKey, BackendTlsPolicy>,
+    pub backend_tls_policies: BTreeMap<ObjectKey, Arc<BackendTlsPolicy>>,
     /// ConfigMaps (CA bundles).
-    pub config_maps: BTreeMap<ObjectKey, ConfigMap>,
+    pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMap>>,
     /// Pylon GatewayParameters.
-    pub parameters: BTreeMap<ObjectKey, crate::model::params::GatewayParametersSpec>,
+    pub parameters: BTreeMap<ObjectKey, Arc<crate::model::params::GatewayParametersSpec>>,
 }
 
 /// A YAML input that could not be read.
@@ -100,6 +102,33 @@ pub enum SnapshotError {
     Convert(#[from] convert::ConvertError),
 }
 
+/// Reads one document of a known kind into a snapshot.
+type Loader = fn(&mut Snapshot, usize, serde_yaml::Value) -> Result<(), SnapshotError>;
+
+/// Reads one document as a `K`, with the metadata the API server would have set: a namespace
+/// ("default") and a generation (1).
+fn load<K: Kind>(
+    s: &mut Snapshot,
+    index: usize,
+    mut doc: serde_yaml::Value,
+) -> Result<(), SnapshotError> {
+    let meta = doc
+        .get_mut("metadata")
+        .and_then(|m| m.as_mapping_mut())
+        .ok_or_else(|| SnapshotError::Parse {
+            index,
+            message: "no metadata".into(),
+        })?;
+    if K::NAMESPACED && !meta.contains_key("namespace") {
+        meta.insert("namespace".into(), "default".into());
+    }
+    if !meta.contains_key("generation") {
+        meta.insert("generation".into(), 1.into());
+    }
+    kinds::upsert::<K>(s, &parse(index, doc)?)?;
+    Ok(())
+}
+
 fn parse<T: serde::de::DeserializeOwned>(
     index: usize,
     doc: serde_yaml::Value,
@@ -114,17 +143,15 @@ impl Snapshot {
     /// Reads a multi-document YAML stream of Kubernetes objects. Namespaced objects without a
     /// namespace land in "default"; namespaces that objects use exist implicitly.
     pub fn from_yaml(text: &str, options: Options) -> Result<Self, SnapshotError> {
-        use gateway_api::experimental as gw;
         let mut s = Snapshot {
             options,
             ..Default::default()
         };
         for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let mut value =
-                serde_yaml::Value::deserialize(doc).map_err(|e| SnapshotError::Parse {
-                    index,
-                    message: e.to_string(),
-                })?;
+            let value = serde_yaml::Value::deserialize(doc).map_err(|e| SnapshotError::Parse {
+                index,
+                message: e.to_string(),
+            })?;
             if value.is_null() {
                 continue;
             }
@@ -133,79 +160,23 @@ impl Snapshot {
                 .and_then(|k| k.as_str())
                 .unwrap_or_default()
                 .to_string();
-            if kind != "GatewayClass" && kind != "Namespace" {
-                let meta = value
-                    .get_mut("metadata")
-                    .and_then(|m| m.as_mapping_mut())
-                    .ok_or_else(|| SnapshotError::Parse {
-                        index,
-                        message: "no metadata".into(),
-                    })?;
-                if !meta.contains_key("namespace") {
-                    meta.insert("namespace".into(), "default".into());
-                }
-                if !meta.contains_key("generation") {
-                    meta.insert("generation".into(), 1.into());
-                }
-            }
-            match kind.as_str() {
-                "GatewayClass" => {
-                    let mut o: gw::gatewayclasses::GatewayClass = parse(index, value)?;
-                    o.metadata.generation.get_or_insert(1);
-                    let c = convert::gateway_class(&o);
-                    s.gateway_classes.insert(c.meta.name.clone(), c);
-                }
-                "Gateway" => s.add_gateway(convert::gateway(&parse(index, value)?)?),
-                "ListenerSet" => {
-                    let o = convert::listener_set(&parse(index, value)?)?;
-                    s.listener_sets.insert(o.meta.key(), o);
-                }
-                "HTTPRoute" => {
-                    let r = convert::http_route(&parse(index, value)?)?;
-                    s.http_routes.insert(r.meta.key(), r);
-                }
-                "GRPCRoute" => {
-                    let r = convert::grpc_route(&parse(index, value)?)?;
-                    s.grpc_routes.insert(r.meta.key(), r);
-                }
-                "ReferenceGrant" => {
-                    let g = convert::reference_grant(&parse(index, value)?);
-                    s.reference_grants.insert(g.meta.key(), g);
-                }
-                "Service" => {
-                    let o = convert::service(&parse(index, value)?);
-                    s.services.insert(o.meta.key(), o);
-                }
-                "EndpointSlice" => {
-                    let o = convert::endpoint_slice(&parse(index, value)?)?;
-                    s.endpoint_slices.insert(o.meta.key(), o);
-                }
-                "Secret" => {
-                    let o = convert::secret(&parse(index, value)?);
-                    s.secrets.insert(o.meta.key(), o);
-                }
-                "BackendTLSPolicy" => {
-                    let p = convert::backend_tls_policy(&parse(index, value)?)?;
-                    s.backend_tls_policies.insert(p.meta.key(), p);
-                }
-                "GatewayParameters" => {
-                    let o: crate::model::params::GatewayParameters = parse(index, value)?;
-                    let key = ObjectKey::new(
-                        o.metadata.namespace.clone().unwrap_or_default(),
-                        o.metadata.name.clone().unwrap_or_default(),
-                    );
-                    s.parameters.insert(key, o.spec);
-                }
-                "ConfigMap" => {
-                    let o = convert::config_map(&parse(index, value)?);
-                    s.config_maps.insert(o.meta.key(), o);
-                }
-                "Namespace" => {
-                    let o = convert::namespace(&parse(index, value)?);
-                    s.namespaces.insert(o.meta.name.clone(), o);
-                }
+            let load: Loader = match kind.as_str() {
+                "GatewayClass" => load::<kinds::GatewayClasses>,
+                "Gateway" => load::<kinds::Gateways>,
+                "ListenerSet" => load::<kinds::ListenerSets>,
+                "HTTPRoute" => load::<kinds::HttpRoutes>,
+                "GRPCRoute" => load::<kinds::GrpcRoutes>,
+                "ReferenceGrant" => load::<kinds::ReferenceGrants>,
+                "Service" => load::<kinds::Services>,
+                "EndpointSlice" => load::<kinds::EndpointSlices>,
+                "Secret" => load::<kinds::Secrets>,
+                "BackendTLSPolicy" => load::<kinds::BackendTlsPolicies>,
+                "GatewayParameters" => load::<kinds::Parameters>,
+                "ConfigMap" => load::<kinds::ConfigMaps>,
+                "Namespace" => load::<kinds::Namespaces>,
                 _ => return Err(SnapshotError::UnsupportedKind { index, kind }),
-            }
+            };
+            load(&mut s, index, value)?;
         }
         let used: Vec<String> = s
             .gateways
@@ -216,18 +187,16 @@ impl Snapshot {
             .map(|k| k.namespace.clone())
             .collect();
         for ns in used {
-            s.namespaces.entry(ns.clone()).or_insert_with(|| Namespace {
-                meta: crate::model::Meta {
-                    name: ns,
-                    ..Default::default()
-                },
+            s.namespaces.entry(ns.clone()).or_insert_with(|| {
+                Arc::new(Namespace {
+                    meta: crate::model::Meta {
+                        name: ns,
+                        ..Default::default()
+                    },
+                })
             });
         }
         Ok(s)
-    }
-
-    fn add_gateway(&mut self, g: Gateway) {
-        self.gateways.insert(g.meta.key(), g);
     }
 
     /// Labels of a namespace (empty when unknown).

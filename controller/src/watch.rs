@@ -1,25 +1,24 @@
-//! Watches: one kube-runtime reflector per kind feeding a store, and a change signal.
+//! Watches: one watcher per kind ([`crate::kinds`]), each event converted into the model right
+//! away and kept in [`Objects`], and a change signal only when a model changed.
 //!
-//! Gateway API kinds are watched as untyped objects and converted one by one when a snapshot
-//! is built, so a malformed object is logged and skipped instead of failing the whole list; a
-//! missing CRD only makes its watcher retry with backoff.
+//! Objects are read untyped and deserialized one by one, so a malformed object is logged and
+//! skipped (as if it did not exist) instead of failing the whole list; a missing CRD only
+//! makes its watcher retry with backoff. Converting on the event, once per resourceVersion,
+//! means a translation copies models instead of re-converting every object; and an update that
+//! leaves the model as it was (a status write, ours or anyone's) does not translate at all.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use futures::{Stream, StreamExt};
-use gateway_api::experimental as gw;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ApiResource, DynamicObject};
-use kube::core::GroupVersionKind;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
-use crate::model::convert;
-use crate::model::params::{GatewayParameters, PARAMETERS_PLURAL, PYLON_GROUP};
+use crate::kinds::{self, Applied, Key as _, Kind, Reach};
 use crate::snapshot::{Options, Snapshot};
 
 /// What changed since the last translation.
@@ -35,30 +34,68 @@ pub struct Changes {
     pub synced: AtomicUsize,
 }
 
-/// The stores of every watched kind.
+impl Changes {
+    fn mark(&self, reach: Reach) {
+        let flag = match reach {
+            Reach::Translation => &self.full,
+            Reach::Endpoints => &self.endpoints,
+        };
+        flag.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+}
+
+/// The model of every watched object, kept current by the watch events.
+#[derive(Default)]
+pub struct Objects(Mutex<Snapshot>);
+
+impl Objects {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `f` to the model.
+    pub fn update<T>(&self, f: impl FnOnce(&mut Snapshot) -> T) -> T {
+        f(&mut self.lock())
+    }
+
+    /// The current model with `options`: copies of shared models, nothing converted.
+    pub fn snapshot(&self, options: &Options) -> Snapshot {
+        let mut s = self.lock().clone();
+        s.options = options.clone();
+        s
+    }
+
+    /// Only Services and EndpointSlices: enough to re-resolve endpoints.
+    pub fn endpoints_snapshot(&self, options: &Options) -> Snapshot {
+        let s = self.lock();
+        Snapshot {
+            options: options.clone(),
+            services: s.services.clone(),
+            endpoint_slices: s.endpoint_slices.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The watched model and the raw objects of the kinds whose status the controller writes.
 #[derive(Clone)]
 pub struct Stores {
+    objects: Arc<Objects>,
     gateway_classes: Store<DynamicObject>,
     gateways: Store<DynamicObject>,
     listener_sets: Store<DynamicObject>,
     http_routes: Store<DynamicObject>,
     grpc_routes: Store<DynamicObject>,
-    reference_grants: Store<DynamicObject>,
-    services: Store<Service>,
-    endpoint_slices: Store<EndpointSlice>,
-    secrets: Store<Secret>,
-    namespaces: Store<Namespace>,
     backend_tls_policies: Store<DynamicObject>,
-    config_maps: Store<ConfigMap>,
-    parameters: Store<DynamicObject>,
 }
 
 /// Number of watched kinds.
-pub const KINDS: usize = 13;
+pub const KINDS: usize = kinds::COUNT;
 
 /// The key of a Gateway API object in its reflector store.
 fn store_key(kind: &str, key: &crate::model::ObjectKey) -> reflector::ObjectRef<DynamicObject> {
-    let r = reflector::ObjectRef::new_with(&key.name, gateway_api(kind));
+    let r = reflector::ObjectRef::new_with(&key.name, kinds::gateway_api(kind));
     if key.namespace.is_empty() {
         r
     } else {
@@ -66,54 +103,104 @@ fn store_key(kind: &str, key: &crate::model::ObjectKey) -> reflector::ObjectRef<
     }
 }
 
-/// The Gateway API resource watched for `kind`, at the version Pylon reads. The reflector
-/// stores key their objects by it, so lookups must use the very same value.
-fn gateway_api(kind: &str) -> ApiResource {
-    let version = match kind {
-        "ReferenceGrant" => "v1beta1",
-        _ => "v1",
-    };
-    ApiResource::from_gvk(&GroupVersionKind::gvk(
-        crate::model::GATEWAY_GROUP,
-        version,
-        kind,
-    ))
+type Events = BoxStream<'static, Result<watcher::Event<DynamicObject>, watcher::Error>>;
+
+/// The watch stream of a kind; with `store`, the raw objects are kept there too.
+fn events<K: Kind>(
+    client: &kube::Client,
+    store: Option<reflector::store::Writer<DynamicObject>>,
+) -> Events {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &K::resource());
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    match store {
+        Some(writer) => reflector::reflector(writer, stream).boxed(),
+        None => stream.boxed(),
+    }
 }
 
-/// Drives one watcher stream: events mark changes, errors are logged (the watcher retries).
-fn drive<K, S>(kind: &'static str, stream: S, changes: Arc<Changes>, endpoints_only: bool)
-where
-    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    K: Send + 'static,
-{
+/// Reads an untyped object as its kind's API type.
+fn typed<K: Kind>(o: &DynamicObject) -> Result<K::Api, serde_json::Error> {
+    serde_json::to_value(o).and_then(serde_json::from_value)
+}
+
+/// Applies one object to the model; a malformed one is logged, counted and taken out.
+fn apply<K: Kind>(objects: &Objects, o: &DynamicObject) -> Applied {
+    let key = K::Key::of(&o.metadata);
+    let result = match typed::<K>(o) {
+        Ok(api) => objects.update(|s| kinds::upsert::<K>(s, &api)),
+        Err(e) => {
+            crate::metrics::SKIPPED_OBJECTS.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(kind = K::NAME, ?key, error = %e, "skipping malformed object");
+            return objects.update(|s| kinds::remove::<K>(s, &key));
+        }
+    };
+    match result {
+        Ok(applied) => applied,
+        Err(e) => {
+            crate::metrics::SKIPPED_OBJECTS.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "skipping malformed object");
+            Applied::Changed
+        }
+    }
+}
+
+/// Drives one kind's watch: events update the model, a changed model marks a change, errors are
+/// logged (the watcher retries). A relist is applied whole at its end, so no translation sees
+/// half of it.
+fn drive<K: Kind>(
+    mut stream: Events,
+    objects: Arc<Objects>,
+    changes: Arc<Changes>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
         let mut synced = false;
         // Whether the API server said the resource does not exist (logged once, not on every
         // retry of the watcher's backoff).
         let mut missing = false;
+        let mut relist: Vec<DynamicObject> = vec![];
         while let Some(ev) = stream.next().await {
             if ev.is_ok() {
                 missing = false;
             }
-            match ev {
+            let applied = match ev {
+                Ok(watcher::Event::Init) => {
+                    relist.clear();
+                    Applied::Unchanged
+                }
+                Ok(watcher::Event::InitApply(o)) => {
+                    relist.push(o);
+                    Applied::Unchanged
+                }
                 Ok(watcher::Event::InitDone) => {
+                    let listed: BTreeSet<K::Key> =
+                        relist.iter().map(|o| K::Key::of(&o.metadata)).collect();
+                    let mut applied = objects.update(|s| {
+                        let map = K::map(s);
+                        let before = map.len();
+                        map.retain(|k, _| listed.contains(k));
+                        if map.len() == before {
+                            Applied::Unchanged
+                        } else {
+                            Applied::Changed
+                        }
+                    });
+                    for o in std::mem::take(&mut relist) {
+                        if apply::<K>(&objects, &o) == Applied::Changed {
+                            applied = Applied::Changed;
+                        }
+                    }
                     if !synced {
                         synced = true;
                         changes.synced.fetch_add(1, Ordering::SeqCst);
+                        // The translate loop waits for every kind's first list.
+                        changes.notify.notify_one();
                     }
-                    changes.full.store(true, Ordering::SeqCst);
-                    changes.notify.notify_one();
+                    applied
                 }
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                Ok(_) => {
-                    let flag = if endpoints_only {
-                        &changes.endpoints
-                    } else {
-                        &changes.full
-                    };
-                    flag.store(true, Ordering::SeqCst);
-                    changes.notify.notify_one();
+                Ok(watcher::Event::Apply(o)) => apply::<K>(&objects, &o),
+                Ok(watcher::Event::Delete(o)) => {
+                    let key = K::Key::of(&o.metadata);
+                    objects.update(|s| kinds::remove::<K>(s, &key))
                 }
                 Err(e) if not_served(&e) => {
                     // The CRD is not installed: count the kind as listed (empty) so startup does
@@ -126,17 +213,25 @@ where
                     if !missing {
                         missing = true;
                         tracing::warn!(
-                            kind,
+                            kind = K::NAME,
                             "resource not served (CRD not installed?); treating as empty"
                         );
                     } else {
-                        tracing::debug!(kind, error = %e, "resource still not served");
+                        tracing::debug!(kind = K::NAME, error = %e, "resource still not served");
                     }
+                    Applied::Unchanged
                 }
-                Err(e) => tracing::warn!(kind, error = %e, "watch failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(kind = K::NAME, error = %e, "watch failed; retrying");
+                    Applied::Unchanged
+                }
+            };
+            if applied == Applied::Changed {
+                crate::metrics::MODEL_CHANGES.fetch_add(1, Ordering::Relaxed);
+                changes.mark(K::REACH);
             }
         }
-    });
+    })
 }
 
 /// Whether a watcher error means the resource is not served at all (404: CRD not installed),
@@ -150,155 +245,59 @@ fn not_served(e: &watcher::Error) -> bool {
     }
 }
 
-fn dynamic(
-    client: &kube::Client,
-    kind: &'static str,
-    ar: ApiResource,
-    changes: &Arc<Changes>,
-) -> Store<DynamicObject> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-    let writer = reflector::store::Writer::new(ar);
-    let reader = writer.as_reader();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    );
-    drive(kind, stream, changes.clone(), false);
-    reader
+/// Starts the watch of a kind whose objects only feed the model.
+fn model_only<K: Kind>(client: &kube::Client, objects: &Arc<Objects>, changes: &Arc<Changes>) {
+    drive::<K>(events::<K>(client, None), objects.clone(), changes.clone());
 }
 
-fn typed<K>(
+/// Starts the watch of a kind whose status the controller writes: its raw objects are kept in a
+/// store too (current status and resourceVersion without a GET).
+fn with_store<K: Kind>(
     client: &kube::Client,
-    kind: &'static str,
+    objects: &Arc<Objects>,
     changes: &Arc<Changes>,
-    endpoints_only: bool,
-) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    let api: Api<K> = Api::all(client.clone());
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
+) -> Store<DynamicObject> {
+    let writer = reflector::store::Writer::new(K::resource());
+    let reader = writer.as_reader();
+    drive::<K>(
+        events::<K>(client, Some(writer)),
+        objects.clone(),
+        changes.clone(),
     );
-    drive(kind, stream, changes.clone(), endpoints_only);
     reader
 }
 
 impl Stores {
     /// Starts every watch.
     pub fn start(client: &kube::Client, changes: &Arc<Changes>) -> Self {
-        let ns_api: Api<Namespace> = Api::all(client.clone());
-        let (namespaces, writer) = reflector::store();
-        let stream = reflector::reflector(
-            writer,
-            watcher(ns_api, watcher::Config::default()).default_backoff(),
-        );
-        drive("Namespace", stream, changes.clone(), false);
+        let objects = Arc::new(Objects::default());
+        let (c, o) = (client, &objects);
+        model_only::<kinds::ReferenceGrants>(c, o, changes);
+        model_only::<kinds::Parameters>(c, o, changes);
+        model_only::<kinds::Services>(c, o, changes);
+        model_only::<kinds::EndpointSlices>(c, o, changes);
+        model_only::<kinds::Secrets>(c, o, changes);
+        model_only::<kinds::ConfigMaps>(c, o, changes);
+        model_only::<kinds::Namespaces>(c, o, changes);
         Stores {
-            gateway_classes: dynamic(client, "GatewayClass", gateway_api("GatewayClass"), changes),
-            gateways: dynamic(client, "Gateway", gateway_api("Gateway"), changes),
-            listener_sets: dynamic(client, "ListenerSet", gateway_api("ListenerSet"), changes),
-            http_routes: dynamic(client, "HTTPRoute", gateway_api("HTTPRoute"), changes),
-            grpc_routes: dynamic(client, "GRPCRoute", gateway_api("GRPCRoute"), changes),
-            reference_grants: dynamic(
-                client,
-                "ReferenceGrant",
-                gateway_api("ReferenceGrant"),
-                changes,
-            ),
-            services: typed(client, "Service", changes, false),
-            endpoint_slices: typed(client, "EndpointSlice", changes, true),
-            secrets: typed(client, "Secret", changes, false),
-            namespaces,
-            backend_tls_policies: dynamic(
-                client,
-                "BackendTLSPolicy",
-                gateway_api("BackendTLSPolicy"),
-                changes,
-            ),
-            config_maps: typed(client, "ConfigMap", changes, false),
-            parameters: dynamic(
-                client,
-                "GatewayParameters",
-                ApiResource::from_gvk_with_plural(
-                    &GroupVersionKind::gvk(PYLON_GROUP, "v1alpha1", "GatewayParameters"),
-                    PARAMETERS_PLURAL,
-                ),
-                changes,
-            ),
+            gateway_classes: with_store::<kinds::GatewayClasses>(c, o, changes),
+            gateways: with_store::<kinds::Gateways>(c, o, changes),
+            listener_sets: with_store::<kinds::ListenerSets>(c, o, changes),
+            http_routes: with_store::<kinds::HttpRoutes>(c, o, changes),
+            grpc_routes: with_store::<kinds::GrpcRoutes>(c, o, changes),
+            backend_tls_policies: with_store::<kinds::BackendTlsPolicies>(c, o, changes),
+            objects,
         }
     }
 
-    /// Builds a full snapshot from the stores.
+    /// A full snapshot of the model.
     pub fn snapshot(&self, options: &Options) -> Snapshot {
-        let mut s = self.endpoints_snapshot(options);
-        for c in each::<gw::gatewayclasses::GatewayClass>("GatewayClass", &self.gateway_classes) {
-            let c = convert::gateway_class(&c);
-            s.gateway_classes.insert(c.meta.name.clone(), c);
-        }
-        for g in each::<gw::gateways::Gateway>("Gateway", &self.gateways) {
-            if let Some(g) = skip_bad(convert::gateway(&g)) {
-                s.gateways.insert(g.meta.key(), g);
-            }
-        }
-        for o in each::<gw::listenersets::ListenerSet>("ListenerSet", &self.listener_sets) {
-            if let Some(o) = skip_bad(convert::listener_set(&o)) {
-                s.listener_sets.insert(o.meta.key(), o);
-            }
-        }
-        for r in each::<gw::httproutes::HttpRoute>("HTTPRoute", &self.http_routes) {
-            if let Some(r) = skip_bad(convert::http_route(&r)) {
-                s.http_routes.insert(r.meta.key(), r);
-            }
-        }
-        for r in each::<gw::grpcroutes::GrpcRoute>("GRPCRoute", &self.grpc_routes) {
-            if let Some(r) = skip_bad(convert::grpc_route(&r)) {
-                s.grpc_routes.insert(r.meta.key(), r);
-            }
-        }
-        for g in
-            each::<gw::referencegrants::ReferenceGrant>("ReferenceGrant", &self.reference_grants)
-        {
-            let g = convert::reference_grant(&g);
-            s.reference_grants.insert(g.meta.key(), g);
-        }
-        for o in self.secrets.state() {
-            let o = convert::secret(&o);
-            s.secrets.insert(o.meta.key(), o);
-        }
-        for p in each::<gateway_api::backendtlspolicies::BackendTlsPolicy>(
-            "BackendTLSPolicy",
-            &self.backend_tls_policies,
-        ) {
-            if let Some(p) = skip_bad(convert::backend_tls_policy(&p)) {
-                s.backend_tls_policies.insert(p.meta.key(), p);
-            }
-        }
-        for p in each::<GatewayParameters>("GatewayParameters", &self.parameters) {
-            let key = crate::model::ObjectKey::new(
-                p.metadata.namespace.clone().unwrap_or_default(),
-                p.metadata.name.clone().unwrap_or_default(),
-            );
-            s.parameters.insert(key, p.spec);
-        }
-        for o in self.config_maps.state() {
-            let o = convert::config_map(&o);
-            s.config_maps.insert(o.meta.key(), o);
-        }
-        for o in self.namespaces.state() {
-            let o = convert::namespace(&o);
-            s.namespaces.insert(o.meta.name.clone(), o);
-        }
-        s
+        self.objects.snapshot(options)
+    }
+
+    /// A snapshot with only Services and EndpointSlices: enough to re-resolve endpoints.
+    pub fn endpoints_snapshot(&self, options: &Options) -> Snapshot {
+        self.objects.endpoints_snapshot(options)
     }
 
     /// The cached status and resourceVersion of a Gateway API object, if the store has it.
@@ -340,60 +339,6 @@ impl Stores {
         // scan of the store would make each write pass quadratic in the number of routes.
         store.get(&store_key(kind, key))
     }
-
-    /// A snapshot with only Services and EndpointSlices: enough to re-resolve endpoints.
-    pub fn endpoints_snapshot(&self, options: &Options) -> Snapshot {
-        let mut s = Snapshot {
-            options: options.clone(),
-            ..Default::default()
-        };
-        for o in self.services.state() {
-            let o = convert::service(&o);
-            s.services.insert(o.meta.key(), o);
-        }
-        for o in self.endpoint_slices.state() {
-            if let Some(o) = skip_bad(convert::endpoint_slice(&o)) {
-                s.endpoint_slices.insert(o.meta.key(), o);
-            }
-        }
-        s
-    }
-}
-
-fn skip_bad<T>(r: Result<T, convert::ConvertError>) -> Option<T> {
-    match r {
-        Ok(t) => Some(t),
-        Err(e) => {
-            crate::metrics::SKIPPED_OBJECTS.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "skipping malformed object");
-            None
-        }
-    }
-}
-
-/// Converts the untyped objects of a store to their generated type, skipping malformed ones.
-fn each<K: DeserializeOwned>(kind: &'static str, store: &Store<DynamicObject>) -> Vec<K> {
-    store
-        .state()
-        .iter()
-        .filter_map(|o| {
-            let typed = serde_json::to_value(o.as_ref()).and_then(serde_json::from_value::<K>);
-            match typed {
-                Ok(k) => Some(k),
-                Err(e) => {
-                    crate::metrics::SKIPPED_OBJECTS.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        kind,
-                        namespace = o.metadata.namespace.as_deref().unwrap_or(""),
-                        name = o.metadata.name.as_deref().unwrap_or(""),
-                        error = %e,
-                        "skipping malformed object"
-                    );
-                    None
-                }
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -420,6 +365,123 @@ mod tests {
         )));
     }
 
+    fn route(name: &str, hostname: &str, status: serde_json::Value) -> DynamicObject {
+        let mut o = DynamicObject::new(name, &kinds::gateway_api("HTTPRoute")).within("apps");
+        o.data = serde_json::json!({
+            "spec": {"parentRefs": [{"name": "gw"}], "hostnames": [hostname]},
+        });
+        if status != serde_json::json!({}) {
+            o.data["status"] = status;
+        }
+        o
+    }
+
+    /// Feeds `events` to a kind's driver and returns the model and what was signalled.
+    async fn run(events: Vec<watcher::Event<DynamicObject>>) -> (Snapshot, Changes) {
+        let objects = Arc::new(Objects::default());
+        let changes = Arc::new(Changes::default());
+        let stream = futures::stream::iter(events.into_iter().map(Ok)).boxed();
+        drive::<kinds::HttpRoutes>(stream, objects.clone(), changes.clone())
+            .await
+            .unwrap();
+        let changes = Arc::into_inner(changes).unwrap();
+        (objects.snapshot(&Options::default()), changes)
+    }
+
+    fn names(s: &Snapshot) -> Vec<String> {
+        s.http_routes.keys().map(|k| k.name.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn the_first_list_is_applied_whole_and_signals_once_synced() {
+        let (s, changes) = run(vec![
+            watcher::Event::Init,
+            watcher::Event::InitApply(route("a", "a.example.com", serde_json::json!({}))),
+            watcher::Event::InitApply(route("b", "b.example.com", serde_json::json!({}))),
+            watcher::Event::InitDone,
+        ])
+        .await;
+        assert_eq!(names(&s), ["a", "b"]);
+        assert_eq!(changes.synced.load(Ordering::SeqCst), 1);
+        assert!(changes.full.load(Ordering::SeqCst));
+        assert!(!changes.endpoints.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_status_write_changes_nothing_a_spec_change_does() {
+        let listed = vec![
+            watcher::Event::Init,
+            watcher::Event::InitApply(route("a", "a.example.com", serde_json::json!({}))),
+            watcher::Event::InitDone,
+        ];
+        let written = serde_json::json!({"parents": [{
+            "parentRef": {"name": "gw"},
+            "controllerName": "pylon.dev/x",
+            "conditions": [],
+        }]});
+        let mut events = listed.clone();
+        events.push(watcher::Event::Apply(route("a", "a.example.com", written)));
+        let before = crate::metrics::MODEL_CHANGES.load(Ordering::Relaxed);
+        let (_, changes) = run(events).await;
+        // Only the list changed the model (other tests may count concurrently, hence ≥).
+        assert!(crate::metrics::MODEL_CHANGES.load(Ordering::Relaxed) > before);
+        assert!(changes.full.load(Ordering::SeqCst), "the list itself");
+
+        // The status update alone, after the list was translated: no change to translate.
+        let objects = Arc::new(Objects::default());
+        let changes = Arc::new(Changes::default());
+        let listed = futures::stream::iter(listed.into_iter().map(Ok)).boxed();
+        drive::<kinds::HttpRoutes>(listed, objects.clone(), changes.clone())
+            .await
+            .unwrap();
+        changes.full.store(false, Ordering::SeqCst);
+        let status_only = futures::stream::iter([Ok(watcher::Event::Apply(route(
+            "a",
+            "a.example.com",
+            serde_json::json!({"parents": []}),
+        )))])
+        .boxed();
+        drive::<kinds::HttpRoutes>(status_only, objects.clone(), changes.clone())
+            .await
+            .unwrap();
+        assert!(!changes.full.load(Ordering::SeqCst), "status-only update");
+        let spec = futures::stream::iter([Ok(watcher::Event::Apply(route(
+            "a",
+            "new.example.com",
+            serde_json::json!({}),
+        )))])
+        .boxed();
+        drive::<kinds::HttpRoutes>(spec, objects.clone(), changes.clone())
+            .await
+            .unwrap();
+        assert!(changes.full.load(Ordering::SeqCst), "spec update");
+        let s = objects.snapshot(&Options::default());
+        let a = &s.http_routes[&crate::model::ObjectKey::new("apps", "a")];
+        assert_eq!(a.spec.hostnames, ["new.example.com"]);
+    }
+
+    #[tokio::test]
+    async fn deletes_and_relists_take_objects_out_and_malformed_ones_are_skipped() {
+        let mut malformed = route("c", "c.example.com", serde_json::json!({}));
+        malformed.data["spec"]["hostnames"] = serde_json::json!("not a list");
+        let (s, _) = run(vec![
+            watcher::Event::Init,
+            watcher::Event::InitApply(route("a", "a.example.com", serde_json::json!({}))),
+            watcher::Event::InitApply(route("b", "b.example.com", serde_json::json!({}))),
+            watcher::Event::InitApply(route("c", "c.example.com", serde_json::json!({}))),
+            watcher::Event::InitDone,
+            watcher::Event::Delete(route("a", "a.example.com", serde_json::json!({}))),
+            // c turns malformed: skipped, as if it did not exist.
+            watcher::Event::Apply(malformed),
+            // The watch expired: a relist that no longer has b.
+            watcher::Event::Init,
+            watcher::Event::InitApply(route("d", "d.example.com", serde_json::json!({}))),
+            watcher::Event::InitDone,
+        ])
+        .await;
+        assert_eq!(names(&s), ["d"]);
+    }
+
     #[test]
     fn status_objects_are_found_by_key_in_their_store() {
         for (kind, namespace) in [
@@ -427,9 +489,9 @@ mod tests {
             ("GatewayClass", ""),
             ("HTTPRoute", "x"),
         ] {
-            let mut writer = reflector::store::Writer::new(gateway_api(kind));
+            let mut writer = reflector::store::Writer::new(kinds::gateway_api(kind));
             let reader = writer.as_reader();
-            let mut o = DynamicObject::new("obj", &gateway_api(kind));
+            let mut o = DynamicObject::new("obj", &kinds::gateway_api(kind));
             if !namespace.is_empty() {
                 o = o.within(namespace);
             }

@@ -108,7 +108,7 @@ fn dataplane_objects_tls_autoscaled() {
 #[test]
 fn removing_the_settings_removes_the_objects() {
     let scaled = Snapshot::from_yaml(SCALED, Options::default()).unwrap();
-    let mut params = scaled.parameters[&ObjectKey::new("apps", "scaled")].clone();
+    let mut params = (*scaled.parameters[&ObjectKey::new("apps", "scaled")]).clone();
     let s = Snapshot::from_yaml(INPUT, Options::default()).unwrap();
     let gw = &s.gateways[&ObjectKey::new("apps", "gw")];
     let with = render(gw, &s.options, &params);

@@ -70,7 +70,7 @@ pub fn policy_for<'a>(
                     (None, true) => Some(false),
                 }
             })?;
-            Some((p, specific))
+            Some((&**p, specific))
         })
         .collect();
     candidates.sort_by(|(a, a_specific), (b, b_specific)| {

@@ -37,7 +37,7 @@ pub fn for_gateway<'a>(
         .map(|a| &a.namespaces)
         .cloned()
         .unwrap_or_default();
-    for set in s.listener_sets.values() {
+    for set in s.listener_sets.values().map(|s| &**s) {
         if parent(set).as_ref() != Some(&key) {
             continue;
         }

@@ -41,7 +41,7 @@ fn resolve(
         .ok_or_else(|| ParamsError::NotFound(format!("{ns}/{}", r.name)))?;
     p.validate()
         .map_err(|e| ParamsError::Invalid(format!("{ns}/{}", r.name), e))?;
-    Ok(p.clone())
+    Ok((**p).clone())
 }
 
 /// A class's parameters (defaults when it has no reference).

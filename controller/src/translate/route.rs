@@ -395,7 +395,7 @@ pub fn attach<R: TranslateRule>(
             let Some(gw) = s
                 .listener_sets
                 .get(&target)
-                .and_then(super::listener_set::parent)
+                .and_then(|set| super::listener_set::parent(set))
             else {
                 continue;
             };
