@@ -9,7 +9,7 @@
 //! config as the same version. An ack is recorded here and, when a [`PodReporter`] is given,
 //! written onto the acking data-plane Pod, where the leader (whichever replica it is) reads it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::dataplane_pods::PodReporter;
-use crate::honest::Forms;
+use crate::honest::{Forms, Ledger, Since};
 use crate::model::ObjectKey;
 
 /// The latest config of one Gateway.
@@ -37,8 +37,6 @@ pub struct GatewayState {
     pub snapshot_version: String,
     /// The full config (endpoints included); `None` until the Gateway is translated.
     pub config: Option<Arc<dp::Config>>,
-    /// The form of each listener and route (honest status).
-    pub forms: Arc<Forms>,
 }
 
 /// The last ack of one data-plane pod.
@@ -57,18 +55,12 @@ pub struct PodAck {
 pub struct ConfigHub {
     channels: Mutex<HashMap<ObjectKey, watch::Sender<GatewayState>>>,
     acks: Mutex<BTreeMap<ObjectKey, BTreeMap<String, PodAck>>>,
-    /// Per Gateway, the forms of recently published structures, newest last: lets the leader
-    /// tell what a data plane acking an older version serves.
-    history: Mutex<HashMap<ObjectKey, History>>,
+    /// Per Gateway, the structures published, numbered: lets the leader tell what a data plane
+    /// acking an older version serves.
+    ledgers: Mutex<HashMap<ObjectKey, Ledger>>,
     /// Notified on every ack, so status can follow what data planes really run.
     pub ack_notify: tokio::sync::Notify,
 }
-
-/// Recently published structures of one Gateway and their forms, newest last.
-type History = VecDeque<(String, Arc<Forms>)>;
-
-/// How many structures per Gateway [`ConfigHub::forms`] remembers.
-pub const HISTORY: usize = 32;
 
 impl ConfigHub {
     fn sender(&self, key: &ObjectKey) -> watch::Sender<GatewayState> {
@@ -84,42 +76,48 @@ impl ConfigHub {
     pub fn publish(&self, key: &ObjectKey, config: dp::Config) -> String {
         let tx = self.sender(key);
         let (structure, version) = crate::version::of(&config);
-        let mut forms = None;
-        tx.send_if_modified(|st| {
-            if st.version == version && st.config.is_some() {
-                return false;
-            }
-            if st.snapshot_version != structure || st.config.is_none() {
-                let f = Arc::new(Forms::of(&config));
-                st.forms = f.clone();
-                forms = Some(f);
-            }
-            st.version = version.clone();
-            st.snapshot_version = structure.clone();
-            st.config = Some(Arc::new(config));
-            true
-        });
-        if let Some(f) = forms {
-            let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
-            let h = h.entry(key.clone()).or_default();
-            h.retain(|(s, _)| *s != structure);
-            h.push_back((structure, f));
-            while h.len() > HISTORY {
-                h.pop_front();
-            }
+        let (same, new_structure) = {
+            let st = tx.borrow();
+            (
+                st.version == version && st.config.is_some(),
+                st.snapshot_version != structure || st.config.is_none(),
+            )
+        };
+        if same {
+            return version;
         }
+        // Numbered before it is sent, so no ack can name a structure the ledger lacks.
+        if new_structure {
+            let forms = Forms::of(&config);
+            self.ledgers()
+                .entry(key.clone())
+                .or_default()
+                .record(&structure, &forms);
+        }
+        tx.send_modify(|st| {
+            st.version = version.clone();
+            st.snapshot_version = structure;
+            st.config = Some(Arc::new(config));
+        });
         version
     }
 
-    /// The forms of a version of a Gateway's config, if published recently by this replica.
-    pub fn forms(&self, key: &ObjectKey, version: &str) -> Option<Arc<Forms>> {
+    fn ledgers(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Ledger>> {
+        self.ledgers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The [`Ledger`] number of a version of a Gateway's config, if this replica published it.
+    pub fn number(&self, key: &ObjectKey, version: &str) -> Option<u64> {
         let structure = crate::version::structure(version)?;
-        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        h.get(key)?
-            .iter()
-            .rev()
-            .find(|(s, _)| s == structure)
-            .map(|(_, f)| f.clone())
+        self.ledgers().get(key)?.number(structure)
+    }
+
+    /// Since when each part of a Gateway's current config has had its form.
+    pub fn since(&self, key: &ObjectKey) -> Arc<Since> {
+        self.ledgers()
+            .get(key)
+            .map(Ledger::since)
+            .unwrap_or_default()
     }
 
     /// Forgets Gateways that no longer exist; their streams end.
@@ -132,10 +130,7 @@ impl ConfigHub {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| keep(k));
-        self.history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| keep(k));
+        self.ledgers().retain(|k, _| keep(k));
     }
 
     /// The current state of a Gateway.

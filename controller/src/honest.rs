@@ -3,13 +3,18 @@
 //! listener or route *in its current form*.
 //!
 //! Each published config is summarised as [`Forms`]: a fingerprint per listener and per route
-//! (endpoints excluded). A listener or route is serving when a ready data-plane Pod runs a
-//! config whose fingerprint for it equals the current one, so a change to one route only makes
-//! that route Pending, never its neighbours. What the Pods run comes from their annotations
-//! (see [`crate::dataplane_pods`]), so any replica, in particular a newly elected leader, sees
-//! the same. Translation stays pure; this step overlays what the data planes reported.
+//! (endpoints excluded). A [`Ledger`] numbers the structures published for a Gateway in order
+//! and keeps, per listener and route, the number since which it has had its current form
+//! ([`Since`]). A listener or route is serving when a ready data-plane Pod runs a structure
+//! numbered at or after that, so a change to one route only makes that route Pending, never its
+//! neighbours; and a version acked long after it was published (thousands of routes created in
+//! a burst publish many) is still known by its number, where a history of whole [`Forms`]
+//! would have to be kept (and bounded) to tell. What the Pods run comes from their
+//! annotations (see [`crate::dataplane_pods`]), so any replica, in particular a newly elected
+//! leader, sees the same. Translation stays pure; this step overlays what the data planes
+//! reported.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use pylon_dataplane::config as dp;
@@ -79,6 +84,88 @@ impl Forms {
     }
 }
 
+/// A part's current form and the number of the structure since which it has had it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Mark {
+    form: u64,
+    since: u64,
+}
+
+/// Per listener and route of a Gateway's current config: since which structure (by [`Ledger`]
+/// number) it has had its current form. Every structure numbered at or after that contains it
+/// as it is now.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Since {
+    listeners: BTreeMap<String, Mark>,
+    routes: BTreeMap<String, Mark>,
+}
+
+impl Since {
+    fn get(&self, part: Part<'_>) -> Option<u64> {
+        match part {
+            Part::Gateway => Some(0),
+            Part::Listener(n) => self.listeners.get(n).map(|m| m.since),
+            Part::Route(k) => self.routes.get(k).map(|m| m.since),
+        }
+    }
+}
+
+/// How many published structures per Gateway a [`Ledger`] remembers the number of (a few
+/// dozen bytes each): a data plane acking an older one is treated as running an unknown one.
+pub const REMEMBERED: usize = 4096;
+
+/// The structures (config minus endpoints) one replica published for one Gateway, numbered in
+/// publication order, and [`Since`] for the latest.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    next: u64,
+    numbers: HashMap<String, u64>,
+    order: VecDeque<(String, u64)>,
+    since: Arc<Since>,
+}
+
+impl Ledger {
+    /// Records `structure`, whose parts have `forms`, as the latest; returns its number. A
+    /// structure published again (a change undone) gets a new number: it is the latest again.
+    pub fn record(&mut self, structure: &str, forms: &Forms) -> u64 {
+        self.next += 1;
+        let n = self.next;
+        self.numbers.insert(structure.to_string(), n);
+        self.order.push_back((structure.to_string(), n));
+        while self.order.len() > REMEMBERED {
+            if let Some((old, m)) = self.order.pop_front()
+                && self.numbers.get(&old) == Some(&m)
+            {
+                self.numbers.remove(&old);
+            }
+        }
+        let since = Arc::make_mut(&mut self.since);
+        for (marks, current) in [
+            (&mut since.listeners, &forms.listeners),
+            (&mut since.routes, &forms.routes),
+        ] {
+            marks.retain(|k, _| current.contains_key(k));
+            for (k, &form) in current {
+                let mark = marks.entry(k.clone()).or_insert(Mark { form, since: n });
+                if mark.form != form {
+                    *mark = Mark { form, since: n };
+                }
+            }
+        }
+        n
+    }
+
+    /// The number of a published structure, if remembered.
+    pub fn number(&self, structure: &str) -> Option<u64> {
+        self.numbers.get(structure).copied()
+    }
+
+    /// [`Since`] of the latest structure.
+    pub fn since(&self) -> Arc<Since> {
+        self.since.clone()
+    }
+}
+
 /// Names of the backends a route refers to (weighted backends and mirrors, at any level).
 fn used_backends(r: &dp::Route) -> Vec<String> {
     let mirrors = |filters: &[dp::Filter]| -> Vec<String> {
@@ -114,16 +201,6 @@ pub enum Part<'a> {
     Route(&'a str),
 }
 
-impl Forms {
-    fn get(&self, part: Part<'_>) -> Option<u64> {
-        match part {
-            Part::Gateway => Some(0),
-            Part::Listener(n) => self.listeners.get(n).copied(),
-            Part::Route(k) => self.routes.get(k).copied(),
-        }
-    }
-}
-
 /// A data plane's rejection of a config version.
 #[derive(Clone, Debug)]
 pub struct Rejection {
@@ -133,20 +210,18 @@ pub struct Rejection {
     pub version: String,
     /// Why.
     pub error: String,
-    /// Its forms, when this replica knows the version.
-    pub forms: Option<Arc<Forms>>,
+    /// Its [`Ledger`] number, when this replica knows the version.
+    pub number: Option<u64>,
 }
 
 /// What the data planes of one Gateway run, against what they should run.
 #[derive(Clone, Debug, Default)]
 pub struct Serving {
-    /// The current config's version.
-    pub current_version: String,
-    /// The current config's forms.
-    pub current: Arc<Forms>,
-    /// Per ready data-plane Pod that applied a config: that config's forms (`None` when this
-    /// replica does not know the version, e.g. one published before it started).
-    pub running: Vec<Option<Arc<Forms>>>,
+    /// Since when each part of the current config has had its form.
+    pub current: Arc<Since>,
+    /// Per ready data-plane Pod that applied a config: that config's [`Ledger`] number (`None`
+    /// when this replica does not know the version, e.g. one published before it started).
+    pub running: Vec<Option<u64>>,
     /// The data planes' latest rejections.
     pub rejected: Vec<Rejection>,
 }
@@ -155,25 +230,21 @@ impl Serving {
     /// `Ok` when a ready data plane runs `part` in its current form, else why not.
     pub fn check(&self, part: Part<'_>) -> Result<(), String> {
         let gateway = matches!(part, Part::Gateway);
-        let Some(want) = self.current.get(part) else {
+        let Some(since) = self.current.get(part) else {
             // Not in the current config: nothing to wait for.
             return Ok(());
         };
-        let has = |f: &Option<Arc<Forms>>| {
-            gateway || f.as_ref().is_some_and(|f| f.get(part) == Some(want))
-        };
+        let has = |n: &Option<u64>| gateway || n.is_some_and(|n| n >= since);
         if self.running.iter().any(has) {
             return Ok(());
         }
-        match self.rejected.iter().find(|r| has(&r.forms)) {
+        match self.rejected.iter().find(|r| has(&r.number)) {
             Some(r) => Err(format!(
                 "data plane {} rejected config version {}: {}",
                 r.pod, r.version, r.error
             )),
-            None => Err(format!(
-                "waiting for a data plane to apply config version {}",
-                self.current_version
-            )),
+            // No version in the message: each new version would rewrite every waiting status.
+            None => Err("waiting for a data plane to apply the current config".to_string()),
         }
     }
 }
@@ -181,8 +252,11 @@ impl Serving {
 /// Per Gateway, what its data planes run.
 pub type Served = BTreeMap<ObjectKey, Serving>;
 
+/// The reason of a condition that waits for a data plane.
+pub const PENDING: &str = "Pending";
+
 fn pending(c: &mut Condition, why: &str) {
-    *c = Condition::new("Programmed", false, "Pending", why, c.observed_generation);
+    *c = Condition::new("Programmed", false, PENDING, why, c.observed_generation);
 }
 
 /// Overlays data-plane reality on a translation's statuses.
@@ -294,7 +368,7 @@ fn pend(
     for c in &mut p.conditions {
         if c.kind == "Accepted" && c.status == "True" {
             c.status = "Unknown".into();
-            c.reason = "Pending".into();
+            c.reason = PENDING.into();
             c.message = format!("valid; not yet serving: {why}");
         }
     }
@@ -352,13 +426,13 @@ spec:
         let gw = ObjectKey::new("default", "gw");
         let set = ObjectKey::new("default", "set");
         let t = crate::translate::translate(&s);
-        let forms = Arc::new(Forms::of(&t.configs[&gw]));
-        let serving = |running: Vec<Option<Arc<Forms>>>| {
+        let mut ledger = Ledger::default();
+        let n = ledger.record("s1", &Forms::of(&t.configs[&gw]));
+        let serving = |running: Vec<Option<u64>>| {
             Served::from([(
                 gw.clone(),
                 Serving {
-                    current_version: "v1".into(),
-                    current: forms.clone(),
+                    current: ledger.since(),
                     running,
                     rejected: vec![],
                 },
@@ -376,7 +450,7 @@ spec:
         let h = apply(&t, &serving(vec![]));
         assert_eq!(programmed(&h), ("Pending".into(), "Pending".into()));
         assert_eq!(accepted(&h, "a"), "Unknown/Pending");
-        let h = apply(&t, &serving(vec![Some(forms.clone())]));
+        let h = apply(&t, &serving(vec![Some(n)]));
         assert_eq!(programmed(&h), ("Programmed".into(), "Programmed".into()));
         assert_eq!(accepted(&h, "a"), "True/Accepted");
     }
@@ -390,29 +464,33 @@ spec:
         .unwrap();
         let gw = ObjectKey::new("default", "gw");
         let t1 = crate::translate::translate(&s);
-        let f1 = Arc::new(Forms::of(&t1.configs[&gw]));
-        let serving = |current: &Arc<Forms>, running: Vec<Option<Arc<Forms>>>| Serving {
-            current_version: "v-current".into(),
-            current: current.clone(),
+        let mut ledger = Ledger::default();
+        let n1 = ledger.record("s1", &Forms::of(&t1.configs[&gw]));
+        let serving = |ledger: &Ledger, running: Vec<Option<u64>>| Serving {
+            current: ledger.since(),
             running,
             rejected: vec![],
         };
 
-        // Nothing runs yet: everything pending.
-        let h = apply(&t1, &Served::from([(gw.clone(), serving(&f1, vec![]))]));
+        // Nothing runs yet: everything pending, with a message that names no version (a new
+        // version must not rewrite every waiting status).
+        let h = apply(&t1, &Served::from([(gw.clone(), serving(&ledger, vec![]))]));
         let c = cond(&h.gateways[&gw].conditions, "Programmed");
         assert_eq!(c.reason, "Pending");
-        assert!(c.message.contains("v-current"), "{}", c.message);
+        assert_eq!(
+            c.message,
+            "waiting for a data plane to apply the current config"
+        );
         assert_eq!(
             cond(&h.gateways[&gw].listeners[0].conditions, "Programmed").reason,
             "Pending"
         );
         assert_eq!(accepted(&h, "a"), "Unknown/Pending");
 
-        // A data plane runs version 1: everything true.
+        // A data plane runs structure 1: everything true.
         let h = apply(
             &t1,
-            &Served::from([(gw.clone(), serving(&f1, vec![Some(f1.clone())]))]),
+            &Served::from([(gw.clone(), serving(&ledger, vec![Some(n1)]))]),
         );
         assert_eq!(
             cond(&h.gateways[&gw].conditions, "Programmed").status,
@@ -420,16 +498,17 @@ spec:
         );
         assert_eq!(accepted(&h, "a"), "True/Accepted");
 
-        // Route b changes, the data plane still runs version 1: only b is pending.
+        // Route b changes, the data plane still runs structure 1: only b is pending.
         let b = ObjectKey::new("default", "b");
+        let original = s.http_routes[&b].spec.hostnames.clone();
         std::sync::Arc::make_mut(s.http_routes.get_mut(&b).unwrap())
             .spec
             .hostnames = vec!["c.example.com".into()];
         let t2 = crate::translate::translate(&s);
-        let f2 = Arc::new(Forms::of(&t2.configs[&gw]));
+        let n2 = ledger.record("s2", &Forms::of(&t2.configs[&gw]));
         let h = apply(
             &t2,
-            &Served::from([(gw.clone(), serving(&f2, vec![Some(f1.clone())]))]),
+            &Served::from([(gw.clone(), serving(&ledger, vec![Some(n1)]))]),
         );
         assert_eq!(accepted(&h, "a"), "True/Accepted");
         assert_eq!(accepted(&h, "b"), "Unknown/Pending");
@@ -440,20 +519,23 @@ spec:
 
         // A data plane running a version this replica does not know serves the Gateway but
         // proves nothing about its routes.
-        let h = apply(&t2, &Served::from([(gw.clone(), serving(&f2, vec![None]))]));
+        let h = apply(
+            &t2,
+            &Served::from([(gw.clone(), serving(&ledger, vec![None]))]),
+        );
         assert_eq!(
             cond(&h.gateways[&gw].conditions, "Programmed").status,
             "True"
         );
         assert_eq!(accepted(&h, "a"), "Unknown/Pending");
 
-        // A rejection of version 2 is reported on b, not on a (still served from version 1).
-        let mut rejected = serving(&f2, vec![Some(f1.clone())]);
+        // A rejection of structure 2 is reported on b, not on a (still served from 1).
+        let mut rejected = serving(&ledger, vec![Some(n1)]);
         rejected.rejected = vec![Rejection {
             pod: "p".into(),
             version: "v2".into(),
             error: "bad".into(),
-            forms: Some(f2.clone()),
+            number: Some(n2),
         }];
         let h = apply(&t2, &Served::from([(gw.clone(), rejected)]));
         let c = cond(&h.http_routes[&b][0].conditions, "Accepted");
@@ -464,5 +546,41 @@ spec:
             c.message
         );
         assert_eq!(accepted(&h, "a"), "True/Accepted");
+
+        // b's change undone: structure 1 is published again and is the latest; a data plane
+        // still on 2 runs b in a form that is no longer current, one back on 1 runs it as is.
+        std::sync::Arc::make_mut(s.http_routes.get_mut(&b).unwrap())
+            .spec
+            .hostnames = original;
+        let t3 = crate::translate::translate(&s);
+        assert_eq!(t3.configs[&gw], t1.configs[&gw]);
+        let n3 = ledger.record("s1", &Forms::of(&t3.configs[&gw]));
+        assert_eq!(ledger.number("s1"), Some(n3));
+        let h = apply(
+            &t1,
+            &Served::from([(gw.clone(), serving(&ledger, vec![Some(n2)]))]),
+        );
+        assert_eq!(accepted(&h, "a"), "True/Accepted");
+        assert_eq!(accepted(&h, "b"), "Unknown/Pending");
+        let h = apply(
+            &t1,
+            &Served::from([(gw.clone(), serving(&ledger, vec![ledger.number("s1")]))]),
+        );
+        assert_eq!(accepted(&h, "b"), "True/Accepted");
+    }
+
+    #[test]
+    fn a_ledger_remembers_thousands_of_structures_and_forgets_the_oldest() {
+        let forms = Forms::default();
+        let mut ledger = Ledger::default();
+        let first = ledger.record("s0", &forms);
+        for i in 1..REMEMBERED {
+            ledger.record(&format!("s{i}"), &forms);
+        }
+        // Acked after 4,095 newer publications: still known (a 32-entry history was not).
+        assert_eq!(ledger.number("s0"), Some(first));
+        ledger.record("one more", &forms);
+        assert_eq!(ledger.number("s0"), None);
+        assert_eq!(ledger.number("s1"), Some(first + 1));
     }
 }

@@ -19,6 +19,7 @@ pub mod config_ca;
 pub mod config_server;
 pub mod config_tls;
 pub mod dataplane_pods;
+pub mod first_status;
 pub mod honest;
 pub mod leader;
 pub mod metrics;

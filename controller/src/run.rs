@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::config_server::ConfigHub;
 use crate::dataplane_pods::{self, PodWatch};
+use crate::first_status::FirstStatus;
 use crate::honest;
 use crate::provision::apply::Provisioner;
 use crate::snapshot::{Options, Snapshot};
@@ -118,19 +119,24 @@ fn endpoint_update(
 /// Delay before retrying failed status writes or provisioning.
 pub const RETRY_AFTER: Duration = Duration::from_secs(2);
 
+/// Sleeps until `at`, or never.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
 /// Sleeps for [`RETRY_AFTER`] when `retry`, otherwise never completes.
 async fn retry_timer(retry: bool) {
-    if retry {
-        tokio::time::sleep(RETRY_AFTER).await;
-    } else {
-        std::future::pending::<()>().await;
-    }
+    sleep_until(retry.then(|| Instant::now() + RETRY_AFTER)).await
 }
 
 /// Writes statuses whenever a translation, a data-plane Pod (its acks, its readiness) or
 /// leadership changes (leader only); failed writes are retried after [`RETRY_AFTER`]. Nothing
 /// is written before the Pods are listed (at most [`SYNC_TIMEOUT`] after start), so a new
-/// leader does not flap statuses to Pending.
+/// leader does not flap statuses to Pending. A new route's first status may wait a moment for
+/// its data plane ([`FirstStatus`]).
 pub async fn status_loop(
     mut writer: StatusWriter,
     mut full: watch::Receiver<Option<(Arc<Snapshot>, Arc<Translation>)>>,
@@ -139,6 +145,7 @@ pub async fn status_loop(
     mut leader: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
+    let mut first = FirstStatus::default();
     loop {
         let current = full.borrow_and_update().clone();
         let is_leader = *leader.borrow_and_update();
@@ -147,15 +154,20 @@ pub async fn status_loop(
         // forever (e.g. no RBAC for Pods: the watch logs why, and status is still written).
         let pods_known = pods.synced() || started.elapsed() >= SYNC_TIMEOUT;
         let mut retry = is_leader && !pods_known;
+        let mut held_until = None;
         if let (Some((_, t)), true, true) = (current, is_leader, pods_known) {
             let served = dataplane_pods::served(&hub, &pods.pods(), &t);
-            let honest = honest::apply(&t, &served);
+            let mut honest = honest::apply(&t, &served);
+            held_until = first.hold(&mut honest, Instant::now(), |kind, key| {
+                writer.has_status(kind, key)
+            });
             let n = writer.write(&honest).await;
             crate::metrics::STATUS_WRITES.fetch_add(n as u64, Ordering::Relaxed);
             retry = writer.failed();
         }
         tokio::select! {
             _ = retry_timer(retry) => {}
+            _ = sleep_until(held_until) => {}
             r = full.changed() => if r.is_err() { return },
             r = leader.changed() => if r.is_err() { return },
             _ = acked => {}

@@ -104,6 +104,27 @@ impl StatusWriter {
         }
     }
 
+    /// Whether an object carries a status entry of ours: written by this writer (to the object
+    /// of that uid) or, e.g. by an earlier leader, seen in the watch cache.
+    pub fn has_status(&self, kind: &'static str, key: &ObjectKey) -> bool {
+        let stores = self.stores.as_ref();
+        let uid = stores.and_then(|s| s.uid_of(kind, key));
+        if let Some((written_uid, status)) = self.written.get(&(kind, key.clone()))
+            && *written_uid == uid
+            && !status.is_null()
+        {
+            return true;
+        }
+        let Some((status, _)) = stores.and_then(|s| s.status_of(kind, key)) else {
+            return false;
+        };
+        status["parents"].as_array().is_some_and(|parents| {
+            parents
+                .iter()
+                .any(|p| p["controllerName"].as_str() == Some(self.controller_name.as_str()))
+        })
+    }
+
     /// Whether the last [`StatusWriter::write`] left statuses unwritten (the caller retries).
     pub fn failed(&self) -> bool {
         self.failed
