@@ -547,3 +547,37 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_alone_is_checked_as_in_a_config() {
+        let rule: Rule = serde_yaml::from_str(
+            "{matches: [{path: {type: RegularExpression, value: '('}}], \
+             backendRefs: [{type: Backend, name: web}, {type: Backend, name: gone}]}",
+        )
+        .unwrap();
+        let errors = validate_rule(RouteKind::Http, &rule, &|name| name == "web");
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["matches[0].path.value", "backendRefs[1].name"]);
+        assert_eq!(
+            errors[1].to_string(),
+            "backendRefs[1].name: unknown backend \"gone\""
+        );
+        let config: Config = serde_yaml::from_str(&format!(
+            "{{apiVersion: {API_VERSION}, backends: {{web: {{}}}}, listeners: [{{name: l, port: 80, \
+             protocol: HTTP, routes: [{{kind: HTTPRoute, namespace: n, name: r, \
+             creationTimestamp: '2024-01-01T00:00:00Z', rules: [{}]}}]}}]}}",
+            serde_json::to_string(&rule).unwrap()
+        ))
+        .unwrap();
+        let whole: Vec<String> = validate(&config).iter().map(|e| e.to_string()).collect();
+        let prefixed: Vec<String> = errors
+            .iter()
+            .map(|e| format!("listeners[0].routes[0].rules[0].{e}"))
+            .collect();
+        assert_eq!(whole, prefixed);
+    }
+}
