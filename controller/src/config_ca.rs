@@ -205,7 +205,7 @@ impl ConfigCa {
 }
 
 fn first_cert(pem: &str) -> Result<CertificateDer<'static>, CaError> {
-    pylon_dataplane::tls::parse_certs(pem)
+    pylon_config::pem::parse_certs(pem)
         .map(|mut c| c.remove(0))
         .map_err(|e| CaError::Names(format!("CA certificate: {e}")))
 }

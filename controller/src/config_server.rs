@@ -1,4 +1,4 @@
-//! The config server (protocol v1, wire types in `pylon_dataplane::config::protocol`): each data
+//! The config server (protocol v1, wire types in `pylon_config::protocol`): each data
 //! plane streams its Gateway's config as NDJSON — a snapshot first, then snapshots on change,
 //! endpoint-only updates when just endpoints changed, pings every ~15 s — and acks each update.
 //!
@@ -20,7 +20,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use pylon_dataplane::config::{self as dp, protocol};
+use pylon_config::{self as dp, protocol};
 use tokio::sync::watch;
 
 use crate::auth::{AuthError, Authenticator};

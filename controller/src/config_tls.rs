@@ -29,7 +29,7 @@ pub struct ServingKey {
 
 fn certified(ca: &ConfigCa, names: &[String]) -> Result<(Arc<CertifiedKey>, SystemTime), CaError> {
     let cert = ca.issue(names)?;
-    let key = pylon_dataplane::tls::certified_key(&cert.cert_pem, &cert.key_pem)
+    let key = pylon_config::pem::certified_key(&cert.cert_pem, &cert.key_pem)
         .map_err(|e| CaError::Names(format!("serving certificate: {e}")))?;
     Ok((key, cert.not_after))
 }

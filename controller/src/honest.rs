@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use pylon_dataplane::config as dp;
+use pylon_config as dp;
 
 use crate::model::ObjectKey;
 use crate::translate::output::{Condition, RouteParentStatus, Translation};

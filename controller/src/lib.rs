@@ -2,6 +2,8 @@
 //!
 //! The pure core is [`translate::translate`] over a [`snapshot::Snapshot`] built from the
 //! [`model`]; everything that talks to the API server or the network is a thin shell around it.
+//! What it sends data planes is made of `pylon_config` types (the contract crate the data plane
+//! loads and validates them with), so the controller does not build the proxy itself.
 #![forbid(unsafe_code)]
 
 pub mod features;

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use pylon_dataplane::config as dp;
+use pylon_config as dp;
 
 /// 64-bit FNV-1a.
 pub fn fnv64(bytes: &[u8]) -> u64 {

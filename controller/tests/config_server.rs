@@ -8,11 +8,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use pylon_config::protocol::Update;
 use pylon_controller::auth::Authenticator;
 use pylon_controller::config_server::{ConfigHub, router};
 use pylon_controller::model::ObjectKey;
 use pylon_controller::snapshot::{Options, Snapshot};
-use pylon_dataplane::config::protocol::Update;
 
 const INPUT: &str = include_str!("translate/basic-http-route.yaml");
 

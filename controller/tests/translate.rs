@@ -37,7 +37,7 @@ fn golden_cases() {
             "{name}: translate must be deterministic"
         );
         for (gateway, config) in &translation.configs {
-            let problems = pylon_dataplane::config::validate(config);
+            let problems = pylon_config::validate(config);
             assert!(
                 problems.is_empty(),
                 "{name}: config of {gateway} is invalid: {problems:?}"

@@ -20,12 +20,12 @@ use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::config::{self, BackendProtocol};
 use crate::fields::MAX_RESPONSE_HEAD;
 use crate::h1::upstream::{CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_IDLE};
 use crate::h1_pool::{self, H1Pool};
 use crate::outlier::Health;
-use crate::tls::TlsError;
+use pylon_config::pem::PemError;
+use pylon_config::{self as config, BackendProtocol};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type used for everything the proxy sends.
@@ -97,7 +97,7 @@ impl Clients {
         }
     }
 
-    fn tls_client(&self, tls: &config::BackendTls) -> Result<Client<TlsConnector, Body>, TlsError> {
+    fn tls_client(&self, tls: &config::BackendTls) -> Result<Client<TlsConnector, Body>, PemError> {
         let key = serde_json::to_string(tls).expect("serialisable");
         let mut cache = self.tls.lock().expect("tls client cache poisoned");
         if let Some(c) = cache.get(&key) {
@@ -106,7 +106,7 @@ impl Clients {
         let connector = TlsConnector {
             config: crate::tls::backend_client_config(tls)?,
             server_name: rustls::pki_types::ServerName::try_from(tls.hostname.clone())
-                .map_err(|e| TlsError::Key(e.to_string()))?,
+                .map_err(|e| PemError::Key(e.to_string()))?,
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
@@ -191,7 +191,7 @@ impl std::fmt::Debug for BackendRt {
 }
 
 impl BackendRt {
-    pub fn new(name: &str, b: &config::Backend, clients: &Clients) -> Result<Self, TlsError> {
+    pub fn new(name: &str, b: &config::Backend, clients: &Clients) -> Result<Self, PemError> {
         let upstream = match (&b.tls, b.protocol) {
             (Some(tls), _) => Upstream::Tls(Box::new(clients.tls_client(tls)?)),
             (None, BackendProtocol::H2c) => Upstream::H2c(clients.h2c.clone()),

@@ -19,8 +19,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
-use crate::config::protocol::{self, Ack, Update};
 use crate::state::Shared;
+use pylon_config::protocol::{self, Ack, Update};
 
 /// No line (not even a ping) for this long = the stream is dead.
 const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
@@ -58,7 +58,7 @@ pub enum ClientError {
     )]
     HttpsInPlaintextMode(String),
     #[error("config CA: {0}")]
-    Ca(#[from] crate::tls::TlsError),
+    Ca(#[from] pylon_config::pem::PemError),
     #[error("reading the config CA {path}: {error}")]
     CaFile { path: String, error: std::io::Error },
     #[error("request: {0}")]

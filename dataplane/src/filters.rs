@@ -4,7 +4,7 @@
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
-use crate::config::{Cors, HeaderModifier, PathModifier, Redirect, Scheme};
+use pylon_config::{Cors, HeaderModifier, PathModifier, Redirect, Scheme};
 
 /// Applies set / add / remove (names case-insensitive) to `headers`.
 pub fn modify_headers(headers: &mut HeaderMap, m: &HeaderModifier) {
@@ -317,7 +317,7 @@ mod tests {
         h.insert("x-set", HeaderValue::from_static("old"));
         h.insert("x-add", HeaderValue::from_static("a"));
         h.insert("x-remove", HeaderValue::from_static("gone"));
-        let hv = |n: &str, v: &str| crate::config::HeaderValue {
+        let hv = |n: &str, v: &str| pylon_config::HeaderValue {
             name: n.into(),
             value: v.into(),
         };

@@ -1,6 +1,7 @@
 //! Pylon's data plane: listeners → route table → filters → backends.
 //!
-//! The [`config`] module is the contract with the controller: the data plane owns its schema.
+//! The contract with the controller (config schema, validation, wire protocol) is the
+//! `pylon-config` crate, which the controller builds too without this crate's proxy stack.
 // `deny`, not `forbid`: `memory` makes a foreign call (glibc's `malloc_trim`), `lazy_tcp` reads
 // a socket into uninitialised memory, and `alloc` is the global allocator; each says why.
 #![deny(unsafe_code)]
@@ -10,7 +11,6 @@ pub mod admin;
 pub mod alloc;
 pub mod backend;
 pub mod client;
-pub mod config;
 pub mod deadline;
 pub mod errors;
 pub mod fields;

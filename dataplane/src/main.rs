@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use pylon_dataplane::{admin, client, config, server, state::Shared};
+use pylon_config as config;
+use pylon_dataplane::{admin, client, server, state::Shared};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// `System`, but tokio's 128-byte-aligned tasks and I/O registrations (two per connection) are

@@ -10,16 +10,7 @@ use std::cmp::Ordering;
 use http::{HeaderMap, HeaderName, Method};
 use regex::Regex;
 
-use crate::config::{self, MatchType, PathMatch, RouteKind, RouteMatch};
-
-/// Does `pattern` (exact or `*.suffix`) match `host` (lowercase, no port)? A wildcard
-/// matches one or more labels in place of the `*`.
-pub fn host_matches(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix('*') {
-        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
-        None => pattern == host,
-    }
-}
+use pylon_config::{self as config, MatchType, PathMatch, RouteKind, RouteMatch};
 
 /// Normalises a Host / :authority value: lowercase, port and trailing dot removed. Borrowed
 /// when already normal (the usual case: no copy per request).
@@ -289,7 +280,7 @@ impl Precedence {
             grpc_method,
             headers: m.headers.len(),
             query: m.query.len(),
-            created: config::validate::parse_timestamp(&route.creation_timestamp)
+            created: config::timestamp::parse_timestamp(&route.creation_timestamp)
                 .unwrap_or(i128::MAX),
             namespace: route.namespace.clone(),
             name: route.name.clone(),

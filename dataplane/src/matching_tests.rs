@@ -5,9 +5,9 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::backend::Clients;
-use crate::config;
-use crate::matching::{RequestView, host_matches, normalize_host};
+use crate::matching::{RequestView, normalize_host};
 use crate::table::RouteTable;
+use pylon_config as config;
 
 /// Routes given as YAML (a list of routes), attached to one HTTP listener on port 80.
 fn table(routes: &str) -> RouteTable {
@@ -68,10 +68,6 @@ fn check(t: &RouteTable, cases: &[(&str, Option<&str>)]) {
 
 #[test]
 fn hostnames() {
-    assert!(host_matches("*.example.com", "a.example.com"));
-    assert!(host_matches("*.example.com", "a.b.example.com"));
-    assert!(!host_matches("*.example.com", "example.com"));
-    assert!(!host_matches("*.example.com", "aexample.com"));
     assert_eq!(normalize_host("Example.COM:8080"), "example.com");
     assert_eq!(normalize_host("[::1]:80"), "[::1]");
     let r = "[{backendRefs: [{type: Backend, name: b}]}]";

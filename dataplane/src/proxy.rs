@@ -14,7 +14,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::backend::{BackendRt, Body, BoxError, Tried};
-use crate::config::RouteKind;
 use crate::errors::{Malformed, ProxyError, empty};
 use crate::fields::{self, connection_tokens, names_removable_field};
 use crate::filters;
@@ -22,6 +21,7 @@ use crate::matching::RequestView;
 use crate::state::Shared;
 use crate::table::{CompiledRule, Filters, Target};
 use crate::target;
+use pylon_config::RouteKind;
 
 /// Bodies up to this size are buffered when retries or mirrors need to resend them.
 const MAX_BUFFERED_BODY: usize = 16 << 20;

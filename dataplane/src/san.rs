@@ -91,7 +91,7 @@ mod tests {
     fn der(pem: &str) -> Vec<u8> {
         let path = format!("{}/tests/certs/{pem}", env!("CARGO_MANIFEST_DIR"));
         let pem = std::fs::read(path).unwrap();
-        let mut certs = crate::tls::parse_certs(std::str::from_utf8(&pem).unwrap()).unwrap();
+        let mut certs = pylon_config::pem::parse_certs(std::str::from_utf8(&pem).unwrap()).unwrap();
         certs.remove(0).to_vec()
     }
 

@@ -9,9 +9,9 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
 use crate::backend::Clients;
-use crate::config::{self, Config, Endpoint};
 use crate::metrics::Metrics;
 use crate::table::RouteTable;
+use pylon_config::{self as config, Config, Endpoint};
 
 #[derive(Debug, Default)]
 pub struct Shared {

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::{BackendRt, Clients};
-use crate::config::{self, Config, Filter, ListenerProtocol, RouteKind};
-use crate::matching::{Matcher, PathCond, Precedence, RequestView, host_matches};
+use crate::matching::{Matcher, PathCond, Precedence, RequestView};
 use crate::tls::SniResolver;
+use pylon_config::host::host_matches;
+use pylon_config::{self as config, Config, Filter, ListenerProtocol, RouteKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -27,7 +28,7 @@ pub enum BuildError {
     Tls {
         path: String,
         #[source]
-        source: crate::tls::TlsError,
+        source: pylon_config::pem::PemError,
     },
 }
 

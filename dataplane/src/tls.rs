@@ -1,65 +1,12 @@
-//! TLS material: PEM parsing, the SNI certificate resolver for HTTPS listeners, and client
-//! configs for backend TLS.
+//! TLS setup: the SNI certificate resolver and server config of HTTPS listeners, client
+//! certificate verifiers, and client configs for backend TLS and the config server.
+//!
+//! PEM parsing lives in `pylon_config::pem`, shared with the validator and the controller.
 
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("PEM parse error: {0}")]
-    Pem(String),
-    #[error("no certificate found in PEM")]
-    NoCertificate,
-    #[error("no private key found in PEM")]
-    NoKey,
-    #[error("unusable key: {0}")]
-    Key(String),
-    #[error("TLS setup: {0}")]
-    Rustls(#[from] rustls::Error),
-}
-
-/// All certificates in a PEM bundle (error if none).
-pub fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = rustls_pemfile::certs(&mut pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate);
-    }
-    Ok(certs)
-}
-
-/// The first private key in a PEM bundle, checked to be usable by rustls.
-pub fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let key = rustls_pemfile::private_key(&mut pem.as_bytes())
-        .map_err(|e| TlsError::Pem(e.to_string()))?
-        .ok_or(TlsError::NoKey)?;
-    rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| TlsError::Key(e.to_string()))?;
-    Ok(key)
-}
-
-/// Trust anchors from a PEM CA bundle (error if it holds no certificate or a bad one).
-pub fn root_store(ca_pem: &str) -> Result<rustls::RootCertStore, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in parse_certs(ca_pem)? {
-        roots.add(c)?;
-    }
-    Ok(roots)
-}
-
-/// A rustls signing key from PEM chain + key.
-pub fn certified_key(
-    cert_pem: &str,
-    key_pem: &str,
-) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
-    let certs = parse_certs(cert_pem)?;
-    let key = parse_key(key_pem)?;
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| TlsError::Key(e.to_string()))?;
-    Ok(Arc::new(rustls::sign::CertifiedKey::new(certs, signer)))
-}
+use pylon_config::pem::{PemError, certified_key, parse_certs, parse_key, root_store};
+use rustls::pki_types::CertificateDer;
 
 /// Chooses an HTTPS listener port's certificate by SNI: exact name, then the longest matching
 /// wildcard, then the port's first certificate.
@@ -70,7 +17,7 @@ pub struct SniResolver {
 
 impl SniResolver {
     /// All certificates of the listeners sharing one port.
-    pub fn build(listeners: &[&crate::config::Listener]) -> Result<Self, TlsError> {
+    pub fn build(listeners: &[&pylon_config::Listener]) -> Result<Self, PemError> {
         let mut certs = Vec::new();
         for l in listeners {
             for c in l.tls.iter().flat_map(|t| &t.certificates) {
@@ -96,7 +43,7 @@ impl SniResolver {
             let sni = sni.to_ascii_lowercase();
             self.certs.iter().find(|(h, _)| {
                 h.as_deref()
-                    .is_none_or(|h| crate::matching::host_matches(h, &sni))
+                    .is_none_or(|h| pylon_config::host::host_matches(h, &sni))
             })
         });
         by_name.or(self.certs.first()).map(|(_, k)| k.clone())
@@ -106,8 +53,8 @@ impl SniResolver {
     /// client certificates when `clients` says so.
     pub fn server_config(
         self,
-        clients: Option<&crate::config::ClientValidation>,
-    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        clients: Option<&pylon_config::ClientValidation>,
+    ) -> Result<Arc<rustls::ServerConfig>, PemError> {
         let builder = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -163,18 +110,12 @@ macro_rules! delegate_signatures {
 /// The client certificate verifier of an HTTPS port: chains to the CA bundle; with
 /// AllowInsecureFallback, clients without a (valid) certificate are let through as well.
 pub fn client_verifier(
-    v: &crate::config::ClientValidation,
-) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
-    let roots = root_store(&v.ca_pem)?;
-    let webpki = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        Arc::new(rustls::crypto::ring::default_provider()),
-    )
-    .build()
-    .map_err(|e| TlsError::Key(e.to_string()))?;
+    v: &pylon_config::ClientValidation,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, PemError> {
+    let webpki = pylon_config::pem::client_verifier(&v.ca_pem)?;
     Ok(match v.mode {
-        crate::config::ClientValidationMode::AllowValidOnly => webpki,
-        crate::config::ClientValidationMode::AllowInsecureFallback => {
+        pylon_config::ClientValidationMode::AllowValidOnly => webpki,
+        pylon_config::ClientValidationMode::AllowInsecureFallback => {
             Arc::new(InsecureFallback { inner: webpki })
         }
     })
@@ -280,8 +221,8 @@ impl rustls::client::danger::ServerCertVerifier for SanVerifier {
 /// A client config for TLS to a backend: trust only the policy's CA, verify SANs, present the
 /// client certificate if one is configured.
 pub fn backend_client_config(
-    tls: &crate::config::BackendTls,
-) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    tls: &pylon_config::BackendTls,
+) -> Result<Arc<rustls::ClientConfig>, PemError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = root_store(&tls.ca_pem)?;
     let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -289,19 +230,19 @@ pub fn backend_client_config(
         provider.clone(),
     )
     .build()
-    .map_err(|e| TlsError::Key(e.to_string()))?;
+    .map_err(|e| PemError::Key(e.to_string()))?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions");
     let (mut hostnames, mut uris) = (vec![], vec![]);
     for san in &tls.subject_alt_names {
         match san {
-            crate::config::SubjectAltName::Hostname { value } => {
+            pylon_config::SubjectAltName::Hostname { value } => {
                 if let Ok(name) = rustls::pki_types::ServerName::try_from(value.clone()) {
                     hostnames.push(name);
                 }
             }
-            crate::config::SubjectAltName::Uri { value } => uris.push(value.clone()),
+            pylon_config::SubjectAltName::Uri { value } => uris.push(value.clone()),
         }
     }
     let builder = if hostnames.is_empty() && uris.is_empty() {
@@ -325,7 +266,7 @@ pub fn backend_client_config(
 
 /// A client config trusting only the certificates of `ca_pem` (the controller's config CA):
 /// the data plane must not accept a config server any public CA vouches for.
-pub fn ca_client_config(ca_pem: &str) -> Result<rustls::ClientConfig, TlsError> {
+pub fn ca_client_config(ca_pem: &str) -> Result<rustls::ClientConfig, PemError> {
     let roots = root_store(ca_pem)?;
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

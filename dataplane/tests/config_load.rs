@@ -1,7 +1,7 @@
 //! Config loading: a full valid config round-trips; every kind of bad input is rejected with an
 //! error naming the field (insta snapshots).
 
-use pylon_dataplane::config::{self, Config};
+use pylon_config::{self as config, Config};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");
 

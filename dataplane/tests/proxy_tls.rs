@@ -216,9 +216,7 @@ listeners:
         ek = json_str(&pem("example.key")),
         ca = json_str(&pem("ca.pem")),
     );
-    let err = pylon_dataplane::config::parse_str(&yaml)
-        .unwrap_err()
-        .to_string();
+    let err = pylon_config::parse_str(&yaml).unwrap_err().to_string();
     assert!(
         err.contains("listeners[1].tls.clientValidation") && err.contains("\"one\""),
         "{err}"

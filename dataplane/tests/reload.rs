@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use pylon_dataplane::config;
+use pylon_config as config;
 
 fn cfg(ports: &[u16], backend: &str, addr: std::net::SocketAddr) -> String {
     let listeners: String = ports

@@ -599,7 +599,7 @@ backends: {{b: {{endpoints: [{{address: '{}'}}]}}}}
 }
 
 async fn tls(port: u16, alpn: &[u8]) -> impl AsyncRead + AsyncWrite + Unpin {
-    let roots = pylon_dataplane::tls::root_store(&pem("ca.pem")).unwrap();
+    let roots = pylon_config::pem::root_store(&pem("ca.pem")).unwrap();
     let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pylon_dataplane::config as dp;
+use pylon_config as dp;
 
 use crate::model::ObjectKey;
 use crate::model::policy::BackendTlsPolicy;

@@ -1,7 +1,7 @@
 //! CA bundles from ConfigMaps (`ca.crt`): the trust anchors of BackendTLSPolicy validation and
 //! of a Gateway's frontend client-certificate validation (`spec.tls.frontend`).
 
-use pylon_dataplane::config as dp;
+use pylon_config as dp;
 
 use crate::model::ObjectKey;
 use crate::model::gateway::{FrontendTls, Gateway, ObjectReference};

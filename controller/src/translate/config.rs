@@ -1,10 +1,10 @@
-//! Builds the data plane's config types (`pylon_dataplane::config`, the contract the data plane
-//! owns) from the model, and resolves backend endpoints from EndpointSlices.
+//! Builds the data plane's config types (`pylon_config`, the contract shared with the data
+//! plane) from the model, and resolves backend endpoints from EndpointSlices.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use pylon_dataplane::config as dp;
+use pylon_config as dp;
 use serde::Serialize;
 
 use crate::model::route::{

@@ -68,7 +68,7 @@ pub struct ListenerInfo<'a> {
     /// Resolved certificates (HTTPS).
     pub certificates: Vec<Certificate>,
     /// Client certificate validation of its port (HTTPS, Gateway `spec.tls.frontend`).
-    pub client_validation: Option<pylon_dataplane::config::ClientValidation>,
+    pub client_validation: Option<pylon_config::ClientValidation>,
     /// Conditions other than the ones derived at the end.
     pub problems: ListenerProblems,
 }

@@ -20,7 +20,7 @@ use crate::model::ObjectKey;
 use crate::snapshot::Snapshot;
 
 use output::{Condition, GatewayStatus, Translation};
-use pylon_dataplane::config as dp;
+use pylon_config as dp;
 use route::OwnedGateway;
 
 /// Translates a snapshot into statuses and data-plane configs.

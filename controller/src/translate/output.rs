@@ -10,7 +10,7 @@ use crate::model::core::LoadBalancerAddress;
 use crate::model::gateway::RouteGroupKind;
 use crate::model::route::ParentRef;
 
-use pylon_dataplane::config as dp;
+use pylon_config as dp;
 
 use super::config::ClusterConfig;
 

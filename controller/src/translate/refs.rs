@@ -1,5 +1,7 @@
 //! Reference checks shared by Gateways and routes: ReferenceGrants, TLS Secrets, hostnames.
 
+use pylon_config::host::host_matches;
+
 use crate::model::ObjectKey;
 use crate::model::gateway::SecretObjectReference;
 use crate::snapshot::Snapshot;
@@ -165,17 +167,10 @@ pub(crate) fn check_pem(text: &str, labels: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Whether `host` (possibly a wildcard) matches `pattern` (possibly a wildcard); a wildcard
-/// stands for one or more leading labels.
-fn wildcard_covers(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix('*') {
-        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
-        None => pattern == host,
-    }
-}
-
 /// The hostnames a route gets on a listener: route ∩ listener, keeping the more specific of
-/// each matching pair. `None` means no intersection; `Some(vec![])` means any host.
+/// each matching pair. `None` means no intersection; `Some(vec![])` means any host. Either side
+/// may be a wildcard; [`host_matches`] is the data plane's own wildcard rule (one or more
+/// leading labels), so a `*.a.com` pattern also covers the narrower wildcard `*.b.a.com`.
 pub fn intersect_hostnames(listener: Option<&str>, route: &[String]) -> Option<Vec<String>> {
     let Some(l) = listener else {
         return Some(route.to_vec());
@@ -186,9 +181,9 @@ pub fn intersect_hostnames(listener: Option<&str>, route: &[String]) -> Option<V
     let mut out: Vec<String> = route
         .iter()
         .filter_map(|h| {
-            if h == l || wildcard_covers(l, h) {
+            if h == l || host_matches(l, h) {
                 Some(h.clone())
-            } else if wildcard_covers(h, l) {
+            } else if host_matches(h, l) {
                 Some(l.to_string())
             } else {
                 None

@@ -6,7 +6,7 @@ use crate::model::route::{BackendRef, GrpcRule, HttpRule, ParentRef, Route, Rout
 use crate::model::{GATEWAY_GROUP, ObjectKey};
 use crate::snapshot::Snapshot;
 
-use pylon_dataplane::config as dp;
+use pylon_config as dp;
 
 use super::config::{self, ClusterConfig, cluster_name};
 use super::gateway::{ListenerInfo, Owner};
@@ -292,48 +292,12 @@ impl CheckedRules {
     /// Runs the data plane's own validation on this rule alone, so a rule the data plane would
     /// reject is dropped here (UnsupportedValue) instead of making it reject the whole config.
     fn data_plane_accepts<R: TranslateRule>(&self, rule: &dp::Rule) -> Result<(), String> {
-        let probe = dp::Config {
-            api_version: dp::API_VERSION.into(),
-            listeners: vec![dp::Listener {
-                name: "probe".into(),
-                port: 1,
-                protocol: dp::ListenerProtocol::Http,
-                hostname: None,
-                tls: None,
-                routes: vec![dp::Route {
-                    kind: R::DP_KIND,
-                    namespace: "probe".into(),
-                    name: "probe".into(),
-                    creation_timestamp: "1970-01-01T00:00:00Z".into(),
-                    hostnames: vec![],
-                    rules: vec![rule.clone()],
-                }],
-            }],
-            backends: self
-                .clusters
-                .iter()
-                .map(|(name, c)| {
-                    let backend = dp::Backend {
-                        protocol: c.protocol,
-                        endpoints: vec![],
-                        tls: None,
-                    };
-                    (name.clone(), backend)
-                })
-                .collect(),
-        };
-        let problems = dp::validate(&probe);
+        let problems =
+            dp::validate_rule(R::DP_KIND, rule, &|name| self.clusters.contains_key(name));
         if problems.is_empty() {
             return Ok(());
         }
-        let prefix = "listeners[0].routes[0].rules[0]";
-        let shown: Vec<String> = problems
-            .iter()
-            .map(|p| {
-                let path = p.path.strip_prefix(prefix).unwrap_or(&p.path);
-                format!("{}: {}", path.trim_start_matches('.'), p.message)
-            })
-            .collect();
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
         Err(shown.join("; "))
     }
 }

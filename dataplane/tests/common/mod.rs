@@ -48,14 +48,14 @@ impl Backend {
     /// A TLS backend serving `backend.pem` (SANs backend.internal, alt.internal); with
     /// `require_client` it demands a client certificate from the test CA.
     pub async fn start_tls(id: &str, require_client: bool) -> Backend {
-        let certs = pylon_dataplane::tls::parse_certs(&pem("backend.pem")).unwrap();
-        let key = pylon_dataplane::tls::parse_key(&pem("backend.key")).unwrap();
+        let certs = pylon_config::pem::parse_certs(&pem("backend.pem")).unwrap();
+        let key = pylon_config::pem::parse_key(&pem("backend.key")).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .unwrap();
         let builder = if require_client {
-            let roots = pylon_dataplane::tls::root_store(&pem("ca.pem")).unwrap();
+            let roots = pylon_config::pem::root_store(&pem("ca.pem")).unwrap();
             let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,
@@ -240,7 +240,7 @@ impl Proxy {
     /// With the given HTTP/1.1 engine.
     pub async fn start_engine(yaml: &str, limits: Limits, http1: Http1) -> Proxy {
         let shared = Shared::new();
-        let cfg = pylon_dataplane::config::parse_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = pylon_config::parse_str(yaml).unwrap_or_else(|e| panic!("{e}"));
         let ports: Vec<u16> = cfg.listeners.iter().map(|l| l.port).collect();
         shared.apply("v1", cfg).unwrap();
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -343,7 +343,7 @@ pub async fn tls_get_as(
     h2: bool,
     client: Option<&str>,
 ) -> Result<Got, String> {
-    let roots = pylon_dataplane::tls::root_store(&pem("ca.pem")).unwrap();
+    let roots = pylon_config::pem::root_store(&pem("ca.pem")).unwrap();
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -354,8 +354,8 @@ pub async fn tls_get_as(
         None => cfg.with_no_client_auth(),
         Some(name) => cfg
             .with_client_auth_cert(
-                pylon_dataplane::tls::parse_certs(&pem(&format!("{name}.pem"))).unwrap(),
-                pylon_dataplane::tls::parse_key(&pem(&format!("{name}.key"))).unwrap(),
+                pylon_config::pem::parse_certs(&pem(&format!("{name}.pem"))).unwrap(),
+                pylon_config::pem::parse_key(&pem(&format!("{name}.key"))).unwrap(),
             )
             .unwrap(),
     };

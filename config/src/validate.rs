@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::*;
+use crate::host::check_hostname;
+use crate::timestamp::parse_timestamp;
 
 /// One problem in a config, at a field path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,6 +21,25 @@ pub struct ValidationError {
 pub fn validate(config: &Config) -> Vec<ValidationError> {
     let mut v = Validator::default();
     v.config(config);
+    v.errors
+}
+
+/// The problems of one rule of a `kind` route on its own, paths relative to the rule
+/// (`filters[0].path`); `backend_exists` says which names `backends` would hold. The controller
+/// checks each rule with this before sending it, so one bad rule is dropped instead of making
+/// the data plane reject the whole config; [`validate`] runs the same checks on every rule.
+pub fn validate_rule(
+    kind: RouteKind,
+    rule: &Rule,
+    backend_exists: &dyn Fn(&str) -> bool,
+) -> Vec<ValidationError> {
+    let mut v = Validator::default();
+    v.rule("", kind, rule, backend_exists);
+    for e in &mut v.errors {
+        if let Some(relative) = e.path.strip_prefix('.') {
+            e.path = relative.to_string();
+        }
+    }
     v.errors
 }
 
@@ -106,7 +127,9 @@ impl Validator {
                 _ => {}
             }
             for (j, r) in l.routes.iter().enumerate() {
-                self.route(&format!("{p}.routes[{j}]"), r, c);
+                self.route(&format!("{p}.routes[{j}]"), r, &|name| {
+                    c.backends.contains_key(name)
+                });
             }
         }
         for (name, b) in &c.backends {
@@ -126,15 +149,15 @@ impl Validator {
             for (k, h) in cert.hostnames.iter().enumerate() {
                 self.hostname(format!("{cp}.hostnames[{k}]"), h);
             }
-            if let Err(e) = crate::tls::parse_certs(&cert.cert_pem) {
+            if let Err(e) = crate::pem::parse_certs(&cert.cert_pem) {
                 self.err(format!("{cp}.certPem"), e.to_string());
             }
-            if let Err(e) = crate::tls::parse_key(&cert.key_pem) {
+            if let Err(e) = crate::pem::parse_key(&cert.key_pem) {
                 self.err(format!("{cp}.keyPem"), e.to_string());
             }
         }
         if let Some(v) = &tls.client_validation
-            && let Err(e) = crate::tls::client_verifier(v)
+            && let Err(e) = crate::pem::client_verifier(&v.ca_pem)
         {
             self.err(format!("{p}.clientValidation.caPem"), e.to_string());
         }
@@ -146,7 +169,7 @@ impl Validator {
         }
     }
 
-    fn route(&mut self, p: &str, r: &Route, c: &Config) {
+    fn route(&mut self, p: &str, r: &Route, backend_exists: &dyn Fn(&str) -> bool) {
         if r.namespace.is_empty() {
             self.err(format!("{p}.namespace"), "must not be empty");
         }
@@ -166,11 +189,17 @@ impl Validator {
             self.hostname(format!("{p}.hostnames[{i}]"), h);
         }
         for (i, rule) in r.rules.iter().enumerate() {
-            self.rule(&format!("{p}.rules[{i}]"), r.kind, rule, c);
+            self.rule(&format!("{p}.rules[{i}]"), r.kind, rule, backend_exists);
         }
     }
 
-    fn rule(&mut self, p: &str, kind: RouteKind, rule: &Rule, c: &Config) {
+    fn rule(
+        &mut self,
+        p: &str,
+        kind: RouteKind,
+        rule: &Rule,
+        backend_exists: &dyn Fn(&str) -> bool,
+    ) {
         for (i, m) in rule.matches.iter().enumerate() {
             self.route_match(&format!("{p}.matches[{i}]"), kind, m);
         }
@@ -215,7 +244,7 @@ impl Validator {
             self.filter(
                 &format!("{p}.filters[{i}]"),
                 f,
-                c,
+                backend_exists,
                 prefix_only || rule.matches.is_empty(),
                 false,
             );
@@ -224,14 +253,20 @@ impl Validator {
             let bp = format!("{p}.backendRefs[{i}]");
             match b {
                 BackendRef::Backend(t) => {
-                    if !c.backends.contains_key(&t.name) {
+                    if !backend_exists(&t.name) {
                         self.err(
                             format!("{bp}.name"),
                             format!("unknown backend {:?}", t.name),
                         );
                     }
                     for (j, f) in t.filters.iter().enumerate() {
-                        self.filter(&format!("{bp}.filters[{j}]"), f, c, prefix_only, true);
+                        self.filter(
+                            &format!("{bp}.filters[{j}]"),
+                            f,
+                            backend_exists,
+                            prefix_only,
+                            true,
+                        );
                     }
                 }
                 BackendRef::Invalid(inv) => {
@@ -364,7 +399,14 @@ impl Validator {
         }
     }
 
-    fn filter(&mut self, p: &str, f: &Filter, c: &Config, prefix_ok: bool, per_backend: bool) {
+    fn filter(
+        &mut self,
+        p: &str,
+        f: &Filter,
+        backend_exists: &dyn Fn(&str) -> bool,
+        prefix_ok: bool,
+        per_backend: bool,
+    ) {
         let header_list = |v: &mut Self, fp: &str, m: &HeaderModifier| {
             let names = m
                 .set
@@ -422,7 +464,7 @@ impl Validator {
             }
             Filter::RequestMirror(m) => {
                 let mp = p;
-                if !c.backends.contains_key(&m.backend) {
+                if !backend_exists(&m.backend) {
                     self.err(
                         format!("{mp}.backend"),
                         format!("unknown backend {:?}", m.backend),
@@ -469,7 +511,7 @@ impl Validator {
     fn backend(&mut self, p: &str, b: &Backend) {
         if let Some(tls) = &b.tls {
             let tp = format!("{p}.tls");
-            match crate::tls::parse_certs(&tls.ca_pem) {
+            match crate::pem::parse_certs(&tls.ca_pem) {
                 Ok(c) if c.is_empty() => self.err(format!("{tp}.caPem"), "no certificate found"),
                 Ok(_) => {}
                 Err(e) => self.err(format!("{tp}.caPem"), e.to_string()),
@@ -482,10 +524,10 @@ impl Validator {
             }
             match (&tls.client_cert_pem, &tls.client_key_pem) {
                 (Some(c), Some(k)) => {
-                    if let Err(e) = crate::tls::parse_certs(c) {
+                    if let Err(e) = crate::pem::parse_certs(c) {
                         self.err(format!("{tp}.clientCertPem"), e.to_string());
                     }
-                    if let Err(e) = crate::tls::parse_key(k) {
+                    if let Err(e) = crate::pem::parse_key(k) {
                         self.err(format!("{tp}.clientKeyPem"), e.to_string());
                     }
                 }
@@ -506,118 +548,36 @@ impl Validator {
     }
 }
 
-/// Checks an exact (`a.example.com`) or wildcard (`*.example.com`) hostname (RFC 1123, no IPs).
-pub fn check_hostname(h: &str) -> Result<(), String> {
-    let rest = h.strip_prefix("*.").unwrap_or(h);
-    if h.len() > 253 || rest.is_empty() {
-        return Err(format!("{h:?} is not a valid hostname"));
-    }
-    if rest.parse::<std::net::IpAddr>().is_ok() {
-        return Err(format!("{h:?} is an IP address, not a hostname"));
-    }
-    for label in rest.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-');
-        if !ok {
-            return Err(format!("{h:?} is not a valid lowercase RFC 1123 hostname"));
-        }
-    }
-    Ok(())
-}
-
-/// Parses an RFC 3339 timestamp into nanoseconds since the Unix epoch.
-pub fn parse_timestamp(s: &str) -> Option<i128> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut nanos: i128 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 || digits > 9 {
-            return None;
-        }
-        nanos = frac[..digits].parse::<i128>().ok()? * 10i128.pow(9 - digits as u32);
-        rest = &frac[digits..];
-    }
-    let offset_secs: i64 = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let oh = num(s.len() - 5..s.len() - 3)?;
-            let om = num(s.len() - 2..s.len())?;
-            let v = oh * 3600 + om * 60;
-            if o.starts_with('+') { v } else { -v }
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let (yy, m) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_secs;
-    Some(secs as i128 * 1_000_000_000 + nanos)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn timestamps() {
-        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
+    fn a_rule_alone_is_checked_as_in_a_config() {
+        let rule: Rule = serde_yaml::from_str(
+            "{matches: [{path: {type: RegularExpression, value: '('}}], \
+             backendRefs: [{type: Backend, name: web}, {type: Backend, name: gone}]}",
+        )
+        .unwrap();
+        let errors = validate_rule(RouteKind::Http, &rule, &|name| name == "web");
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["matches[0].path.value", "backendRefs[1].name"]);
         assert_eq!(
-            parse_timestamp("1970-01-02T00:00:01.5Z"),
-            Some(86_401_500_000_000)
+            errors[1].to_string(),
+            "backendRefs[1].name: unknown backend \"gone\""
         );
-        assert_eq!(
-            parse_timestamp("2024-03-01T00:00:00Z"),
-            Some(1_709_251_200_000_000_000)
-        );
-        assert_eq!(
-            parse_timestamp("2024-03-01T01:00:00+01:00"),
-            Some(1_709_251_200_000_000_000)
-        );
-        assert_eq!(parse_timestamp("2024-13-01T00:00:00Z"), None);
-        assert_eq!(parse_timestamp("yesterday"), None);
-    }
-
-    #[test]
-    fn hostnames() {
-        assert!(check_hostname("foo.example.com").is_ok());
-        assert!(check_hostname("*.example.com").is_ok());
-        assert!(check_hostname("Foo.com").is_err());
-        assert!(check_hostname("*").is_err());
-        assert!(check_hostname("a..b").is_err());
-        assert!(check_hostname("10.0.0.1").is_err());
+        let config: Config = serde_yaml::from_str(&format!(
+            "{{apiVersion: {API_VERSION}, backends: {{web: {{}}}}, listeners: [{{name: l, port: 80, \
+             protocol: HTTP, routes: [{{kind: HTTPRoute, namespace: n, name: r, \
+             creationTimestamp: '2024-01-01T00:00:00Z', rules: [{}]}}]}}]}}",
+            serde_json::to_string(&rule).unwrap()
+        ))
+        .unwrap();
+        let whole: Vec<String> = validate(&config).iter().map(|e| e.to_string()).collect();
+        let prefixed: Vec<String> = errors
+            .iter()
+            .map(|e| format!("listeners[0].routes[0].rules[0].{e}"))
+            .collect();
+        assert_eq!(whole, prefixed);
     }
 }

@@ -1,5 +1,5 @@
 //! Wire types of config protocol v1 between the controller and the data plane
-//! (documented in `api-docs/config-protocol.md`). The controller imports these.
+//! (documented in `api-docs/config-protocol.md`), used by both sides.
 //!
 //! The data plane sends `GET /v1/gateways/{namespace}/{name}/config?pod={pod}`; the answer is
 //! an `application/x-ndjson` stream of [`Update`]s, a snapshot first. After applying or

@@ -1,16 +1,24 @@
-//! The data plane's configuration model: the contract with the controller.
+//! The contract between Pylon's controller and its data plane: the configuration model, its
+//! validation, and the wire protocol that carries it.
 //!
 //! The controller does the Kubernetes work (hostname intersection, ReferenceGrants, Service →
 //! endpoint resolution, CRD defaults) and sends a *resolved* model: listeners with the routes
-//! attached to each, and backends by name with their endpoints. The data plane owns this schema;
-//! it is versioned by [`API_VERSION`] and validated on load ([`validate`]), every error naming
-//! the field path it is about.
+//! attached to each, and backends by name with their endpoints. The schema is versioned by
+//! [`API_VERSION`] and validated on load ([`validate`]), every error naming the field path it is
+//! about.
+//!
+//! A crate of its own so that both sides build the same definitions (what the controller
+//! checks before sending is what the data plane checks on load) and the controller does not
+//! build the data plane's proxy stack: no async runtime, no HTTP server here.
 //!
 //! Wire format: JSON or YAML, camelCase field names, unknown fields rejected.
 
 pub mod duration;
+pub mod host;
 pub mod load;
+pub mod pem;
 pub mod protocol;
+pub mod timestamp;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -20,9 +28,9 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::Duration;
 pub use load::{LoadError, load_file, parse_str};
-pub use validate::{ValidationError, validate};
+pub use validate::{ValidationError, validate, validate_rule};
 
-/// The only `apiVersion` this data plane understands.
+/// The only `apiVersion` the data plane understands.
 pub const API_VERSION: &str = "pylon.dev/dataplane/v1";
 
 /// One Gateway's complete data-plane configuration.
