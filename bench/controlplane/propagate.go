@@ -59,8 +59,12 @@ func (g *gatewayClient) pod(host string) (string, error) {
 func (g *gatewayClient) servedBy(ctx context.Context, host, backend string, timeout time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if pod, _ := g.pod(host); strings.HasPrefix(pod, backend+"-") {
+		pod, err := g.pod(host)
+		if strings.HasPrefix(pod, backend+"-") {
 			return time.Now(), nil
+		}
+		if err != nil {
+			time.Sleep(time.Millisecond) // a connection error: do not spin on it
 		}
 	}
 	return time.Time{}, fmt.Errorf("%s not served by %s after %s", host, backend, timeout)
