@@ -63,8 +63,14 @@ probe=$(build probe "$repo/e2e/probe")
 # shellcheck source=SCRIPTDIR/../e2e/lib.sh
 source "$repo/e2e/lib.sh"
 
+driver_pid=
 cleanup() {
   local rc=$?
+  if [ -n "$driver_pid" ]; then # interrupted: the driver prints its partial figures as it ends
+    kill -TERM "$driver_pid" 2>/dev/null || true
+    wait "$driver_pid" 2>/dev/null || true
+    cat "$out/bench.out" 2>/dev/null || true
+  fi
   if [ "${CP_BENCH_KEEP:-}" = 1 ]; then
     say "CP_BENCH_KEEP=1: namespace $ns left in place"
   elif kubectl get namespace "$ns" >/dev/null 2>&1; then
@@ -116,6 +122,7 @@ say "Gateway gw serves at $addr"
 
 # --- the run ------------------------------------------------------------------------------------
 mkdir -p "$out"
+rm -f "$out/bench.out"
 commit=$(git -C "$repo" rev-parse --short HEAD)
 git -C "$repo" diff --quiet HEAD -- controller dataplane charts || commit="$commit+dirty"
 say "driver: sizes ${CP_BENCH_SIZES:-1000,3000,5000}; failed probe requests are logged to $out/probe.err"
@@ -126,4 +133,12 @@ say "driver: sizes ${CP_BENCH_SIZES:-1000,3000,5000}; failed probe requests are 
   -churn-rate "${CP_BENCH_CHURN_RATE:-10}" -churn-lifetime "${CP_BENCH_CHURN_LIFETIME:-5s}" \
   -workers "${CP_BENCH_WORKERS:-16}" -qps "${CP_BENCH_QPS:-50}" -burst "${CP_BENCH_BURST:-300}" \
   -probe-rps "${CP_BENCH_PROBE_RPS:-200}" -timeout "${CP_BENCH_TIMEOUT:-15m}" \
-  -change-timeout "${CP_BENCH_CHANGE_TIMEOUT:-60s}" | tee "$out/bench.out"
+  -change-timeout "${CP_BENCH_CHANGE_TIMEOUT:-60s}" >"$out/bench.out" &
+# In the background so that a signal to this script reaches it at once (bash runs traps only
+# between commands); on a signal the EXIT trap stops it, waits for it and prints its BENCH line.
+driver_pid=$!
+rc=0
+wait "$driver_pid" || rc=$?
+driver_pid=
+cat "$out/bench.out"
+exit "$rc"

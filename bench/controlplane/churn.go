@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 )
 
@@ -16,14 +17,19 @@ import (
 type churn struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	ctx    context.Context
+	dc     dynamic.Interface
+	ns     string
 
-	mu              sync.Mutex
+	mu         sync.Mutex
 	ok, errors int
 }
 
 func startChurn(ctx context.Context, dc dynamic.Interface, ns, gateway, backend string, rate int, lifetime time.Duration, seq *int) *churn {
-	ctx, cancel := context.WithCancel(ctx)
-	c := &churn{cancel: cancel, done: make(chan struct{})}
+	// Requests run on ctx, the loop stops on stopped: a request in flight when stop is called
+	// completes (a create cancelled mid-way may exist on the server without the loop knowing).
+	stopped, cancel := context.WithCancel(ctx)
+	c := &churn{cancel: cancel, done: make(chan struct{}), ctx: ctx, dc: dc, ns: ns}
 	keep := int(float64(rate) * lifetime.Seconds())
 	go func() {
 		defer close(c.done)
@@ -32,10 +38,9 @@ func startChurn(ctx context.Context, dc dynamic.Interface, ns, gateway, backend 
 		defer tick.Stop()
 		for {
 			select {
-			case <-ctx.Done():
-				cleanup := context.Background()
+			case <-stopped.Done():
 				for _, name := range live {
-					if err := deleteRoute(cleanup, dc, ns, name); err != nil {
+					if err := deleteRoute(ctx, dc, ns, name); err != nil {
 						log.Printf("churn: delete %s: %v", name, err)
 					}
 				}
@@ -44,10 +49,12 @@ func startChurn(ctx context.Context, dc dynamic.Interface, ns, gateway, backend 
 			}
 			*seq++
 			name := fmt.Sprintf("c-%06d", *seq)
-			_, err := applyRoute(ctx, dc, routeObject(ns, name, gateway, name+".churn.cp-bench.example", backend))
-			if ctx.Err() == nil {
-				c.count(err)
-			}
+			route := routeObject(ns, name, gateway, name+".churn.cp-bench.example", backend)
+			labels := route.GetLabels()
+			labels[churnLabel] = "true"
+			route.SetLabels(labels)
+			_, err := applyRoute(ctx, dc, route)
+			c.count(err)
 			if err == nil {
 				live = append(live, name)
 			}
@@ -59,6 +66,8 @@ func startChurn(ctx context.Context, dc dynamic.Interface, ns, gateway, backend 
 	}()
 	return c
 }
+
+const churnLabel = "pylon.dev/cp-bench-churn"
 
 func (c *churn) count(err error) {
 	c.mu.Lock()
@@ -73,6 +82,11 @@ func (c *churn) count(err error) {
 func (c *churn) stop() (requests, errors int) {
 	c.cancel()
 	<-c.done
+	// Whatever the loop lost track of (a request that failed on the client but not on the server).
+	if err := c.dc.Resource(routeGVR).Namespace(c.ns).DeleteCollection(c.ctx, metav1.DeleteOptions{},
+		metav1.ListOptions{LabelSelector: churnLabel + "=true"}); err != nil {
+		log.Printf("churn: delete the leftovers: %v", err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ok, c.errors

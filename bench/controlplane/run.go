@@ -130,6 +130,7 @@ func (b *bench) size(ctx context.Context, n int) (sizeResult, error) {
 	res := sizeResult{Routes: n}
 	have := len(b.backend)
 	res.Created = n - have
+	b.tr.quiet(cfg.quiet, time.Minute) // the previous step's writes (its churn) are not this one's
 	w0 := b.tr.writes()
 	attached := b.tr.when(func(t *tracker) bool { return t.attached == int64(n)+b.extra })
 	accepted := b.tr.when(func(t *tracker) bool { return len(t.ready) >= n })
