@@ -64,6 +64,7 @@ probe=$(build probe "$repo/e2e/probe")
 source "$repo/e2e/lib.sh"
 
 driver_pid=
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
   local rc=$?
   if [ -n "$driver_pid" ]; then # interrupted: the driver prints its partial figures as it ends
