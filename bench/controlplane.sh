@@ -119,6 +119,10 @@ addr=$(kubectl -n "$ns" get gateway gw -o jsonpath='{.status.addresses[0].value}
 [ -n "$addr" ] || fail "Gateway gw has no address"
 eventually 60 curl -sSf --max-time 2 -H "Host: $probe_host" "http://$addr/" >/dev/null ||
   fail "the probe route is not served through the Gateway at $addr"
+# The curls made before kube-proxy had the address's rules left conntrack entries that were never
+# NATed (SYN_SENT, UNREPLIED, up to 2 min): a probe connection that happens to reuse one's source
+# port would follow it to no host and fail with EHOSTUNREACH. Nothing legitimate is in SYN_SENT now.
+conntrack -D -p tcp -d "$addr" --state SYN_SENT >/dev/null 2>&1 || true
 say "Gateway gw serves at $addr"
 
 # --- the run ------------------------------------------------------------------------------------
