@@ -74,34 +74,54 @@ func (g *gatewayClient) servedBy(ctx context.Context, host, backend string, time
 // new backend through the Gateway, and the API server's floor, the time from sending it to a
 // plain watch on that route seeing the new spec.
 type change struct {
-	propagation, floor time.Duration
-	timedOut           bool
+	propagation, floor     time.Duration
+	timedOut, floorMissing bool
 }
 
-// changeBackend moves route (hostname host) to backend and measures both figures.
+// changeBackend moves route (hostname host) to backend and measures both figures. The watch
+// starts without a resourceVersion (the API server sends the route as it is, then its changes), and
+// the apply is sent once that first event arrived: a watch from the resourceVersion of a GET can
+// be refused ("too large resource version") when the watch cache lags, as it does under churn. If
+// the watch ends without the change, floor is 0 and floorMissing set; propagation still counts.
 func changeBackend(ctx context.Context, dc dynamic.Interface, g *gatewayClient, ns, gateway, route, host, backend string, timeout time.Duration) (change, error) {
-	routes := dc.Resource(routeGVR).Namespace(ns)
-	cur, err := routes.Get(ctx, route, metav1.GetOptions{})
-	if err != nil {
-		return change{}, err
-	}
-	w, err := routes.Watch(ctx, metav1.ListOptions{
-		FieldSelector:   fields.OneTermEqualSelector("metadata.name", route).String(),
-		ResourceVersion: cur.GetResourceVersion(),
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := dc.Resource(routeGVR).Namespace(ns).Watch(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("metadata.name", route).String(),
 	})
 	if err != nil {
 		return change{}, err
 	}
 	defer w.Stop()
+	started := make(chan struct{})
 	seen := make(chan time.Time, 1)
 	go func() {
+		defer close(seen)
+		first := true
 		for ev := range w.ResultChan() {
-			if u, ok := ev.Object.(*unstructured.Unstructured); ok && ev.Type == watch.Modified && routeBackend(u) == backend {
+			u, ok := ev.Object.(*unstructured.Unstructured)
+			if !ok {
+				continue // an error event; the channel closes after it
+			}
+			if first {
+				first = false
+				close(started)
+				continue
+			}
+			if ev.Type == watch.Modified && routeBackend(u) == backend {
 				seen <- time.Now()
 				return
 			}
 		}
+		if first {
+			close(started)
+		}
 	}()
+	select {
+	case <-started:
+	case <-time.After(timeout):
+		return change{}, fmt.Errorf("the watch on %s sent nothing in %s", route, timeout)
+	}
 
 	t0 := time.Now()
 	if _, err := applyRoute(ctx, dc, routeObject(ns, route, gateway, host, backend)); err != nil {
@@ -115,10 +135,14 @@ func changeBackend(ctx context.Context, dc dynamic.Interface, g *gatewayClient, 
 		c.propagation = served.Sub(t0)
 	}
 	select {
-	case at := <-seen:
-		c.floor = at.Sub(t0)
+	case at, ok := <-seen:
+		if ok {
+			c.floor = at.Sub(t0)
+		} else {
+			c.floorMissing = true
+		}
 	case <-time.After(timeout):
-		return c, fmt.Errorf("the watch on %s never saw the change", route)
+		c.floorMissing = true
 	}
 	return c, nil
 }
