@@ -8,7 +8,7 @@ export PYLON_CLUSTER_DIR ?= /var/lib/pylon-cluster
 CARGO ?= cargo
 K8S_KUBECTL = $(shell bash -c 'source conformance/cluster/versions.sh && echo $$K8S_BIN/kubectl')
 
-.PHONY: help deps build lint unit helm-lint release-check h2spec test e2e check-clean cluster-up cluster-down conformance install demo bench tools
+.PHONY: help deps build lint unit helm-lint release-check h2spec test e2e check-clean cluster-up cluster-down conformance install demo bench bench-controlplane tools
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -31,6 +31,7 @@ unit: deps tools ## unit, golden and loopback integration tests (the podlet test
 	$(CARGO) test --workspace
 	cd conformance/suite && go vet ./... && go test ./...
 	cd e2e/probe && go vet ./...
+	cd bench/controlplane && go vet ./...
 
 helm-lint: deps ## helm lint + template of charts/pylon (default and ci/ values), validated offline
 	@bash scripts/helm.sh lint
@@ -75,6 +76,10 @@ demo: ## on a machine with no cluster: local cluster, Pylon, the quickstart, one
 
 bench: deps ## data-plane benchmark against nginx, haproxy and the backend directly (not a test)
 	@bash bench/run.sh
+
+# Installs Pylon (release) into the local cluster itself unless CP_BENCH_INSTALLED=1; leaves it up.
+bench-controlplane: deps tools ## control-plane benchmark on the local cluster: route scale, status writes, propagation (not a test)
+	@bash bench/controlplane.sh
 
 check-clean: ## verify that cluster-down left nothing behind
 	@bash conformance/cluster/check-clean.sh
