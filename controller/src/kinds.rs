@@ -216,24 +216,17 @@ pub enum Applied {
     Unchanged,
 }
 
-/// Puts an object's model into `s` (or, when it does not convert, takes the object out: a
-/// malformed object is skipped, as if it did not exist).
+/// Puts an object's model into `s`; an object that does not convert leaves `s` as it was (the
+/// caller decides: the watcher takes it out, the YAML reader fails).
 pub fn upsert<K: Kind>(s: &mut Snapshot, o: &K::Api) -> Result<Applied, ConvertError> {
     let key = K::Key::of(K::meta(o));
-    match K::convert(o) {
-        Ok(model) => {
-            let map = K::map(s);
-            if map.get(&key).is_some_and(|old| **old == model) {
-                return Ok(Applied::Unchanged);
-            }
-            map.insert(key, Arc::new(model));
-            Ok(Applied::Changed)
-        }
-        Err(e) => {
-            remove::<K>(s, &key);
-            Err(e)
-        }
+    let model = K::convert(o)?;
+    let map = K::map(s);
+    if map.get(&key).is_some_and(|old| **old == model) {
+        return Ok(Applied::Unchanged);
     }
+    map.insert(key, Arc::new(model));
+    Ok(Applied::Changed)
 }
 
 /// Takes an object out of `s`.

@@ -1,7 +1,8 @@
 //! The [`Snapshot`]: every input translation reads, at one moment, plus the controller's options.
 //!
-//! Built from the reflector stores by the watcher, or from a multi-document YAML file by the
-//! golden tests ([`Snapshot::from_yaml`]), through the same edge conversion.
+//! Copied from the model the watcher keeps ([`crate::watch::Objects`]), or read from a
+//! multi-document YAML file by the golden tests ([`Snapshot::from_yaml`]), through the same edge
+//! conversion ([`crate::kinds`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -105,6 +106,26 @@ pub enum SnapshotError {
 /// Reads one document of a known kind into a snapshot.
 type Loader = fn(&mut Snapshot, usize, serde_yaml::Value) -> Result<(), SnapshotError>;
 
+/// Per kind name ([`Kind::NAME`]), its loader.
+const LOADERS: [(&str, Loader); kinds::COUNT] = [
+    (kinds::GatewayClasses::NAME, load::<kinds::GatewayClasses>),
+    (kinds::Gateways::NAME, load::<kinds::Gateways>),
+    (kinds::ListenerSets::NAME, load::<kinds::ListenerSets>),
+    (kinds::HttpRoutes::NAME, load::<kinds::HttpRoutes>),
+    (kinds::GrpcRoutes::NAME, load::<kinds::GrpcRoutes>),
+    (kinds::ReferenceGrants::NAME, load::<kinds::ReferenceGrants>),
+    (kinds::Services::NAME, load::<kinds::Services>),
+    (kinds::EndpointSlices::NAME, load::<kinds::EndpointSlices>),
+    (kinds::Secrets::NAME, load::<kinds::Secrets>),
+    (
+        kinds::BackendTlsPolicies::NAME,
+        load::<kinds::BackendTlsPolicies>,
+    ),
+    (kinds::Parameters::NAME, load::<kinds::Parameters>),
+    (kinds::ConfigMaps::NAME, load::<kinds::ConfigMaps>),
+    (kinds::Namespaces::NAME, load::<kinds::Namespaces>),
+];
+
 /// Reads one document as a `K`, with the metadata the API server would have set: a namespace
 /// ("default") and a generation (1).
 fn load<K: Kind>(
@@ -129,11 +150,12 @@ fn load<K: Kind>(
     Ok(())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(
+/// Reads a document (a stream's next, or one already read as a value) as a `T`.
+fn parse<'de, T: serde::Deserialize<'de>>(
     index: usize,
-    doc: serde_yaml::Value,
+    doc: impl serde::Deserializer<'de, Error = serde_yaml::Error>,
 ) -> Result<T, SnapshotError> {
-    serde_yaml::from_value(doc).map_err(|e| SnapshotError::Parse {
+    T::deserialize(doc).map_err(|e| SnapshotError::Parse {
         index,
         message: e.to_string(),
     })
@@ -148,10 +170,7 @@ impl Snapshot {
             ..Default::default()
         };
         for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let value = serde_yaml::Value::deserialize(doc).map_err(|e| SnapshotError::Parse {
-                index,
-                message: e.to_string(),
-            })?;
+            let value: serde_yaml::Value = parse(index, doc)?;
             if value.is_null() {
                 continue;
             }
@@ -160,21 +179,8 @@ impl Snapshot {
                 .and_then(|k| k.as_str())
                 .unwrap_or_default()
                 .to_string();
-            let load: Loader = match kind.as_str() {
-                "GatewayClass" => load::<kinds::GatewayClasses>,
-                "Gateway" => load::<kinds::Gateways>,
-                "ListenerSet" => load::<kinds::ListenerSets>,
-                "HTTPRoute" => load::<kinds::HttpRoutes>,
-                "GRPCRoute" => load::<kinds::GrpcRoutes>,
-                "ReferenceGrant" => load::<kinds::ReferenceGrants>,
-                "Service" => load::<kinds::Services>,
-                "EndpointSlice" => load::<kinds::EndpointSlices>,
-                "Secret" => load::<kinds::Secrets>,
-                "BackendTLSPolicy" => load::<kinds::BackendTlsPolicies>,
-                "GatewayParameters" => load::<kinds::Parameters>,
-                "ConfigMap" => load::<kinds::ConfigMaps>,
-                "Namespace" => load::<kinds::Namespaces>,
-                _ => return Err(SnapshotError::UnsupportedKind { index, kind }),
+            let Some(&(_, load)) = LOADERS.iter().find(|(name, _)| *name == kind) else {
+                return Err(SnapshotError::UnsupportedKind { index, kind });
             };
             load(&mut s, index, value)?;
         }
@@ -207,5 +213,3 @@ impl Snapshot {
             .unwrap_or_default()
     }
 }
-
-use serde::Deserialize as _;

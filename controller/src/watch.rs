@@ -123,25 +123,23 @@ fn typed<K: Kind>(o: &DynamicObject) -> Result<K::Api, serde_json::Error> {
     serde_json::to_value(o).and_then(serde_json::from_value)
 }
 
-/// Applies one object to the model; a malformed one is logged, counted and taken out.
+/// Applies one object to the model; a malformed one (not its kind's API type, or not
+/// convertible) is logged, counted and taken out, as if it did not exist.
 fn apply<K: Kind>(objects: &Objects, o: &DynamicObject) -> Applied {
     let key = K::Key::of(&o.metadata);
-    let result = match typed::<K>(o) {
-        Ok(api) => objects.update(|s| kinds::upsert::<K>(s, &api)),
-        Err(e) => {
-            crate::metrics::SKIPPED_OBJECTS.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(kind = K::NAME, ?key, error = %e, "skipping malformed object");
-            return objects.update(|s| kinds::remove::<K>(s, &key));
+    // Deserialized outside the lock: translations copy the model under it.
+    let api = typed::<K>(o).map_err(|e| e.to_string());
+    let (applied, error) = objects.update(|s| {
+        match api.and_then(|api| kinds::upsert::<K>(s, &api).map_err(|e| e.to_string())) {
+            Ok(applied) => (applied, None),
+            Err(e) => (kinds::remove::<K>(s, &key), Some(e)),
         }
-    };
-    match result {
-        Ok(applied) => applied,
-        Err(e) => {
-            crate::metrics::SKIPPED_OBJECTS.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "skipping malformed object");
-            Applied::Changed
-        }
+    });
+    if let Some(error) = error {
+        crate::metrics::SKIPPED_OBJECTS.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(kind = K::NAME, ?key, %error, "skipping malformed object");
     }
+    applied
 }
 
 /// Drives one kind's watch: events update the model, a changed model marks a change, errors are
