@@ -13,6 +13,7 @@
 //!
 //! Wire format: JSON or YAML, camelCase field names, unknown fields rejected.
 
+pub mod delta;
 pub mod duration;
 pub mod host;
 pub mod load;
@@ -28,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::Duration;
 pub use load::{LoadError, load_file, parse_str};
-pub use validate::{ValidationError, validate, validate_rule};
+pub use validate::{ValidationError, validate, validate_rule, validate_touched};
 
 /// The only `apiVersion` the data plane understands.
 pub const API_VERSION: &str = "pylon.dev/dataplane/v1";
@@ -119,7 +120,8 @@ pub struct Certificate {
     pub key_pem: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Ordered: HTTPRoute before GRPCRoute in a listener's canonical route order (`delta::route_order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RouteKind {
     #[serde(rename = "HTTPRoute")]
     Http,

@@ -1,15 +1,16 @@
 //! Wire types of config protocol v1 between the controller and the data plane
 //! (documented in `api-docs/config-protocol.md`), used by both sides.
 //!
-//! The data plane sends `GET /v1/gateways/{namespace}/{name}/config?pod={pod}`; the answer is
-//! an `application/x-ndjson` stream of [`Update`]s, a snapshot first. After applying or
-//! rejecting an update it sends an [`Ack`] to `POST /v1/gateways/{namespace}/{name}/ack`.
-
-use std::collections::BTreeMap;
+//! The data plane sends `GET /v1/gateways/{namespace}/{name}/config?pod={pod}[&version={v}]`;
+//! the answer is an `application/x-ndjson` stream of [`Update`]s: a snapshot first, or, when
+//! the data plane named the version it runs and the controller still knows it, a delta from it
+//! (nothing at all if it is current); then deltas. After applying or rejecting an update it
+//! sends an [`Ack`] to `POST /v1/gateways/{namespace}/{name}/ack`.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Config, Endpoint};
+use super::Config;
+use crate::delta::Delta;
 
 /// Content type of the update stream.
 pub const STREAM_CONTENT_TYPE: &str = "application/x-ndjson";
@@ -28,15 +29,16 @@ pub fn ack_path(namespace: &str, name: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Update {
-    /// The full config; always the first line, may be repeated.
+    /// The full config; the first line unless the stream resumes, may be repeated.
     Snapshot {
         version: String,
         config: Box<Config>,
     },
-    /// New endpoint lists for the named backends, applied to the current config.
-    Endpoints {
+    /// The changes from config `base` (which the data plane must be running) to `version`.
+    Delta {
         version: String,
-        backends: BTreeMap<String, Vec<Endpoint>>,
+        base: String,
+        delta: Delta,
     },
     /// Keep-alive, about every 15 s.
     Ping,
@@ -63,14 +65,27 @@ mod tests {
         let ping: Update = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
         assert_eq!(ping, Update::Ping);
         let ep: Update = serde_json::from_str(
-            r#"{"type":"endpoints","version":"7","backends":{"b":[{"address":"10.0.0.1:80","ready":false}]}}"#,
+            r#"{"type":"delta","version":"7","base":"6","delta":{"backends":{"b":{"endpoints":[{"address":"10.0.0.1:80","ready":false}]}},"removedBackends":["c"]}}"#,
         )
         .unwrap();
-        let Update::Endpoints { version, backends } = ep else {
-            panic!("not endpoints")
+        let Update::Delta {
+            version,
+            base,
+            delta,
+        } = ep
+        else {
+            panic!("not a delta")
         };
-        assert_eq!(version, "7");
-        assert!(!backends["b"][0].ready);
+        assert_eq!((version.as_str(), base.as_str()), ("7", "6"));
+        assert!(!delta.backends["b"].endpoints[0].ready);
+        assert_eq!(delta.removed_backends, ["c"]);
+        assert!(
+            serde_json::from_str::<Update>(
+                r#"{"type":"delta","version":"7","base":"6","delta":{"nope":1}}"#
+            )
+            .is_err(),
+            "unknown delta fields are refused"
+        );
         let ack = Ack {
             pod: "p".into(),
             version: "7".into(),

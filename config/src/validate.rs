@@ -20,7 +20,18 @@ pub struct ValidationError {
 /// Every problem found (empty = valid), in document order.
 pub fn validate(config: &Config) -> Vec<ValidationError> {
     let mut v = Validator::default();
-    v.config(config);
+    v.config(config, None);
+    v.errors
+}
+
+/// The problems of a config a delta produced from a valid one, checking only what the delta
+/// could have made wrong: the listener set (names, ports, protocols, shared TLS settings), the
+/// TLS material of listeners sent whole, the routes it rebuilds ([`Touched::rebuilds`]: every
+/// route naming a removed backend among them) and the backends it sent. On a valid base this
+/// finds exactly what [`validate`] finds.
+pub fn validate_touched(config: &Config, touched: &crate::delta::Touched) -> Vec<ValidationError> {
+    let mut v = Validator::default();
+    v.config(config, Some(touched));
     v.errors
 }
 
@@ -56,7 +67,8 @@ impl Validator {
         });
     }
 
-    fn config(&mut self, c: &Config) {
+    /// `scope`: only what a delta touched (see [`validate_touched`]); `None`: everything.
+    fn config(&mut self, c: &Config, scope: Option<&crate::delta::Touched>) {
         if c.api_version != API_VERSION {
             self.err(
                 "apiVersion",
@@ -110,7 +122,9 @@ impl Validator {
                     self.err(format!("{p}.tls"), "not allowed for HTTP")
                 }
                 (_, Some(tls)) => {
-                    self.listener_tls(&format!("{p}.tls"), tls);
+                    if scope.is_none_or(|t| t.listeners.contains(&l.name)) {
+                        self.listener_tls(&format!("{p}.tls"), tls);
+                    }
                     let (first, validation) = validation_by_port
                         .entry(l.port)
                         .or_insert((l.name.as_str(), &tls.client_validation));
@@ -127,13 +141,18 @@ impl Validator {
                 _ => {}
             }
             for (j, r) in l.routes.iter().enumerate() {
+                if scope.is_some_and(|t| !t.rebuilds(&l.name, r)) {
+                    continue;
+                }
                 self.route(&format!("{p}.routes[{j}]"), r, &|name| {
                     c.backends.contains_key(name)
                 });
             }
         }
         for (name, b) in &c.backends {
-            self.backend(&format!("backends.{name}"), b);
+            if scope.is_none_or(|t| t.backends.contains(name)) {
+                self.backend(&format!("backends.{name}"), b);
+            }
         }
     }
 

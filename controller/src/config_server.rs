@@ -1,15 +1,18 @@
 //! The config server (protocol v1, wire types in `pylon_config::protocol`): each data
-//! plane streams its Gateway's config as NDJSON — a snapshot first, then snapshots on change,
-//! endpoint-only updates when just endpoints changed, pings every ~15 s — and acks each update.
+//! plane streams its Gateway's config as NDJSON — a snapshot first, then a delta per change
+//! (`pylon_config::delta`), pings every ~15 s — and acks each update. A data plane that
+//! reconnects naming the version it runs resumes with a delta from it (or nothing, if it is
+//! current) while this replica still holds that version ([`RECENT`] per Gateway).
 //!
 //! One tokio `watch` channel per Gateway holds the latest state; a slow stream only ever sees
-//! the newest version (intermediate ones are skipped, never queued).
+//! the newest version (intermediate ones are skipped, never queued): each stream diffs what it
+//! last sent against the newest.
 //!
 //! Versions are derived from content ([`crate::version`]), so every replica serves the same
 //! config as the same version. An ack is recorded here and, when a [`PodReporter`] is given,
 //! written onto the acking data-plane Pod, where the leader (whichever replica it is) reads it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +53,13 @@ pub struct PodAck {
     pub error: Option<String>,
 }
 
+/// A config as published: its version and content.
+type Published = (String, Arc<dp::Config>);
+
+/// Configs kept per Gateway for resuming streams. Few: a data plane is at most a change or two
+/// behind when its stream breaks, and each one holds a Gateway's whole config.
+pub const RECENT: usize = 4;
+
 /// All Gateways' channels and the data planes' acks.
 #[derive(Default)]
 pub struct ConfigHub {
@@ -58,6 +68,9 @@ pub struct ConfigHub {
     /// Per Gateway, the structures published, numbered: lets the leader tell what a data plane
     /// acking an older version serves.
     ledgers: Mutex<HashMap<ObjectKey, Ledger>>,
+    /// Per Gateway, the last [`RECENT`] configs published, newest last: what a reconnecting
+    /// data plane may resume from.
+    recent: Mutex<HashMap<ObjectKey, VecDeque<Published>>>,
     /// Notified on every ack, so status can follow what data planes really run.
     pub ack_notify: tokio::sync::Notify,
 }
@@ -94,12 +107,29 @@ impl ConfigHub {
                 .or_default()
                 .record(&structure, &forms);
         }
+        let config = Arc::new(config);
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let ring = recent.entry(key.clone()).or_default();
+            ring.retain(|(v, _)| *v != version);
+            if ring.len() == RECENT {
+                ring.pop_front();
+            }
+            ring.push_back((version.clone(), config.clone()));
+        }
         tx.send_modify(|st| {
             st.version = version.clone();
             st.snapshot_version = structure;
-            st.config = Some(Arc::new(config));
+            st.config = Some(config);
         });
         version
+    }
+
+    /// A recently published config of a Gateway by version, if this replica still holds it.
+    pub fn recent(&self, key: &ObjectKey, version: &str) -> Option<Arc<dp::Config>> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, c) = recent.get(key)?.iter().find(|(v, _)| v == version)?;
+        Some(c.clone())
     }
 
     fn ledgers(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Ledger>> {
@@ -131,6 +161,10 @@ impl ConfigHub {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| keep(k));
         self.ledgers().retain(|k, _| keep(k));
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| keep(k));
     }
 
     /// The current state of a Gateway.
@@ -214,6 +248,8 @@ async fn authenticate(
 #[derive(serde::Deserialize)]
 struct StreamQuery {
     pod: Option<String>,
+    /// The version the data plane runs, if any: the stream resumes from it when it can.
+    version: Option<String>,
 }
 
 /// One line of the stream, newline-terminated.
@@ -226,8 +262,8 @@ fn line(u: &protocol::Update) -> Bytes {
 /// What a stream has sent so far.
 struct StreamState {
     rx: watch::Receiver<GatewayState>,
-    sent_snapshot: String,
-    sent_version: String,
+    /// The last version sent (or resumed from) and its config: the next delta's base.
+    sent: Option<(String, Arc<dp::Config>)>,
     ping: tokio::time::Interval,
     _open: OpenStream,
 }
@@ -248,30 +284,33 @@ impl Drop for OpenStream {
     }
 }
 
-/// The next line to send given the current state, if any.
+/// The next line to send given the current state, if any: a delta from what was sent, or a
+/// snapshot when nothing was (or a delta cannot say it).
 fn next_update(st: &mut StreamState) -> Option<protocol::Update> {
     let cur = st.rx.borrow_and_update().clone();
     let config = cur.config?;
-    if cur.version == st.sent_version {
-        return None;
-    }
-    let update = if cur.snapshot_version != st.sent_snapshot {
-        protocol::Update::Snapshot {
+    let delta = match &st.sent {
+        Some((v, _)) if *v == cur.version => return None,
+        Some((v, old)) => pylon_config::delta::diff(old, &config).map(|d| (v.clone(), d)),
+        None => None,
+    };
+    let counter = match delta {
+        Some(_) => &crate::metrics::DELTAS_SENT,
+        None => &crate::metrics::SNAPSHOTS_SENT,
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let update = match delta {
+        Some((base, delta)) => protocol::Update::Delta {
+            version: cur.version.clone(),
+            base,
+            delta,
+        },
+        None => protocol::Update::Snapshot {
             version: cur.version.clone(),
             config: Box::new((*config).clone()),
-        }
-    } else {
-        protocol::Update::Endpoints {
-            version: cur.version.clone(),
-            backends: config
-                .backends
-                .iter()
-                .map(|(k, b)| (k.clone(), b.endpoints.clone()))
-                .collect(),
-        }
+        },
     };
-    st.sent_snapshot = cur.snapshot_version;
-    st.sent_version = cur.version;
+    st.sent = Some((cur.version, config));
     Some(update)
 }
 
@@ -292,10 +331,14 @@ async fn stream(
     ping.reset();
     let mut rx = hub.sender(&key).subscribe();
     rx.mark_changed();
+    let sent = q.version.and_then(|v| hub.recent(&key, &v).map(|c| (v, c)));
+    crate::metrics::STREAM_RESUMES.fetch_add(
+        u64::from(sent.is_some()),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let state = StreamState {
         rx,
-        sent_snapshot: String::new(),
-        sent_version: String::new(),
+        sent,
         ping,
         _open: OpenStream::new(),
     };

@@ -20,6 +20,12 @@ pub static MODEL_CHANGES: AtomicU64 = AtomicU64::new(0);
 pub static PROVISION_APPLIES: AtomicU64 = AtomicU64::new(0);
 /// Config streams currently open.
 pub static CONFIG_STREAMS: AtomicU64 = AtomicU64::new(0);
+/// Snapshots sent on config streams.
+pub static SNAPSHOTS_SENT: AtomicU64 = AtomicU64::new(0);
+/// Deltas sent on config streams.
+pub static DELTAS_SENT: AtomicU64 = AtomicU64::new(0);
+/// Config streams that resumed from the version the data plane runs (no snapshot).
+pub static STREAM_RESUMES: AtomicU64 = AtomicU64::new(0);
 /// Acks received (accepted or not).
 pub static ACKS: AtomicU64 = AtomicU64::new(0);
 /// Acks that rejected a config.
@@ -76,6 +82,24 @@ pub fn render() -> String {
             "gauge",
             "Open data-plane config streams.",
             &CONFIG_STREAMS,
+        ),
+        (
+            "pylon_controller_config_snapshots_total",
+            "counter",
+            "Snapshots sent on config streams.",
+            &SNAPSHOTS_SENT,
+        ),
+        (
+            "pylon_controller_config_deltas_total",
+            "counter",
+            "Deltas sent on config streams.",
+            &DELTAS_SENT,
+        ),
+        (
+            "pylon_controller_config_stream_resumes_total",
+            "counter",
+            "Config streams resumed from the data plane's running version.",
+            &STREAM_RESUMES,
         ),
         (
             "pylon_controller_acks_total",

@@ -1,5 +1,5 @@
-//! The config server over real HTTP on loopback: snapshot first, endpoint-only updates,
-//! snapshots on route changes, pings, acks.
+//! The config server over real HTTP on loopback: snapshot first, deltas on endpoint and route
+//! changes, pings, acks, and streams that resume from the version a data plane runs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,33 +77,45 @@ async fn streams_snapshots_endpoints_pings_and_records_acks() {
         other => panic!("expected a snapshot first, got {other:?}"),
     }
 
-    // Only endpoints change: an endpoints update, not a snapshot.
-    let mut fewer = config.clone();
-    fewer
-        .backends
-        .get_mut("default/echo:8080")
-        .unwrap()
-        .endpoints
-        .truncate(1);
-    let v2 = hub.publish(&key, fewer);
+    // Only endpoints change: a delta with that backend alone.
+    let v2 = hub.publish(&key, fewer_of(&config));
     match lines.next().await {
-        Update::Endpoints { version, backends } => {
-            assert_eq!(version, v2.to_string());
-            assert_eq!(backends["default/echo:8080"].len(), 1);
+        Update::Delta {
+            version,
+            base,
+            delta,
+        } => {
+            assert_eq!(
+                (version.as_str(), base.as_str()),
+                (v2.as_str(), v1.as_str())
+            );
+            assert_eq!(delta.backends.len(), 1);
+            assert_eq!(delta.backends["default/echo:8080"].endpoints.len(), 1);
+            assert!(delta.routes.is_empty() && delta.listeners.is_empty());
         }
-        other => panic!("expected endpoints, got {other:?}"),
+        other => panic!("expected a delta, got {other:?}"),
     }
 
-    // A route change: a new snapshot.
-    let mut changed = config.clone();
-    changed.listeners[0].routes.clear();
+    // A route change: a delta removing that route, from v2.
+    let mut changed = fewer_of(&config);
+    let gone = changed.listeners[0].routes.remove(0);
     let v3 = hub.publish(&key, changed.clone());
     match lines.next().await {
-        Update::Snapshot { version, config: c } => {
-            assert_eq!(version, v3.to_string());
-            assert!(c.listeners[0].routes.is_empty());
+        Update::Delta {
+            version,
+            base,
+            delta,
+        } => {
+            assert_eq!(
+                (version.as_str(), base.as_str()),
+                (v3.as_str(), v2.as_str())
+            );
+            assert_eq!(delta.routes.len(), 1);
+            assert_eq!(delta.routes[0].name, gone.name);
+            assert!(delta.routes[0].routes.is_empty(), "{delta:?}");
+            assert!(delta.backends.is_empty());
         }
-        other => panic!("expected a snapshot, got {other:?}"),
+        other => panic!("expected a delta, got {other:?}"),
     }
 
     // Nothing changes: a ping arrives.
@@ -146,6 +158,81 @@ async fn streams_snapshots_endpoints_pings_and_records_acks() {
     })
     .await;
     assert!(end.is_ok(), "stream should end when its Gateway is gone");
+}
+
+/// `config` with one endpoint fewer.
+fn fewer_of(config: &pylon_config::Config) -> pylon_config::Config {
+    let mut fewer = config.clone();
+    fewer
+        .backends
+        .get_mut("default/echo:8080")
+        .unwrap()
+        .endpoints
+        .truncate(1);
+    fewer
+}
+
+/// A data plane reconnecting with the version it runs gets nothing while that is current, a
+/// delta from it when it is recent, and a snapshot when this replica never had it.
+#[tokio::test]
+async fn streams_resume_from_the_running_version() {
+    let snapshot = Snapshot::from_yaml(INPUT, Options::default()).unwrap();
+    let key = ObjectKey::new("default", "gw");
+    let config = pylon_controller::translate::translate(&snapshot).configs[&key].clone();
+    let hub = Arc::new(ConfigHub::default());
+    let v1 = hub.publish(&key, config.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(hub.clone(), Duration::from_millis(300), Authenticator::Open);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let connect = |version: &str| {
+        let url = format!("http://{addr}/v1/gateways/default/gw/config?pod=p1&version={version}");
+        let client = client.clone();
+        async move {
+            let resp = client.get(url.parse().unwrap()).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            Lines {
+                body: resp.into_body(),
+                buf: vec![],
+            }
+        }
+    };
+
+    // Current: nothing to send, only pings.
+    let mut current = connect(&v1).await;
+    assert_eq!(current.next().await, Update::Ping);
+
+    // One version behind: a delta from it, on both the old stream and a new one.
+    let v2 = hub.publish(&key, fewer_of(&config));
+    for mut lines in [current, connect(&v1).await] {
+        match lines.next().await {
+            Update::Delta { version, base, .. } => {
+                assert_eq!(
+                    (version.as_str(), base.as_str()),
+                    (v2.as_str(), v1.as_str())
+                )
+            }
+            other => panic!("expected a delta, got {other:?}"),
+        }
+    }
+
+    // Unknown (another replica's, or forgotten): a snapshot.
+    let mut lines = connect("0123456789abcdef.0123456789abcdef").await;
+    assert!(matches!(lines.next().await, Update::Snapshot { version, .. } if version == v2));
+
+    // Only the last RECENT versions are kept.
+    for n in 0..pylon_controller::config_server::RECENT {
+        let mut c = config.clone();
+        c.backends.get_mut("default/echo:8080").unwrap().endpoints = vec![pylon_config::Endpoint {
+            address: format!("10.9.9.{n}:80").parse().unwrap(),
+            ready: true,
+        }];
+        hub.publish(&key, c);
+    }
+    assert!(hub.recent(&key, &v1).is_none());
+    let mut lines = connect(&v1).await;
+    assert!(matches!(lines.next().await, Update::Snapshot { .. }));
 }
 
 #[test]

@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
-use crate::state::Shared;
+use crate::state::{ApplyError, Shared};
 use pylon_config::protocol::{self, Ack, Update};
 
 /// No line (not even a ping) for this long = the stream is dead.
@@ -73,6 +73,8 @@ pub enum ClientError {
     Ended,
     #[error("line longer than {MAX_LINE} bytes")]
     LineTooLong,
+    #[error("the stream's deltas are not from the running version ({0}): reconnecting to resync")]
+    Resync(String),
 }
 
 /// How the controller is reached.
@@ -247,10 +249,14 @@ impl ControllerClient {
     }
 
     async fn stream_inner(&self, progressed: &mut bool) -> Result<(), ClientError> {
+        // Naming the running version lets the controller resume with a delta (or nothing)
+        // instead of a whole snapshot.
+        let running = self.shared.table().map(|t| t.version.clone());
         let path = format!(
-            "{}?pod={}",
+            "{}?pod={}{}",
             protocol::config_path(&self.namespace, &self.name),
-            self.pod
+            self.pod,
+            running.map_or(String::new(), |v| format!("&version={v}"))
         );
         let resp = self
             .http
@@ -275,8 +281,8 @@ impl ControllerClient {
                 let line = buf.split_to(nl + 1);
                 let line = &line[..nl];
                 if !line.iter().all(u8::is_ascii_whitespace) {
-                    self.handle_line(line).await;
                     *progressed = true;
+                    self.handle_line(line).await?;
                 }
             }
             if buf.len() > MAX_LINE {
@@ -285,7 +291,8 @@ impl ControllerClient {
         }
     }
 
-    async fn handle_line(&self, line: &[u8]) {
+    /// Applies one line and acks it; `Err` ends the stream (its deltas can no longer apply).
+    async fn handle_line(&self, line: &[u8]) -> Result<(), ClientError> {
         let update: Update = match serde_json::from_slice(line) {
             Ok(u) => u,
             Err(e) => {
@@ -297,19 +304,26 @@ impl ControllerClient {
                     .config_rejections
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 *self.shared.last_error.lock().expect("poisoned") = Some(msg);
-                return;
+                return Ok(());
             }
         };
         let (version, result) = match update {
-            Update::Ping => return,
+            Update::Ping => return Ok(()),
             Update::Snapshot { version, config } => {
                 let r = self.shared.apply(&version, *config);
                 (version, r)
             }
-            Update::Endpoints { version, backends } => {
-                let r = self.shared.apply_endpoints(&version, &backends);
-                (version, r)
-            }
+            Update::Delta {
+                version,
+                base,
+                delta,
+            } => match self.shared.apply_delta(&version, &base, &delta) {
+                // Not a verdict on the config (nothing to ack): this stream builds on a version
+                // this data plane does not run (it rejected one); a new stream resumes from
+                // the one it runs.
+                Err(ApplyError::Base { running, .. }) => return Err(ClientError::Resync(running)),
+                r => (version, r),
+            },
         };
         let ack = Ack {
             pod: self.pod.clone(),
@@ -318,6 +332,7 @@ impl ControllerClient {
             error: result.err().map(|e| e.to_string()),
         };
         self.send_ack(&ack).await;
+        Ok(())
     }
 
     async fn send_ack(&self, ack: &Ack) {

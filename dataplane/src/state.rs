@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use crate::backend::Clients;
 use crate::metrics::Metrics;
 use crate::table::RouteTable;
-use pylon_config::{self as config, Config, Endpoint};
+use pylon_config::delta::{self, Delta};
+use pylon_config::{self as config, Config};
 
 #[derive(Debug, Default)]
 pub struct Shared {
@@ -43,10 +44,14 @@ pub enum ApplyError {
     Invalid(#[from] config::LoadError),
     #[error("building route table: {0}")]
     Build(#[from] crate::table::BuildError),
-    #[error("endpoints update before any snapshot")]
+    #[error("delta before any snapshot")]
     NoConfig,
-    #[error("endpoints update names unknown backend {0:?}")]
-    UnknownBackend(String),
+    /// The stream and the data plane disagree on what runs: only a new stream (a snapshot, or
+    /// a delta from what runs) can fix it.
+    #[error("delta from version {base:?}, but {running:?} is running")]
+    Base { base: String, running: String },
+    #[error("invalid delta: {0}")]
+    Delta(#[from] delta::DeltaError),
     #[error("invalid config: {path}: cannot bind {addr}: {error}")]
     Bind {
         path: String,
@@ -137,27 +142,36 @@ impl Shared {
         Ok(())
     }
 
-    /// Replaces the endpoints of the named backends in the current config.
-    pub fn apply_endpoints(
-        &self,
-        version: &str,
-        backends: &std::collections::BTreeMap<String, Vec<Endpoint>>,
-    ) -> Result<(), ApplyError> {
+    /// Applies a delta from version `base`, which must be the one running: builds the new
+    /// config, validates what the delta touched, rebuilds only those parts of the table (the
+    /// rest is shared with the running one) and swaps it in; on error nothing changes. A delta
+    /// from another version ([`ApplyError::Base`]) says nothing about the config: it is not
+    /// counted as a rejection.
+    pub fn apply_delta(&self, version: &str, base: &str, delta: &Delta) -> Result<(), ApplyError> {
+        let current = self.table();
+        if let Some(running) = current.as_ref().map(|t| &t.version)
+            && running != base
+        {
+            return Err(ApplyError::Base {
+                base: base.to_string(),
+                running: running.clone(),
+            });
+        }
         let result = (|| {
-            let current = self.table().ok_or(ApplyError::NoConfig)?;
-            let mut cfg = (*current.config).clone();
-            for (name, eps) in backends {
-                let b = cfg
-                    .backends
-                    .get_mut(name)
-                    .ok_or_else(|| ApplyError::UnknownBackend(name.clone()))?;
-                b.endpoints = eps.clone();
+            let current = current.ok_or(ApplyError::NoConfig)?;
+            let (config, touched) = delta::apply(&current.config, delta)?;
+            let errors = config::validate_touched(&config, &touched);
+            if !errors.is_empty() {
+                return Err(config::LoadError::Invalid(errors).into());
             }
-            Ok(RouteTable::build(
+            let table = current.update(
                 version.to_string(),
-                Arc::new(cfg),
+                Arc::new(config),
+                &touched,
                 &self.clients,
-            )?)
+            )?;
+            self.check_ports(&table)?;
+            Ok(table)
         })();
         self.finish(version, result)
     }

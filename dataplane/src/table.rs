@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::backend::{BackendRt, Clients};
 use crate::matching::{Matcher, PathCond, Precedence, RequestView};
 use crate::tls::SniResolver;
+use pylon_config::delta::{HostKey, Hosts, Touched, route_backends};
 use pylon_config::host::host_matches;
 use pylon_config::{self as config, Config, Filter, ListenerProtocol, RouteKind};
 
@@ -171,14 +172,16 @@ impl HostGroup {
     }
 }
 
+/// The route table of one listener. Host groups are shared (`Arc`) between table versions:
+/// a delta rebuilds only the groups it touched ([`RouteTable::update`]).
 #[derive(Debug)]
 pub struct ListenerTable {
     pub name: String,
     pub hostname: Option<String>,
-    exact: HashMap<String, HostGroup>,
+    exact: HashMap<String, Arc<HostGroup>>,
     /// (`*.suffix` pattern, group), longest first.
-    wildcard: Vec<(String, HostGroup)>,
-    any: HostGroup,
+    wildcard: Vec<(String, Arc<HostGroup>)>,
+    any: Arc<HostGroup>,
 }
 
 /// A successful route lookup.
@@ -193,14 +196,15 @@ impl ListenerTable {
         let groups = self
             .exact
             .get(host)
+            .map(|g| &**g)
             .into_iter()
             .chain(
                 self.wildcard
                     .iter()
                     .filter(|(p, _)| host_matches(p, host))
-                    .map(|(_, g)| g),
+                    .map(|(_, g)| &**g),
             )
-            .chain(std::iter::once(&self.any));
+            .chain(std::iter::once(&*self.any));
         groups
             .filter_map(|g| g.find(req, grpc))
             .map(|e| Found {
@@ -209,13 +213,82 @@ impl ListenerTable {
             })
             .next()
     }
+
+    fn build(
+        path: &str,
+        l: &config::Listener,
+        backends: &HashMap<String, Arc<BackendRt>>,
+    ) -> Result<Self, BuildError> {
+        let mut t = ListenerTable {
+            name: l.name.clone(),
+            hostname: l.hostname.clone(),
+            exact: HashMap::new(),
+            wildcard: Vec::new(),
+            any: Arc::default(),
+        };
+        t.replace(build_groups(path, l, None, backends)?);
+        Ok(t)
+    }
+
+    /// A copy of this table with the groups in `dirty` rebuilt from `l` (groups left empty
+    /// are dropped); the other groups are shared with `self`.
+    fn rebuilt(
+        &self,
+        path: &str,
+        l: &config::Listener,
+        dirty: &Hosts,
+        backends: &HashMap<String, Arc<BackendRt>>,
+    ) -> Result<Self, BuildError> {
+        let mut groups = build_groups(path, l, Some(dirty), backends)?;
+        let mut t = ListenerTable {
+            name: l.name.clone(),
+            hostname: l.hostname.clone(),
+            exact: self.exact.clone(),
+            wildcard: self.wildcard.clone(),
+            any: self.any.clone(),
+        };
+        if dirty.any && !groups.contains_key(&HostKey::Any) {
+            groups.insert(HostKey::Any, HostGroup::default());
+        }
+        for h in &dirty.names {
+            t.exact.remove(h);
+            t.wildcard.retain(|(p, _)| p != h);
+        }
+        t.replace(groups);
+        Ok(t)
+    }
+
+    /// Puts `groups` in, replacing groups of the same key.
+    fn replace(&mut self, groups: BTreeMap<HostKey, HostGroup>) {
+        let mut wild = false;
+        for (k, mut g) in groups {
+            g.index();
+            let g = Arc::new(g);
+            match k {
+                HostKey::Any => self.any = g,
+                HostKey::Exact(h) => {
+                    self.exact.insert(h, g);
+                }
+                HostKey::Wildcard(h) => {
+                    self.wildcard.retain(|(p, _)| *p != h);
+                    self.wildcard.push((h, g));
+                    wild = true;
+                }
+            }
+        }
+        if wild {
+            // Longest suffix first; equal lengths by name, so the order is one value.
+            self.wildcard
+                .sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct PortTable {
     pub protocol: ListenerProtocol,
     /// Most specific hostname first (exact, longer wildcard, none).
-    pub listeners: Vec<ListenerTable>,
+    pub listeners: Vec<Arc<ListenerTable>>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -224,6 +297,7 @@ impl PortTable {
     pub fn listener_for(&self, host: &str) -> Option<&ListenerTable> {
         self.listeners
             .iter()
+            .map(|l| &**l)
             .find(|l| l.hostname.as_deref().is_none_or(|h| host_matches(h, host)))
     }
 }
@@ -245,6 +319,18 @@ fn hostname_rank(h: Option<&str>) -> (u8, usize) {
     }
 }
 
+fn backend_rt(
+    name: &str,
+    b: &config::Backend,
+    clients: &Clients,
+) -> Result<Arc<BackendRt>, BuildError> {
+    let rt = BackendRt::new(name, b, clients).map_err(|source| BuildError::Tls {
+        path: format!("backends.{name}.tls"),
+        source,
+    })?;
+    Ok(Arc::new(rt))
+}
+
 impl RouteTable {
     /// Builds the table from a validated config, reusing connection pools from `clients`.
     pub fn build(
@@ -255,45 +341,73 @@ impl RouteTable {
         let backends: HashMap<String, Arc<BackendRt>> = config
             .backends
             .iter()
-            .map(|(name, b)| {
-                let rt = BackendRt::new(name, b, clients).map_err(|source| BuildError::Tls {
-                    path: format!("backends.{name}.tls"),
-                    source,
-                })?;
-                Ok((name.clone(), Arc::new(rt)))
-            })
+            .map(|(name, b)| Ok((name.clone(), backend_rt(name, b, clients)?)))
             .collect::<Result<_, BuildError>>()?;
-        let mut ports: BTreeMap<u16, PortTable> = BTreeMap::new();
-        for (li, l) in config.listeners.iter().enumerate() {
-            let lt = build_listener(&format!("listeners[{li}]"), l, &backends)?;
-            let port = ports.entry(l.port).or_insert_with(|| PortTable {
-                protocol: l.protocol,
-                listeners: Vec::new(),
-                tls: None,
-            });
-            port.listeners.push(lt);
-        }
-        for (port, pt) in ports.iter_mut() {
-            pt.listeners
-                .sort_by_key(|l| hostname_rank(l.hostname.as_deref()));
-            if pt.protocol == ListenerProtocol::Https {
-                let listeners: Vec<_> = config
-                    .listeners
-                    .iter()
-                    .filter(|l| l.port == *port)
-                    .collect();
-                let tls_err = |source| BuildError::Tls {
-                    path: format!("port {port}"),
-                    source,
-                };
-                let clients = listeners
-                    .iter()
-                    .find_map(|l| l.tls.as_ref())
-                    .and_then(|t| t.client_validation.as_ref());
-                let resolver = SniResolver::build(&listeners).map_err(tls_err)?;
-                pt.tls = Some(resolver.server_config(clients).map_err(tls_err)?);
+        let listeners = config
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(li, l)| {
+                Ok(Arc::new(ListenerTable::build(
+                    &format!("listeners[{li}]"),
+                    l,
+                    &backends,
+                )?))
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        let ports = assemble(&config, listeners, None)?;
+        Ok(RouteTable {
+            version,
+            config,
+            ports,
+            backends,
+        })
+    }
+
+    /// The table of `config`, which a delta that `touched` these parts made from `self`'s:
+    /// only the touched backends, listeners and host groups are rebuilt (and the TLS of ports
+    /// whose listeners changed); the rest is shared with `self`, connection health included.
+    pub fn update(
+        &self,
+        version: String,
+        config: Arc<Config>,
+        touched: &Touched,
+        clients: &Clients,
+    ) -> Result<Self, BuildError> {
+        let mut backends = self.backends.clone();
+        for name in &touched.backends {
+            match config.backends.get(name) {
+                Some(b) => {
+                    backends.insert(name.clone(), backend_rt(name, b, clients)?);
+                }
+                None => {
+                    backends.remove(name);
+                }
             }
         }
+        let previous: HashMap<&str, &Arc<ListenerTable>> = self
+            .ports
+            .values()
+            .flat_map(|p| &p.listeners)
+            .map(|l| (l.name.as_str(), l))
+            .collect();
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for (li, l) in config.listeners.iter().enumerate() {
+            let path = format!("listeners[{li}]");
+            let table = match previous.get(l.name.as_str()) {
+                Some(prev) if !touched.listeners.contains(&l.name) => {
+                    let dirty = dirty_groups(l, touched);
+                    if dirty.any || !dirty.names.is_empty() {
+                        Arc::new(prev.rebuilt(&path, l, &dirty, &backends)?)
+                    } else {
+                        Arc::clone(prev)
+                    }
+                }
+                _ => Arc::new(ListenerTable::build(&path, l, &backends)?),
+            };
+            listeners.push(table);
+        }
+        let ports = assemble(&config, listeners, Some((self, touched)))?;
         Ok(RouteTable {
             version,
             config,
@@ -303,17 +417,91 @@ impl RouteTable {
     }
 }
 
-fn build_listener(
+/// The host groups of `l` a delta dirtied: those whose routes changed, and those holding a
+/// route that refers to a changed backend (its rules hold the old one).
+fn dirty_groups(l: &config::Listener, touched: &Touched) -> Hosts {
+    let mut dirty = touched.hosts.get(&l.name).cloned().unwrap_or_default();
+    if !touched.backends.is_empty() {
+        for r in &l.routes {
+            if route_backends(r).any(|b| touched.backends.contains(b)) {
+                dirty.insert(r);
+            }
+        }
+    }
+    dirty
+}
+
+/// Groups `config`'s listener tables (in config order) by port, with each HTTPS port's TLS;
+/// with `reuse`, a port keeps its TLS when the delta sent none of its listeners whole and the
+/// listener set did not change.
+fn assemble(
+    config: &Config,
+    listeners: Vec<Arc<ListenerTable>>,
+    reuse: Option<(&RouteTable, &Touched)>,
+) -> Result<BTreeMap<u16, PortTable>, BuildError> {
+    let mut ports: BTreeMap<u16, PortTable> = BTreeMap::new();
+    for (l, lt) in config.listeners.iter().zip(listeners) {
+        let port = ports.entry(l.port).or_insert_with(|| PortTable {
+            protocol: l.protocol,
+            listeners: Vec::new(),
+            tls: None,
+        });
+        port.listeners.push(lt);
+    }
+    for (port, pt) in ports.iter_mut() {
+        pt.listeners
+            .sort_by_key(|l| hostname_rank(l.hostname.as_deref()));
+        if pt.protocol != ListenerProtocol::Https {
+            continue;
+        }
+        let listeners: Vec<_> = config
+            .listeners
+            .iter()
+            .filter(|l| l.port == *port)
+            .collect();
+        let kept = reuse.and_then(|(prev, touched)| {
+            let unchanged = !touched.order
+                && listeners
+                    .iter()
+                    .all(|l| !touched.listeners.contains(&l.name));
+            unchanged.then(|| prev.ports.get(port)?.tls.clone())?
+        });
+        if kept.is_some() {
+            pt.tls = kept;
+            continue;
+        }
+        let tls_err = |source| BuildError::Tls {
+            path: format!("port {port}"),
+            source,
+        };
+        let clients = listeners
+            .iter()
+            .find_map(|l| l.tls.as_ref())
+            .and_then(|t| t.client_validation.as_ref());
+        let resolver = SniResolver::build(&listeners).map_err(tls_err)?;
+        pt.tls = Some(resolver.server_config(clients).map_err(tls_err)?);
+    }
+    Ok(ports)
+}
+
+/// Compiles the host groups of `l`'s routes (only those in `only`, if given), keyed by host.
+fn build_groups(
     path: &str,
     l: &config::Listener,
+    only: Option<&Hosts>,
     backends: &HashMap<String, Arc<BackendRt>>,
-) -> Result<ListenerTable, BuildError> {
-    let mut exact: HashMap<String, HostGroup> = HashMap::new();
-    let mut wildcard: BTreeMap<(usize, String), HostGroup> = BTreeMap::new();
-    let mut any = HostGroup::default();
+) -> Result<BTreeMap<HostKey, HostGroup>, BuildError> {
+    let mut groups: BTreeMap<HostKey, HostGroup> = BTreeMap::new();
     for (ri, route) in l.routes.iter().enumerate() {
+        if only.is_some_and(|h| !h.holds(route)) {
+            continue;
+        }
         let rp = format!("{path}.routes[{ri}]");
         let label = format!("{}/{}", route.namespace, route.name);
+        let keys: Vec<HostKey> = HostKey::of(route)
+            .into_iter()
+            .filter(|k| only.is_none_or(|h| h.contains(k)))
+            .collect();
         for (ui, rule) in route.rules.iter().enumerate() {
             let compiled = Arc::new(compile_rule(&label, ui, route.kind, rule, backends));
             let matches: Vec<Option<&config::RouteMatch>> = if rule.matches.is_empty() {
@@ -328,38 +516,17 @@ fn build_listener(
                         source,
                     })?;
                 let prec = Precedence::new(route, &matcher, ui, mi);
-                let add = |g: &mut HostGroup| {
-                    g.entries.push(Entry {
+                for k in &keys {
+                    groups.entry(k.clone()).or_default().entries.push(Entry {
                         prec: prec.clone(),
                         matcher: matcher.clone(),
                         rule: compiled.clone(),
-                    })
-                };
-                if route.hostnames.is_empty() {
-                    add(&mut any);
-                }
-                for h in &route.hostnames {
-                    if h.starts_with('*') {
-                        add(wildcard
-                            .entry((usize::MAX - h.len(), h.clone()))
-                            .or_default());
-                    } else {
-                        add(exact.entry(h.clone()).or_default());
-                    }
+                    });
                 }
             }
         }
     }
-    exact.values_mut().for_each(HostGroup::index);
-    wildcard.values_mut().for_each(HostGroup::index);
-    any.index();
-    Ok(ListenerTable {
-        name: l.name.clone(),
-        hostname: l.hostname.clone(),
-        exact,
-        wildcard: wildcard.into_iter().map(|((_, h), g)| (h, g)).collect(),
-        any,
-    })
+    Ok(groups)
 }
 
 fn compile_rule(

@@ -1,5 +1,7 @@
 //! The controller client against a real axum server speaking config protocol v1: snapshot,
-//! endpoints update, rejected snapshot (nack with the field path), pings, reconnect.
+//! deltas, rejected snapshot and delta (nack with the field path), pings, a resync when the
+//! stream's deltas build on a version the data plane does not run, reconnects that name the
+//! running version.
 
 mod common;
 
@@ -24,7 +26,8 @@ struct Srv {
     /// Each new stream takes the next line source.
     streams: Arc<Mutex<mpsc::Receiver<mpsc::Receiver<String>>>>,
     acks: mpsc::Sender<Ack>,
-    seen: mpsc::Sender<(String, String, Option<String>)>,
+    /// Per connection: Gateway, pod, Authorization, the `version` the data plane runs.
+    seen: mpsc::Sender<(String, String, Option<String>, Option<String>)>,
     connections: Arc<AtomicUsize>,
 }
 
@@ -44,6 +47,7 @@ async fn config_stream(
             format!("{ns}/{name}"),
             q.get("pod").cloned().unwrap_or_default(),
             auth,
+            q.get("version").cloned(),
         ))
         .await;
     let lines = s
@@ -132,10 +136,10 @@ async fn streams_applies_acks_and_reconnects() {
 
     let (line_tx, line_rx) = mpsc::channel(8);
     streams_tx.send(line_rx).await.unwrap();
-    let (gw, pod, auth) = seen.recv().await.unwrap();
+    let (gw, pod, auth, running) = seen.recv().await.unwrap();
     assert_eq!(
-        (gw.as_str(), pod.as_str(), auth.as_deref()),
-        ("infra/gw", "pod-1", Some("Bearer s3cret"))
+        (gw.as_str(), pod.as_str(), auth.as_deref(), running),
+        ("infra/gw", "pod-1", Some("Bearer s3cret"), None)
     );
 
     let port = free_port();
@@ -154,17 +158,20 @@ async fn streams_applies_acks_and_reconnects() {
         "a"
     );
 
+    let serves = |want: &'static str, why: &'static str| async move {
+        let got = get(&format!("http://127.0.0.1:{port}/x"), &[]).await;
+        assert_eq!(got.backend(), want, "{why}");
+    };
     line_tx.send(r#"{"type":"ping"}"#.into()).await.unwrap();
-    let eps = serde_json::json!({"type": "endpoints", "version": "2", "backends": {"web": [{"address": b.addr.to_string()}]}});
-    line_tx.send(eps.to_string()).await.unwrap();
+    let eps = |version: &str, base: &str, addr: std::net::SocketAddr| {
+        serde_json::json!({"type": "delta", "version": version, "base": base,
+            "delta": {"backends": {"web": {"endpoints": [{"address": addr.to_string()}]}}}})
+        .to_string()
+    };
+    line_tx.send(eps("2", "1", b.addr)).await.unwrap();
     let ack2 = next_ack(&mut acks).await;
     assert_eq!((ack2.version.as_str(), ack2.accepted), ("2", true));
-    assert_eq!(
-        get(&format!("http://127.0.0.1:{port}/x"), &[])
-            .await
-            .backend(),
-        "b"
-    );
+    serves("b", "a delta's endpoints serve").await;
 
     let bad = serde_json::json!({"type": "snapshot", "version": "3", "config": config_json(port, a.addr, "([")});
     line_tx.send(bad.to_string()).await.unwrap();
@@ -175,37 +182,72 @@ async fn streams_applies_acks_and_reconnects() {
         err.contains("listeners[0].routes[0].rules[0].matches[0].path.value: regex parse error"),
         "{err}"
     );
-    assert_eq!(
-        get(&format!("http://127.0.0.1:{port}/x"), &[])
-            .await
-            .backend(),
-        "b",
-        "old config still serves"
-    );
+    serves("b", "old config still serves").await;
 
-    // Stream loss: the last good config keeps serving, the client reconnects.
+    // The stream builds on the rejected version: no ack, a new stream naming version 2.
     let (line_tx2, line_rx2) = mpsc::channel(8);
     streams_tx.send(line_rx2).await.unwrap();
-    drop(line_tx);
-    let _ = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+    line_tx.send(eps("4", "3", a.addr)).await.unwrap();
+    let (_, _, _, running) = tokio::time::timeout(Duration::from_secs(10), seen.recv())
         .await
-        .expect("reconnected");
-    assert_eq!(
-        get(&format!("http://127.0.0.1:{port}/x"), &[])
-            .await
-            .backend(),
-        "b"
+        .expect("resynced")
+        .unwrap();
+    assert_eq!(running.as_deref(), Some("2"));
+    serves("b", "a delta on another base changes nothing").await;
+    line_tx2.send(eps("5", "2", a.addr)).await.unwrap();
+    let ack5 = next_ack(&mut acks).await;
+    assert_eq!((ack5.version.as_str(), ack5.accepted), ("5", true));
+    serves("a", "resumed by a delta").await;
+
+    // A bad delta is rejected whole, with the field path in the new config.
+    let route = |regex: &str| {
+        serde_json::json!({"kind": "HTTPRoute", "namespace": "d", "name": "r",
+            "creationTimestamp": "2024-01-01T00:00:00Z",
+            "rules": [{"matches": [{"path": {"type": "RegularExpression", "value": regex}}],
+                       "backendRefs": [{"type": "Backend", "name": "web"}]}]})
+    };
+    let bad = serde_json::json!({"type": "delta", "version": "6", "base": "5", "delta": {
+        "routes": [{"listener": "http", "kind": "HTTPRoute", "namespace": "d", "name": "r",
+                    "routes": [route("([")]}],
+        "backends": {"web": {"endpoints": [{"address": b.addr.to_string()}]}}}});
+    line_tx2.send(bad.to_string()).await.unwrap();
+    let ack6 = next_ack(&mut acks).await;
+    assert_eq!((ack6.version.as_str(), ack6.accepted), ("6", false));
+    let err = ack6.error.unwrap();
+    assert!(
+        err.contains("listeners[0].routes[0].rules[0].matches[0].path.value: regex parse error"),
+        "{err}"
     );
-    let snap4 = serde_json::json!({"type": "snapshot", "version": "4", "config": config_json(port, a.addr, "/.*")});
-    line_tx2.send(snap4.to_string()).await.unwrap();
+    serves("a", "nothing of a rejected delta applies").await;
+    let fine = serde_json::json!({"type": "delta", "version": "7", "base": "5", "delta": {
+        "routes": [{"listener": "http", "kind": "HTTPRoute", "namespace": "d", "name": "r",
+                    "routes": [route("/y.*")]}]}});
+    line_tx2.send(fine.to_string()).await.unwrap();
     assert!(next_ack(&mut acks).await.accepted);
-    assert_eq!(
-        get(&format!("http://127.0.0.1:{port}/x"), &[])
+    let status = |path: &'static str| async move {
+        get(&format!("http://127.0.0.1:{port}{path}"), &[])
             .await
-            .backend(),
-        "a"
-    );
-    assert_eq!(srv.connections.load(Ordering::SeqCst), 2);
+            .status
+    };
+    assert_eq!(status("/x").await, 404, "the route's new match applies");
+    assert_eq!(status("/yes").await, 200);
+
+    // Stream loss: the last good config keeps serving, the client reconnects naming it.
+    let (line_tx3, line_rx3) = mpsc::channel(8);
+    streams_tx.send(line_rx3).await.unwrap();
+    drop(line_tx2);
+    drop(line_tx);
+    let (_, _, _, running) = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("reconnected")
+        .unwrap();
+    assert_eq!(running.as_deref(), Some("7"));
+    assert_eq!(status("/yes").await, 200);
+    let snap8 = serde_json::json!({"type": "snapshot", "version": "8", "config": config_json(port, b.addr, "/.*")});
+    line_tx3.send(snap8.to_string()).await.unwrap();
+    assert!(next_ack(&mut acks).await.accepted);
+    serves("b", "a snapshot replaces everything").await;
+    assert_eq!(srv.connections.load(Ordering::SeqCst), 3);
     let _ = std::fs::remove_file(token);
 }
 

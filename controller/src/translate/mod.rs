@@ -116,6 +116,11 @@ pub fn translate(s: &Snapshot) -> Translation {
         if let Ok(p) = params::gateway_params(s, gw) {
             t.parameters.insert(key.clone(), p);
         }
+        // Canonical order (stable: one route's entries keep theirs), so that a config is the one
+        // value the data plane rebuilds from a delta.
+        for l in &mut o.config.listeners {
+            l.routes.sort_by(pylon_config::delta::route_order);
+        }
         let endpoints = config::resolve_endpoints(s, &o.clusters);
         t.configs.insert(
             key.clone(),
