@@ -10,8 +10,10 @@
 //! whole; otherwise its routes are sent per route (all entries of one `kind/namespace/name`,
 //! usually one); backends are sent whole per name (endpoints included).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +58,7 @@ pub struct RouteSet {
     pub namespace: String,
     pub name: String,
     #[serde(default)]
-    pub routes: Vec<Route>,
+    pub routes: Vec<Arc<Route>>,
 }
 
 /// Identifies a route within a listener.
@@ -210,13 +212,17 @@ fn settings_equal(a: &Listener, b: &Listener) -> bool {
         && a.tls == b.tls
 }
 
-/// Entries of a listener's routes by route.
-fn by_route(l: &Listener) -> BTreeMap<RouteKey<'_>, Vec<&Route>> {
-    let mut m: BTreeMap<RouteKey<'_>, Vec<&Route>> = BTreeMap::new();
-    for r in &l.routes {
-        m.entry(key(r)).or_default().push(r);
+/// A listener's routes in canonical order (borrowed when they already are).
+fn canonical(l: &Listener) -> Cow<'_, [Arc<Route>]> {
+    if l.routes
+        .is_sorted_by(|a, b| route_order(a, b) != Ordering::Greater)
+    {
+        Cow::Borrowed(&l.routes)
+    } else {
+        let mut routes = l.routes.clone();
+        routes.sort_by(|a, b| route_order(a, b));
+        Cow::Owned(routes)
     }
-    m
 }
 
 /// The delta from `old` to `new`; `None` when only a snapshot can express it (another
@@ -240,11 +246,7 @@ pub fn diff(old: &Config, new: &Config) -> Option<Delta> {
         old.listeners.iter().map(|l| (l.name.as_str(), l)).collect();
     for l in &new.listeners {
         match old_listeners.get(l.name.as_str()) {
-            Some(o) if settings_equal(o, l) => {
-                if o.routes != l.routes {
-                    diff_routes(o, l, &mut d.routes);
-                }
-            }
+            Some(o) if settings_equal(o, l) => diff_routes(o, l, &mut d.routes),
             _ => d.listeners.push(l.clone()),
         }
     }
@@ -262,23 +264,29 @@ pub fn diff(old: &Config, new: &Config) -> Option<Delta> {
     Some(d)
 }
 
+/// One walk over both route lists in canonical order: every route whose entries differ.
 fn diff_routes(old: &Listener, new: &Listener, out: &mut Vec<RouteSet>) {
-    let (o, n) = (by_route(old), by_route(new));
-    let keys: BTreeSet<&RouteKey<'_>> = o.keys().chain(n.keys()).collect();
-    for k in keys {
-        let (before, after) = (o.get(k), n.get(k));
-        if before == after {
-            continue;
+    let (o, n) = (canonical(old), canonical(new));
+    let (mut i, mut j) = (0, 0);
+    while i < o.len() || j < n.len() {
+        let k = match (o.get(i), n.get(j)) {
+            (Some(a), Some(b)) => key(a).min(key(b)),
+            (Some(r), None) | (None, Some(r)) => key(r),
+            (None, None) => unreachable!("the loop condition"),
+        };
+        let end =
+            |rs: &[Arc<Route>], at: usize| at + rs[at..].iter().take_while(|r| key(r) == k).count();
+        let (i2, j2) = (end(&o, i), end(&n, j));
+        if o[i..i2] != n[j..j2] {
+            out.push(RouteSet {
+                listener: new.name.clone(),
+                kind: k.0,
+                namespace: k.1.to_string(),
+                name: k.2.to_string(),
+                routes: n[j..j2].to_vec(),
+            });
         }
-        out.push(RouteSet {
-            listener: new.name.clone(),
-            kind: k.0,
-            namespace: k.1.to_string(),
-            name: k.2.to_string(),
-            routes: after
-                .map(|rs| rs.iter().map(|r| (*r).clone()).collect())
-                .unwrap_or_default(),
-        });
+        (i, j) = (i2, j2);
     }
 }
 
@@ -376,5 +384,7 @@ fn replace_route(
     Ok(())
 }
 
+#[cfg(any(test, feature = "random"))]
+pub mod random;
 #[cfg(test)]
 mod tests;

@@ -62,9 +62,10 @@ pub struct Listener {
     /// Required for HTTPS, forbidden for HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ListenerTls>,
-    /// Routes attached to this listener (already filtered by the controller).
+    /// Routes attached to this listener (already filtered by the controller). Shared (`Arc`):
+    /// a config made from another by a delta shares the routes the delta did not change.
     #[serde(default)]
-    pub routes: Vec<Route>,
+    pub routes: Vec<std::sync::Arc<Route>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

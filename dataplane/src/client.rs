@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 use bytes::{Bytes, BytesMut};
 use http::{Request, StatusCode, Uri, header};
@@ -26,12 +27,11 @@ use pylon_config::protocol::{self, Ack, Update};
 const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// Longest accepted line (a full snapshot).
 const MAX_LINE: usize = 64 << 20;
-/// An ack attempt that takes longer than this is abandoned: a hung ack must not stall the stream.
+/// An ack attempt that takes longer than this is abandoned and retried.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
-/// Attempts per ack. Status (Programmed, Accepted) waits on acks, so a transient failure is
-/// retried; a version that still could not be acked is acked again after the next reconnect,
-/// whose first line is always a snapshot.
-const ACK_ATTEMPTS: u32 = 3;
+/// Longest pause between attempts at an ack. Status (Programmed, Accepted) waits on acks, so
+/// a failed one is retried until it is delivered or a newer one replaces it.
+const ACK_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -176,6 +176,8 @@ pub struct ControllerClient {
     token_file: Option<PathBuf>,
     shared: Arc<Shared>,
     http: Http,
+    /// The newest ack to send ([`ControllerClient::send_acks`]).
+    acks: watch::Sender<Option<Ack>>,
 }
 
 impl ControllerClient {
@@ -202,11 +204,20 @@ impl ControllerClient {
             token_file,
             shared,
             http: Http::new(transport)?,
+            acks: watch::channel(None).0,
         })
     }
 
-    /// Runs forever: stream, apply, ack, reconnect.
+    /// Runs forever: stream, apply, ack, reconnect. Acks are sent by a task of their own, the
+    /// newest only: the stream is never held up by an ack (deltas are small, so a controller
+    /// can have many queued; each waiting for the previous one's ack would add up).
     pub async fn run(self) {
+        let this = Arc::new(self);
+        tokio::spawn(this.clone().send_acks(this.acks.subscribe()));
+        this.stream_forever().await
+    }
+
+    async fn stream_forever(&self) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let mut progressed = false;
@@ -331,30 +342,54 @@ impl ControllerClient {
             accepted: result.is_ok(),
             error: result.err().map(|e| e.to_string()),
         };
-        self.send_ack(&ack).await;
+        self.acks.send_replace(Some(ack));
         Ok(())
     }
 
-    async fn send_ack(&self, ack: &Ack) {
+    /// Sends the newest ack, retrying with backoff until it is delivered, refused, or
+    /// replaced by a newer one (intermediate versions need no ack: status follows the newest).
+    async fn send_acks(self: Arc<Self>, mut rx: watch::Receiver<Option<Ack>>) {
+        while rx.changed().await.is_ok() {
+            let Some(ack) = rx.borrow_and_update().clone() else {
+                continue;
+            };
+            let mut backoff = Duration::from_millis(200);
+            for attempt in 1.. {
+                let Err(error) = self.send_ack(&ack).await else {
+                    break;
+                };
+                tracing::warn!(attempt, %error, version = %ack.version, retry_in = ?backoff, "ack failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    changed = rx.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        // A newer ack: send that one instead (the outer loop reads it).
+                        rx.mark_changed();
+                        break;
+                    }
+                }
+                backoff = (backoff * 2).min(ACK_BACKOFF_MAX);
+            }
+        }
+    }
+
+    /// One attempt at an ack; `Ok` also when the controller refused it (resending the same ack
+    /// would not help).
+    async fn send_ack(&self, ack: &Ack) -> Result<(), String> {
         let body = Bytes::from(serde_json::to_vec(ack).expect("serialisable"));
         let path = protocol::ack_path(&self.namespace, &self.name);
-        for attempt in 1..=ACK_ATTEMPTS {
-            let req = self.request(http::Method::POST, &path, body.clone());
-            let outcome = match tokio::time::timeout(ACK_TIMEOUT, self.http.request(req)).await {
-                Ok(Ok(r)) if r.status().is_success() => return,
-                // The controller understood and refused it: resending the same ack won't help.
-                Ok(Ok(r)) if r.status().is_client_error() => {
-                    tracing::warn!(status = %r.status(), version = %ack.version, "ack refused");
-                    return;
-                }
-                Ok(Ok(r)) => format!("status {}", r.status()),
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {ACK_TIMEOUT:?}"),
-            };
-            tracing::warn!(attempt, error = %outcome, version = %ack.version, "ack failed");
-            if attempt < ACK_ATTEMPTS {
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        let req = self.request(http::Method::POST, &path, body);
+        match tokio::time::timeout(ACK_TIMEOUT, self.http.request(req)).await {
+            Ok(Ok(r)) if r.status().is_success() => Ok(()),
+            Ok(Ok(r)) if r.status().is_client_error() => {
+                tracing::warn!(status = %r.status(), version = %ack.version, "ack refused");
+                Ok(())
             }
+            Ok(Ok(r)) => Err(format!("status {}", r.status())),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {ACK_TIMEOUT:?}")),
         }
     }
 }

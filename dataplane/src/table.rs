@@ -576,3 +576,7 @@ fn compile_rule(
         native_h1,
     }
 }
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;

@@ -376,3 +376,90 @@ async fn retries_an_ack_the_controller_failed() {
         "one failed attempt, one retry"
     );
 }
+
+/// Acks never hold the stream up: with the controller not answering acks at all, a burst of
+/// deltas is still applied through to the last, and once acks are answered the newest version
+/// is acked (the intermediate ones need not be).
+#[tokio::test]
+async fn a_slow_ack_does_not_hold_up_the_stream() {
+    let backend = Backend::start("a").await;
+    let port = free_port();
+    let mut lines = vec![
+        serde_json::json!({"type": "snapshot", "version": "0", "config": config_json(port, backend.addr, "/.*")})
+            .to_string(),
+    ];
+    for v in 1..=20 {
+        lines.push(
+            serde_json::json!({"type": "delta", "version": v.to_string(), "base": (v - 1).to_string(),
+                "delta": {"backends": {"web": {"endpoints": [{"address": format!("10.0.0.{v}:80")}]}}}})
+            .to_string(),
+        );
+    }
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (acks_tx, mut acks) = mpsc::channel::<Ack>(64);
+    let app = Router::new()
+        .route(
+            "/v1/gateways/{ns}/{name}/config",
+            route_get(move || {
+                let body = lines.join("\n") + "\n";
+                async move {
+                    let body =
+                        futures::stream::once(
+                            async move { Ok::<_, std::convert::Infallible>(body) },
+                        )
+                        .chain(futures::stream::pending());
+                    axum::response::Response::builder()
+                        .header("content-type", "application/x-ndjson")
+                        .body(axum::body::Body::from_stream(body))
+                        .unwrap()
+                }
+            }),
+        )
+        .route(
+            "/v1/gateways/{ns}/{name}/ack",
+            post({
+                let gate = gate.clone();
+                move |axum::Json(a): axum::Json<Ack>| async move {
+                    gate.acquire().await.unwrap().forget();
+                    acks_tx.send(a).await.unwrap();
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ctrl = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let shared = Shared::new();
+    let client = ControllerClient::new(
+        &format!("http://{ctrl}"),
+        &Transport::Plaintext,
+        "infra/gw",
+        "pod-1",
+        None,
+        shared.clone(),
+    )
+    .unwrap();
+    tokio::spawn(client.run());
+
+    let version = || shared.table().map(|t| t.version.clone());
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while version().as_deref() != Some("20") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("every delta applied while no ack was answered");
+    assert!(acks.try_recv().is_err(), "no ack was answered yet");
+
+    gate.add_permits(100);
+    let mut seen = vec![];
+    while seen.last().map(String::as_str) != Some("20") {
+        let ack = next_ack(&mut acks).await;
+        assert!(ack.accepted, "{ack:?}");
+        seen.push(ack.version);
+    }
+    assert!(
+        seen.len() < 21,
+        "acks are coalesced to the newest: {seen:?}"
+    );
+}

@@ -98,10 +98,11 @@ async fn invalid_config_is_rejected_whole_and_ports_follow_the_config() {
     let bad = config::parse_str(&bad);
     assert!(bad.is_err(), "parse_str validates");
     let mut c = config::parse_str(&cfg(&[port], "a", a.addr)).unwrap();
-    c.listeners[0].routes[0].rules[0].matches = vec![config::RouteMatch {
-        path: Some(config::PathMatch::RegularExpression { value: "([".into() }),
-        ..Default::default()
-    }];
+    std::sync::Arc::make_mut(&mut c.listeners[0].routes[0]).rules[0].matches =
+        vec![config::RouteMatch {
+            path: Some(config::PathMatch::RegularExpression { value: "([".into() }),
+            ..Default::default()
+        }];
     let err = p.shared.apply("bad", c).unwrap_err().to_string();
     assert!(
         err.contains("listeners[0].routes[0].rules[0].matches[0].path.value: regex parse error"),

@@ -1,118 +1,14 @@
 //! `apply(old, diff(old, new)) == new` over random configs, and the errors of deltas that do not
 //! fit.
 
+use super::random::{config, route, step};
 use super::*;
-use crate::{
-    API_VERSION, BackendProtocol, BackendTarget, Endpoint, ListenerProtocol, Mirror, Rule,
-};
-
-/// `Upper.example` is invalid (hostnames are lowercase): some routes are, to be found.
-const HOSTS: &[&str] = &[
-    "a.example",
-    "b.example",
-    "*.example",
-    "*.b.example",
-    "Upper.example",
-];
-
-fn pick<'a, T>(rng: &mut fastrand::Rng, xs: &'a [T]) -> &'a T {
-    &xs[rng.usize(..xs.len())]
-}
-
-fn route(rng: &mut fastrand::Rng, backends: &[String]) -> Route {
-    let hostnames = (0..rng.usize(..3))
-        .map(|_| pick(rng, HOSTS).to_string())
-        .collect();
-    let target = |rng: &mut fastrand::Rng| {
-        BackendRef::Backend(BackendTarget {
-            name: pick(rng, backends).clone(),
-            weight: rng.u32(0..3),
-            filters: vec![],
-        })
-    };
-    let rules = (0..rng.usize(1..3))
-        .map(|_| Rule {
-            name: None,
-            matches: vec![],
-            filters: if rng.bool() {
-                vec![Filter::RequestMirror(Mirror {
-                    backend: pick(rng, backends).clone(),
-                    percent: 100.0,
-                })]
-            } else {
-                vec![]
-            },
-            backend_refs: (0..rng.usize(..3)).map(|_| target(rng)).collect(),
-            timeouts: None,
-            retry: None,
-        })
-        .collect();
-    Route {
-        kind: if rng.bool() {
-            RouteKind::Http
-        } else {
-            RouteKind::Grpc
-        },
-        namespace: pick(rng, &["ns1", "ns2"]).to_string(),
-        name: format!("r{}", rng.u8(..6)),
-        creation_timestamp: "2024-01-02T03:04:05Z".into(),
-        hostnames,
-        rules,
-    }
-}
-
-/// A random config in canonical order; small pools so that consecutive configs overlap.
-fn config(rng: &mut fastrand::Rng) -> Config {
-    let backends: Vec<String> = (0..rng.usize(1..4)).map(|i| format!("b{i}")).collect();
-    let mut names = vec!["http", "alt", "other"];
-    rng.shuffle(&mut names);
-    let listeners = names[..rng.usize(..=3)]
-        .iter()
-        .map(|name| {
-            let mut routes: Vec<Route> =
-                (0..rng.usize(..8)).map(|_| route(rng, &backends)).collect();
-            routes.sort_by(route_order);
-            Listener {
-                name: name.to_string(),
-                port: *pick(rng, &[80, 8080]),
-                protocol: ListenerProtocol::Http,
-                hostname: rng.bool().then(|| pick(rng, HOSTS).to_string()),
-                tls: None,
-                routes,
-            }
-        })
-        .collect();
-    let backends = backends
-        .into_iter()
-        .map(|name| {
-            let endpoints = (0..rng.u8(..3))
-                .map(|i| Endpoint {
-                    address: format!("10.0.0.{i}:80").parse().unwrap(),
-                    ready: rng.bool(),
-                })
-                .collect();
-            let protocol = *pick(rng, &[BackendProtocol::Http1, BackendProtocol::H2c]);
-            (
-                name,
-                Backend {
-                    protocol,
-                    endpoints,
-                    tls: None,
-                },
-            )
-        })
-        .collect();
-    Config {
-        api_version: API_VERSION.into(),
-        listeners,
-        backends,
-    }
-}
+use crate::{BackendProtocol, ListenerProtocol};
 
 /// Every (listener, host group) whose routes differ between `a` and `b`.
 fn changed_groups(a: &Config, b: &Config) -> BTreeSet<(String, HostKey)> {
     let groups = |c: &Config| {
-        let mut m: BTreeMap<(String, HostKey), Vec<Route>> = BTreeMap::new();
+        let mut m: BTreeMap<(String, HostKey), Vec<Arc<Route>>> = BTreeMap::new();
         for l in &c.listeners {
             for r in &l.routes {
                 for h in HostKey::of(r) {
@@ -192,11 +88,15 @@ fn validating_what_a_delta_touched_finds_every_error() {
 fn chained_deltas_follow_a_sequence() {
     let mut rng = fastrand::Rng::with_seed(7);
     let mut running = config(&mut rng);
-    for step in 0..500 {
-        let next = config(&mut rng);
+    for n in 0..1000 {
+        let next = if n % 2 == 0 {
+            config(&mut rng)
+        } else {
+            step(&mut rng, &running)
+        };
         let delta = diff(&running, &next).unwrap();
         running = apply(&running, &delta).unwrap().0;
-        assert_eq!(running, next, "step {step}");
+        assert_eq!(running, next, "step {n}");
     }
 }
 
@@ -246,7 +146,7 @@ fn replaces_routes_out_of_canonical_order() {
         protocol: ListenerProtocol::Http,
         hostname: None,
         tls: None,
-        routes: vec![r1.clone(), r2.clone()],
+        routes: vec![Arc::new(r1.clone()), Arc::new(r2.clone())],
     }];
     let mut changed = r1.clone();
     changed.hostnames = vec!["new.example".into()];
@@ -256,12 +156,15 @@ fn replaces_routes_out_of_canonical_order() {
             kind: r1.kind,
             namespace: "z".into(),
             name: "z".into(),
-            routes: vec![changed.clone()],
+            routes: vec![Arc::new(changed.clone())],
         }],
         ..Delta::default()
     };
     let (got, touched) = apply(&a, &delta).unwrap();
-    assert_eq!(got.listeners[0].routes, vec![r2, changed.clone()]);
+    assert_eq!(
+        got.listeners[0].routes,
+        vec![Arc::new(r2), Arc::new(changed.clone())]
+    );
     let hosts = &touched.hosts["l"];
     assert!(hosts.contains(&HostKey::Exact("new.example".into())));
     assert!(HostKey::of(&r1).iter().all(|h| hosts.contains(h)));
@@ -282,7 +185,7 @@ fn deltas_that_do_not_fit_are_refused() {
         kind: r.kind,
         namespace: namespace.into(),
         name: r.name.clone(),
-        routes: vec![r.clone()],
+        routes: vec![Arc::new(r.clone())],
     };
     let cases = [
         (

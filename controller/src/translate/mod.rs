@@ -119,7 +119,8 @@ pub fn translate(s: &Snapshot) -> Translation {
         // Canonical order (stable: one route's entries keep theirs), so that a config is the one
         // value the data plane rebuilds from a delta.
         for l in &mut o.config.listeners {
-            l.routes.sort_by(pylon_config::delta::route_order);
+            l.routes
+                .sort_by(|a, b| pylon_config::delta::route_order(a, b));
         }
         let endpoints = config::resolve_endpoints(s, &o.clusters);
         t.configs.insert(

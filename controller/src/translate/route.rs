@@ -499,14 +499,14 @@ fn attach_parent<R: TranslateRule>(
             .iter_mut()
             .find(|l| l.name == listener_name)
         {
-            lc.routes.push(dp::Route {
+            lc.routes.push(std::sync::Arc::new(dp::Route {
                 kind: R::DP_KIND,
                 namespace: route.meta.namespace.clone(),
                 name: route.meta.name.clone(),
                 creation_timestamp: route.meta.creation_timestamp.clone(),
                 hostnames,
                 rules: checked.rules.clone(),
-            });
+            }));
         }
         owned.clusters.extend(checked.clusters.clone());
     }
