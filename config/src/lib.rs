@@ -130,6 +130,16 @@ pub enum RouteKind {
     Grpc,
 }
 
+impl RouteKind {
+    /// The Gateway API kind, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+        }
+    }
+}
+
 /// An HTTPRoute or GRPCRoute as attached to one listener.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

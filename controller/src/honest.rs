@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use pylon_config as dp;
+use pylon_config::delta::route_backends;
 
 use crate::model::ObjectKey;
 use crate::translate::output::{Condition, RouteParentStatus, Translation};
@@ -38,35 +39,30 @@ pub fn route_key(kind: &str, namespace: &str, name: &str) -> String {
 }
 
 impl Forms {
-    /// The forms of every listener and route of `config`.
+    /// The forms of every listener and route of `config`. Hashes are streamed
+    /// ([`fingerprint`]), nothing is cloned: at thousands of routes this runs on every
+    /// published structure.
     pub fn of(config: &dp::Config) -> Forms {
+        let backends: BTreeMap<&str, u64> = config
+            .backends
+            .iter()
+            .map(|(name, b)| (name.as_str(), fingerprint(&(b.protocol, &b.tls))))
+            .collect();
         let mut listeners = BTreeMap::new();
         // Per route: its entries on every listener, and the backends (minus endpoints, which
         // change freely) they use.
-        let mut route_forms: BTreeMap<String, (Vec<String>, BTreeMap<String, String>)> =
-            BTreeMap::new();
+        let mut route_forms: BTreeMap<String, (Vec<u64>, BTreeMap<&str, u64>)> = BTreeMap::new();
         for l in &config.listeners {
-            let mut bare = l.clone();
-            bare.routes.clear();
+            let bare = (&l.name, l.port, l.protocol, &l.hostname, &l.tls);
             listeners.insert(l.name.clone(), fingerprint(&bare));
             for r in &l.routes {
-                let kind = serde_json::to_value(r.kind).ok();
-                let kind = kind.as_ref().and_then(|k| k.as_str()).unwrap_or("Route");
                 let entry = route_forms
-                    .entry(route_key(kind, &r.namespace, &r.name))
+                    .entry(route_key(r.kind.as_str(), &r.namespace, &r.name))
                     .or_default();
-                entry.0.push(format!(
-                    "{}:{}",
-                    l.name,
-                    serde_json::to_string(r).unwrap_or_default()
-                ));
-                for name in used_backends(r) {
-                    if let Some(b) = config.backends.get(&name) {
-                        let mut b = b.clone();
-                        b.endpoints.clear();
-                        entry
-                            .1
-                            .insert(name, serde_json::to_string(&b).unwrap_or_default());
+                entry.0.push(fingerprint(&(&l.name, r)));
+                for name in route_backends(r) {
+                    if let Some((name, form)) = backends.get_key_value(name) {
+                        entry.1.insert(name, *form);
                     }
                 }
             }
@@ -76,7 +72,7 @@ impl Forms {
             routes: route_forms
                 .into_iter()
                 .map(|(k, (mut forms, backends))| {
-                    forms.sort();
+                    forms.sort_unstable();
                     (k, fingerprint(&(forms, backends)))
                 })
                 .collect(),
@@ -164,30 +160,6 @@ impl Ledger {
     pub fn since(&self) -> Arc<Since> {
         self.since.clone()
     }
-}
-
-/// Names of the backends a route refers to (weighted backends and mirrors, at any level).
-fn used_backends(r: &dp::Route) -> Vec<String> {
-    let mirrors = |filters: &[dp::Filter]| -> Vec<String> {
-        filters
-            .iter()
-            .filter_map(|f| match f {
-                dp::Filter::RequestMirror(m) => Some(m.backend.clone()),
-                _ => None,
-            })
-            .collect()
-    };
-    let mut out = vec![];
-    for rule in &r.rules {
-        out.extend(mirrors(&rule.filters));
-        for b in &rule.backend_refs {
-            if let dp::BackendRef::Backend(t) = b {
-                out.push(t.name.clone());
-                out.extend(mirrors(&t.filters));
-            }
-        }
-    }
-    out
 }
 
 /// A part of a Gateway's config whose serving state is reported.

@@ -25,23 +25,52 @@ pub fn fnv64(bytes: &[u8]) -> u64 {
     h
 }
 
-/// FNV-1a of a value's JSON serialization.
-pub fn hash_of<T: serde::Serialize>(v: &T) -> u64 {
-    fnv64(&serde_json::to_vec(v).unwrap_or_default())
+/// FNV-1a 64 fed as it is written: a value's JSON is hashed without being buffered.
+struct Fnv(u64);
+
+impl std::io::Write for Fnv {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-/// A config without endpoints: what a route or listener change alters, an endpoint change not.
-pub fn without_endpoints(c: &dp::Config) -> dp::Config {
-    let mut c = c.clone();
-    for b in c.backends.values_mut() {
-        b.endpoints.clear();
-    }
-    c
+/// FNV-1a of a value's JSON serialization (the same as [`fnv64`] of `serde_json::to_vec`).
+pub fn hash_of<T: serde::Serialize>(v: &T) -> u64 {
+    let mut h = Fnv(fnv64(b""));
+    // Serializing the config types into a writer that cannot fail does not fail.
+    let _ = serde_json::to_writer(&mut h, v);
+    h.0
+}
+
+/// A config without endpoints, borrowed: what a route or listener change alters, an endpoint
+/// change not.
+#[derive(serde::Serialize)]
+struct Structure<'a> {
+    api_version: &'a str,
+    listeners: &'a [dp::Listener],
+    backends: BTreeMap<&'a str, (dp::BackendProtocol, &'a Option<dp::BackendTls>)>,
 }
 
 /// The versions of a config: (structure, full). `full` is what is sent and acked.
 pub fn of(config: &dp::Config) -> (String, String) {
-    let structure = format!("{:016x}", hash_of(&without_endpoints(config)));
+    let structure = Structure {
+        api_version: &config.api_version,
+        listeners: &config.listeners,
+        backends: config
+            .backends
+            .iter()
+            .map(|(k, b)| (k.as_str(), (b.protocol, &b.tls)))
+            .collect(),
+    };
+    let structure = format!("{:016x}", hash_of(&structure));
     let endpoints: BTreeMap<&String, &Vec<dp::Endpoint>> = config
         .backends
         .iter()
@@ -68,6 +97,12 @@ mod tests {
         assert_eq!(fnv64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn streamed_hash_is_the_hash_of_the_serialization() {
+        let v = serde_json::json!({"a": [1, 2, "three"], "b": {"c": null}});
+        assert_eq!(hash_of(&v), fnv64(&serde_json::to_vec(&v).unwrap()));
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! Translation at scale: 1,000 HTTPRoutes on one Gateway are all accepted and programmed in one
-//! translation; the time it takes is printed (a measurement, not a timed assertion).
-//! Run: `cargo test -p pylon-controller --release --test scale -- --nocapture`.
+//! Translation at scale: 1,000 HTTPRoutes (`SCALE_ROUTES`) on one Gateway are all accepted and
+//! programmed in one translation; the time it takes, and that of versioning the config and
+//! summarising its forms (what publishing a structure costs), is printed (a measurement, not a
+//! timed assertion).
+//! Run: `SCALE_ROUTES=5000 cargo test -p pylon-controller --release --test scale -- --nocapture`.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -9,17 +11,19 @@ use pylon_controller::model::ObjectKey;
 use pylon_controller::snapshot::{Options, Snapshot};
 use pylon_controller::translate::translate;
 
-const ROUTES: usize = 1000;
-
 #[test]
 fn thousand_routes() {
+    let routes: usize = std::env::var("SCALE_ROUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let mut yaml = String::from(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: pylon}\n\
          spec: {controllerName: pylon.dev/gateway-controller}\n---\n\
          apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\n\
          spec:\n  gatewayClassName: pylon\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n",
     );
-    for i in 0..ROUTES {
+    for i in 0..routes {
         let _ = write!(
             yaml,
             "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}}}\n\
@@ -43,12 +47,22 @@ fn thousand_routes() {
                 .any(|c| c.kind == "Accepted" && c.status == "True")
         })
         .count();
-    assert_eq!(accepted, ROUTES);
+    assert_eq!(accepted, routes);
     let config = &t.configs[&ObjectKey::new("default", "gw")];
-    assert_eq!(config.listeners[0].routes.len(), ROUTES);
+    assert_eq!(config.listeners[0].routes.len(), routes);
     assert_eq!(
         t.gateways[&ObjectKey::new("default", "gw")].listeners[0].attached_routes,
-        ROUTES as i32
+        routes as i32
     );
-    println!("translate: {ROUTES} routes in {elapsed:?}");
+    let started = Instant::now();
+    let (structure, _) = pylon_controller::version::of(config);
+    let versioned = started.elapsed();
+    let started = Instant::now();
+    let forms = pylon_controller::honest::Forms::of(config);
+    let summarised = started.elapsed();
+    assert_eq!(forms.routes.len(), routes);
+    assert_eq!(structure.len(), 16);
+    println!(
+        "translate: {routes} routes in {elapsed:?}; version::of {versioned:?}, Forms::of {summarised:?}"
+    );
 }
