@@ -68,6 +68,16 @@ async fn config_stream(
         .unwrap()
 }
 
+/// A config stream that sends `body` and then stays open.
+fn open_stream(body: String) -> axum::response::Response {
+    let body = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) })
+        .chain(futures::stream::pending());
+    axum::response::Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(axum::body::Body::from_stream(body))
+        .unwrap()
+}
+
 async fn ack(State(s): State<Srv>, axum::Json(a): axum::Json<Ack>) {
     let _ = s.acks.send(a).await;
 }
@@ -323,21 +333,8 @@ async fn retries_an_ack_the_controller_failed() {
     let app = Router::new()
         .route(
             "/v1/gateways/{ns}/{name}/config",
-            route_get(move || {
-                let line = format!("{snap}\n");
-                async move {
-                    // One snapshot, then the stream stays open.
-                    let body =
-                        futures::stream::once(
-                            async move { Ok::<_, std::convert::Infallible>(line) },
-                        )
-                        .chain(futures::stream::pending());
-                    axum::response::Response::builder()
-                        .header("content-type", "application/x-ndjson")
-                        .body(axum::body::Body::from_stream(body))
-                        .unwrap()
-                }
-            }),
+            // One snapshot, then the stream stays open.
+            route_get(move || std::future::ready(open_stream(format!("{snap}\n")))),
         )
         .route(
             "/v1/gateways/{ns}/{name}/ack",
@@ -400,20 +397,7 @@ async fn a_slow_ack_does_not_hold_up_the_stream() {
     let app = Router::new()
         .route(
             "/v1/gateways/{ns}/{name}/config",
-            route_get(move || {
-                let body = lines.join("\n") + "\n";
-                async move {
-                    let body =
-                        futures::stream::once(
-                            async move { Ok::<_, std::convert::Infallible>(body) },
-                        )
-                        .chain(futures::stream::pending());
-                    axum::response::Response::builder()
-                        .header("content-type", "application/x-ndjson")
-                        .body(axum::body::Body::from_stream(body))
-                        .unwrap()
-                }
-            }),
+            route_get(move || std::future::ready(open_stream(lines.join("\n") + "\n"))),
         )
         .route(
             "/v1/gateways/{ns}/{name}/ack",
