@@ -294,22 +294,24 @@ fn next_update(st: &mut StreamState) -> Option<protocol::Update> {
         Some((v, old)) => pylon_config::delta::diff(old, &config).map(|d| (v.clone(), d)),
         None => None,
     };
-    let counter = match delta {
-        Some(_) => &crate::metrics::DELTAS_SENT,
-        None => &crate::metrics::SNAPSHOTS_SENT,
+    let (update, counter) = match delta {
+        Some((base, delta)) => (
+            protocol::Update::Delta {
+                version: cur.version.clone(),
+                base,
+                delta,
+            },
+            &crate::metrics::DELTAS_SENT,
+        ),
+        None => (
+            protocol::Update::Snapshot {
+                version: cur.version.clone(),
+                config: Box::new((*config).clone()),
+            },
+            &crate::metrics::SNAPSHOTS_SENT,
+        ),
     };
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let update = match delta {
-        Some((base, delta)) => protocol::Update::Delta {
-            version: cur.version.clone(),
-            base,
-            delta,
-        },
-        None => protocol::Update::Snapshot {
-            version: cur.version.clone(),
-            config: Box::new((*config).clone()),
-        },
-    };
     st.sent = Some((cur.version, config));
     Some(update)
 }

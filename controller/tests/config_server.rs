@@ -38,6 +38,21 @@ impl Lines {
             }
         }
     }
+
+    /// The next line, which must be a delta to `version` from `base`.
+    async fn next_delta(&mut self, version: &str, base: &str) -> pylon_config::delta::Delta {
+        match self.next().await {
+            Update::Delta {
+                version: v,
+                base: b,
+                delta,
+            } => {
+                assert_eq!((v.as_str(), b.as_str()), (version, base));
+                delta
+            }
+            other => panic!("expected a delta, got {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -79,44 +94,20 @@ async fn streams_snapshots_endpoints_pings_and_records_acks() {
 
     // Only endpoints change: a delta with that backend alone.
     let v2 = hub.publish(&key, fewer_of(&config));
-    match lines.next().await {
-        Update::Delta {
-            version,
-            base,
-            delta,
-        } => {
-            assert_eq!(
-                (version.as_str(), base.as_str()),
-                (v2.as_str(), v1.as_str())
-            );
-            assert_eq!(delta.backends.len(), 1);
-            assert_eq!(delta.backends["default/echo:8080"].endpoints.len(), 1);
-            assert!(delta.routes.is_empty() && delta.listeners.is_empty());
-        }
-        other => panic!("expected a delta, got {other:?}"),
-    }
+    let delta = lines.next_delta(&v2, &v1).await;
+    assert_eq!(delta.backends.len(), 1);
+    assert_eq!(delta.backends["default/echo:8080"].endpoints.len(), 1);
+    assert!(delta.routes.is_empty() && delta.listeners.is_empty());
 
     // A route change: a delta removing that route, from v2.
     let mut changed = fewer_of(&config);
     let gone = changed.listeners[0].routes.remove(0);
     let v3 = hub.publish(&key, changed.clone());
-    match lines.next().await {
-        Update::Delta {
-            version,
-            base,
-            delta,
-        } => {
-            assert_eq!(
-                (version.as_str(), base.as_str()),
-                (v3.as_str(), v2.as_str())
-            );
-            assert_eq!(delta.routes.len(), 1);
-            assert_eq!(delta.routes[0].name, gone.name);
-            assert!(delta.routes[0].routes.is_empty(), "{delta:?}");
-            assert!(delta.backends.is_empty());
-        }
-        other => panic!("expected a delta, got {other:?}"),
-    }
+    let delta = lines.next_delta(&v3, &v2).await;
+    assert_eq!(delta.routes.len(), 1);
+    assert_eq!(delta.routes[0].name, gone.name);
+    assert!(delta.routes[0].routes.is_empty(), "{delta:?}");
+    assert!(delta.backends.is_empty());
 
     // Nothing changes: a ping arrives.
     assert_eq!(lines.next().await, Update::Ping);
@@ -206,15 +197,7 @@ async fn streams_resume_from_the_running_version() {
     // One version behind: a delta from it, on both the old stream and a new one.
     let v2 = hub.publish(&key, fewer_of(&config));
     for mut lines in [current, connect(&v1).await] {
-        match lines.next().await {
-            Update::Delta { version, base, .. } => {
-                assert_eq!(
-                    (version.as_str(), base.as_str()),
-                    (v2.as_str(), v1.as_str())
-                )
-            }
-            other => panic!("expected a delta, got {other:?}"),
-        }
+        lines.next_delta(&v2, &v1).await;
     }
 
     // Unknown (another replica's, or forgotten): a snapshot.

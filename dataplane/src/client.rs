@@ -293,7 +293,7 @@ impl ControllerClient {
                 let line = &line[..nl];
                 if !line.iter().all(u8::is_ascii_whitespace) {
                     *progressed = true;
-                    self.handle_line(line).await?;
+                    self.handle_line(line)?;
                 }
             }
             if buf.len() > MAX_LINE {
@@ -302,8 +302,9 @@ impl ControllerClient {
         }
     }
 
-    /// Applies one line and acks it; `Err` ends the stream (its deltas can no longer apply).
-    async fn handle_line(&self, line: &[u8]) -> Result<(), ClientError> {
+    /// Applies one line and hands its ack to [`ControllerClient::send_acks`]; `Err` ends the
+    /// stream (its deltas can no longer apply).
+    fn handle_line(&self, line: &[u8]) -> Result<(), ClientError> {
         let update: Update = match serde_json::from_slice(line) {
             Ok(u) => u,
             Err(e) => {

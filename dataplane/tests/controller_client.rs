@@ -78,6 +78,24 @@ fn open_stream(body: String) -> axum::response::Response {
         .unwrap()
 }
 
+/// Serves `app` as the controller on loopback and runs a data plane's client against it
+/// (plain HTTP, Gateway `infra/gw`, pod `pod-1`, no token).
+async fn serve_and_connect(app: Router, shared: Arc<Shared>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ctrl = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = ControllerClient::new(
+        &format!("http://{ctrl}"),
+        &Transport::Plaintext,
+        "infra/gw",
+        "pod-1",
+        None,
+        shared,
+    )
+    .unwrap();
+    tokio::spawn(client.run());
+}
+
 async fn ack(State(s): State<Srv>, axum::Json(a): axum::Json<Ack>) {
     let _ = s.acks.send(a).await;
 }
@@ -349,21 +367,7 @@ async fn retries_an_ack_the_controller_failed() {
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ctrl = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let shared = Shared::new();
-    let client = ControllerClient::new(
-        &format!("http://{ctrl}"),
-        &Transport::Plaintext,
-        "infra/gw",
-        "pod-1",
-        None,
-        shared,
-    )
-    .unwrap();
-    tokio::spawn(client.run());
+    serve_and_connect(app, Shared::new()).await;
 
     let ack = next_ack(&mut acks).await;
     assert_eq!((ack.version.as_str(), ack.accepted), ("7", true));
@@ -410,20 +414,8 @@ async fn a_slow_ack_does_not_hold_up_the_stream() {
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ctrl = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
     let shared = Shared::new();
-    let client = ControllerClient::new(
-        &format!("http://{ctrl}"),
-        &Transport::Plaintext,
-        "infra/gw",
-        "pod-1",
-        None,
-        shared.clone(),
-    )
-    .unwrap();
-    tokio::spawn(client.run());
+    serve_and_connect(app, shared.clone()).await;
 
     let version = || shared.table().map(|t| t.version.clone());
     tokio::time::timeout(Duration::from_secs(10), async {
