@@ -131,6 +131,7 @@ async fn run() -> anyhow::Result<()> {
 
     // The listener manager exists before the first config so new ports are trial-bound on apply.
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let limits = server::Limits {
         max_header_bytes: args.max_header_bytes,
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
@@ -146,6 +147,7 @@ async fn run() -> anyhow::Result<()> {
                 limits.clone(),
                 drain_rx.clone(),
             )
+            .stop_accepting_on(stop_rx.clone())
             .reuse_port(workers > 1)
             .http1(match args.http1 {
                 Http1Arg::Native => server::Http1::Native,
@@ -201,11 +203,14 @@ async fn run() -> anyhow::Result<()> {
         bail!("one of --config FILE or --controller URL --gateway NS/NAME is required");
     }
 
-    // Workers stop accepting on drain, then keep serving their open connections until `done`.
+    // Workers stop accepting on `stop` (each drops its `closed` sender once its sockets are
+    // closed), then keep serving their open connections until `done`.
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut threads = Vec::with_capacity(workers);
     for (i, manager) in managers.into_iter().enumerate() {
         let mut done = done_rx.clone();
+        let closed = closed_tx.clone();
         let thread = std::thread::Builder::new()
             .name(format!("pylon-worker-{i}"))
             .spawn(move || {
@@ -216,6 +221,7 @@ async fn run() -> anyhow::Result<()> {
                     .expect("building a worker runtime");
                 rt.block_on(async move {
                     manager.run().await;
+                    drop(closed);
                     let _ = done.wait_for(|d| *d).await;
                 });
             })
@@ -262,6 +268,11 @@ async fn run() -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!("draining");
+    // No socket accepts any more before open connections are told to close: a client whose
+    // idle connection was closed must not then reach a listener that is about to go.
+    drop(closed_tx);
+    let _ = stop_tx.send(true);
+    while closed_rx.recv().await.is_some() {}
     let _ = drain_tx.send(true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.drain_timeout_secs);
     while shared.metrics.active_connections.load(Ordering::Relaxed) > 0

@@ -131,6 +131,8 @@ impl Serving {
 /// Keeps the bound sockets in line with the current table.
 pub struct ListenerManager {
     serving: Serving,
+    /// When to close the listening sockets; the connections' `drain` unless told otherwise.
+    stop_accepting: watch::Receiver<bool>,
     bind: IpAddr,
     bound: HashMap<u16, (JoinHandle<()>, SocketAddr)>,
     reuse_port: bool,
@@ -145,6 +147,7 @@ impl ListenerManager {
     ) -> Self {
         shared.sockets.lock().expect("poisoned").bind = Some(bind);
         ListenerManager {
+            stop_accepting: drain.clone(),
             serving: Serving {
                 shared,
                 limits,
@@ -160,6 +163,15 @@ impl ListenerManager {
     /// Chooses the HTTP/1.1 engine.
     pub fn http1(mut self, http1: Http1) -> Self {
         self.serving.http1 = http1;
+        self
+    }
+
+    /// Closes the listening sockets on `stop` rather than on the connections' drain signal, so
+    /// a caller can make sure no socket still accepts before it tells connections to close
+    /// (else a client may find its idle connection closed and its next dial still accepted,
+    /// then dropped).
+    pub fn stop_accepting_on(mut self, stop: watch::Receiver<bool>) -> Self {
+        self.stop_accepting = stop;
         self
     }
 
@@ -213,7 +225,8 @@ impl ListenerManager {
         errors
     }
 
-    /// Follows table changes until drain starts.
+    /// Follows table changes until told to stop accepting; returns once every listening socket
+    /// is closed.
     pub async fn run(mut self) {
         let mut changes = self.serving.shared.subscribe();
         loop {
@@ -225,11 +238,13 @@ impl ListenerManager {
             }
             tokio::select! {
                 r = changes.changed() => if r.is_err() { break },
-                _ = self.serving.drain.changed() => break,
+                _ = self.stop_accepting.wait_for(|s| *s) => break,
             }
         }
         for (_, (task, _)) in self.bound.drain() {
             task.abort();
+            // The socket closes when the aborted task is dropped, which happens here.
+            let _ = task.await;
         }
     }
 }
