@@ -231,9 +231,19 @@ fn pending(c: &mut Condition, why: &str) {
     *c = Condition::new("Programmed", false, PENDING, why, c.observed_generation);
 }
 
-/// Overlays data-plane reality on a translation's statuses.
+/// Overlays data-plane reality on a translation's statuses. Only the statuses are carried
+/// over (configs, backends and parameters are left empty): at thousands of routes, copying
+/// the configs too on every status pass cost as much as the overlay.
 pub fn apply(t: &Translation, served: &Served) -> Translation {
-    let mut out = t.clone();
+    let mut out = Translation {
+        gateway_classes: t.gateway_classes.clone(),
+        gateways: t.gateways.clone(),
+        http_routes: t.http_routes.clone(),
+        grpc_routes: t.grpc_routes.clone(),
+        listener_sets: t.listener_sets.clone(),
+        backend_tls_policies: t.backend_tls_policies.clone(),
+        ..Translation::default()
+    };
     for (key, st) in &mut out.gateways {
         let Some(serving) = served.get(key) else {
             continue;

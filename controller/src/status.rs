@@ -113,7 +113,7 @@ pub fn route_status(
 
 /// Field names of per-controller status lists: route `parents`/`parentRef`, policy
 /// `ancestors`/`ancestorRef`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 pub struct Entries {
     list: &'static str,
     reference: &'static str,
