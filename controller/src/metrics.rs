@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub static TRANSLATIONS: AtomicU64 = AtomicU64::new(0);
 /// Endpoint-only updates (EndpointSlice changes that skipped translation).
 pub static ENDPOINT_UPDATES: AtomicU64 = AtomicU64::new(0);
+/// Routes attached afresh by translations (the rest were kept: see [`ROUTES_REUSED`]).
+pub static ROUTES_REATTACHED: AtomicU64 = AtomicU64::new(0);
+/// Routes whose attachment a translation kept from the one before (nothing they read changed).
+pub static ROUTES_REUSED: AtomicU64 = AtomicU64::new(0);
 /// Microseconds the last translation took.
 pub static LAST_TRANSLATE_MICROS: AtomicU64 = AtomicU64::new(0);
 /// Status patches written.
@@ -46,6 +50,18 @@ pub fn render() -> String {
             "counter",
             "Endpoint-only updates.",
             &ENDPOINT_UPDATES,
+        ),
+        (
+            "pylon_controller_routes_attached_total",
+            "counter",
+            "Routes attached afresh by translations.",
+            &ROUTES_REATTACHED,
+        ),
+        (
+            "pylon_controller_routes_reused_total",
+            "counter",
+            "Routes whose attachment a translation kept (nothing they read changed).",
+            &ROUTES_REUSED,
         ),
         (
             "pylon_controller_last_translate_microseconds",

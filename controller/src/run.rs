@@ -15,8 +15,8 @@ use crate::provision::apply::Provisioner;
 use crate::snapshot::{Options, Snapshot};
 use crate::status_writer::StatusWriter;
 use crate::translate::config::{resolve_endpoints, with_backends};
+use crate::translate::incremental::Incremental;
 use crate::translate::output::Translation;
-use crate::translate::translate;
 use crate::watch::{Changes, KINDS, Stores};
 
 /// Debounce after a change: coalesces a burst of watch events into one translation while
@@ -60,6 +60,9 @@ pub async fn translate_loop(
 ) {
     wait_for_sync(&changes).await;
     let mut last: Option<Arc<Translation>> = None;
+    // Re-attaches only the routes a change reaches; equal to `translate` by construction and
+    // by property test.
+    let mut engine = Incremental::default();
     loop {
         if last.is_some() {
             changes.notify.notified().await;
@@ -79,7 +82,11 @@ pub async fn translate_loop(
             _ => {
                 let started = Instant::now();
                 let snapshot = Arc::new(stores.snapshot(&options));
-                let t = Arc::new(translate(&snapshot));
+                let t = Arc::new(engine.translate(&snapshot));
+                let stats = engine.stats();
+                crate::metrics::ROUTES_REATTACHED
+                    .fetch_add(stats.attached as u64, Ordering::Relaxed);
+                crate::metrics::ROUTES_REUSED.fetch_add(stats.reused as u64, Ordering::Relaxed);
                 crate::metrics::TRANSLATIONS.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::LAST_TRANSLATE_MICROS
                     .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);

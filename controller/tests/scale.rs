@@ -1,14 +1,17 @@
-//! Translation at scale: 1,000 HTTPRoutes (`SCALE_ROUTES`) on one Gateway are all accepted and
-//! programmed in one translation; the time it takes, and that of versioning the config and
-//! summarising its forms (what publishing a structure costs), is printed (a measurement, not a
-//! timed assertion).
+//! Translation at scale: 1,000 HTTPRoutes (`SCALE_ROUTES`), each with its Service and
+//! EndpointSlice, on one Gateway are all accepted and programmed in one translation; then one
+//! route changes and an incremental translation attaches that route alone and equals the full
+//! one. The times they take, and that of versioning the config and summarising its forms
+//! (what publishing a structure costs), are printed (a measurement, not a timed assertion).
 //! Run: `SCALE_ROUTES=5000 cargo test -p pylon-controller --release --test scale -- --nocapture`.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Instant;
 
 use pylon_controller::model::ObjectKey;
 use pylon_controller::snapshot::{Options, Snapshot};
+use pylon_controller::translate::incremental::Incremental;
 use pylon_controller::translate::translate;
 
 #[test]
@@ -28,10 +31,16 @@ fn thousand_routes() {
             yaml,
             "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}}}\n\
              spec: {{ports: [{{name: http, port: 8080}}]}}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: svc-{i}-a, labels: {{kubernetes.io/service-name: svc-{i}}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: 3000}}]\n\
+             endpoints: [{{addresses: [10.1.{}.{}]}}]\n---\n\
              apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r-{i}}}\n\
              spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [h{i}.example.com]\n  rules:\n\
              \x20 - matches: [{{path: {{value: /p{i}}}, headers: [{{name: x, value: \"{i}\"}}]}}]\n\
-             \x20   backendRefs: [{{name: svc-{i}, port: 8080}}]\n"
+             \x20   backendRefs: [{{name: svc-{i}, port: 8080}}]\n",
+            i / 250,
+            i % 250
         );
     }
     let s = Snapshot::from_yaml(&yaml, Options::default()).unwrap();
@@ -62,7 +71,27 @@ fn thousand_routes() {
     let summarised = started.elapsed();
     assert_eq!(forms.routes.len(), routes);
     assert_eq!(structure.len(), 16);
+
+    // One route's backend changes: the incremental engine attaches it alone.
+    let mut engine = Incremental::default();
+    let s = Arc::new(s);
+    engine.translate(&s);
+    let mut changed = (*s).clone();
+    let key = ObjectKey::new("default", "r-0");
+    let mut route = (*changed.http_routes[&key]).clone();
+    route.spec.rules[0].backend_refs[0].backend.name = "svc-1".into();
+    changed.http_routes.insert(key, Arc::new(route));
+    let changed = Arc::new(changed);
+    let started = Instant::now();
+    let incremental = engine.translate(&changed);
+    let one_change = started.elapsed();
+    assert_eq!(
+        (engine.stats().reused, engine.stats().attached),
+        (routes - 1, 1)
+    );
+    assert_eq!(incremental, translate(&changed));
     println!(
-        "translate: {routes} routes in {elapsed:?}; version::of {versioned:?}, Forms::of {summarised:?}"
+        "translate: {routes} routes in {elapsed:?}; one route changed, incrementally: \
+         {one_change:?}; version::of {versioned:?}, Forms::of {summarised:?}"
     );
 }

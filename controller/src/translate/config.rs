@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use pylon_config as dp;
 use serde::Serialize;
 
+use crate::model::core::EndpointSlice;
 use crate::model::route::{
     Filter, GrpcMatch, HttpMatch, HttpTimeouts, NameValueMatch, PathModifier,
 };
@@ -42,22 +43,42 @@ pub fn cluster_name(namespace: &str, service: &str, port: i32) -> String {
     format!("{namespace}/{service}:{port}")
 }
 
-/// Resolves the endpoints of every cluster from the EndpointSlices (not-ready ones included,
-/// flagged, so the data plane can prefer ready ones and still see the rest).
-pub fn resolve_endpoints(s: &Snapshot, clusters: &BTreeMap<String, ClusterConfig>) -> Endpoints {
-    let mut out = Endpoints::new();
-    for (name, c) in clusters {
+/// The EndpointSlices of each Service, found once per translation: scanning every slice per
+/// backend made resolving quadratic (5,000 routes with a Service each: 25 million comparisons).
+pub struct SliceIndex<'a> {
+    s: &'a Snapshot,
+    slices: std::collections::HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+}
+
+impl<'a> SliceIndex<'a> {
+    /// Indexes the snapshot's slices by the Service they belong to.
+    pub fn new(s: &'a Snapshot) -> Self {
+        let mut slices: std::collections::HashMap<_, Vec<_>> = Default::default();
+        for e in s.endpoint_slices.values() {
+            slices
+                .entry((e.meta.namespace.as_str(), e.service_name.as_str()))
+                .or_default()
+                .push(&**e);
+        }
+        SliceIndex { s, slices }
+    }
+
+    /// The endpoints of one cluster (not-ready ones included, flagged, so the data plane can
+    /// prefer ready ones and still see the rest), sorted and without duplicates.
+    pub fn endpoints(&self, c: &ClusterConfig) -> Vec<dp::Endpoint> {
         let key = crate::model::ObjectKey::new(c.namespace.clone(), c.service.clone());
-        let port_name = s
+        let port_name = self
+            .s
             .services
             .get(&key)
             .and_then(|svc| svc.ports.iter().find(|p| p.port == c.port))
-            .map(|p| p.name.clone())
+            .map(|p| p.name.as_str())
             .unwrap_or_default();
-        let mut eps: Vec<dp::Endpoint> = s
-            .endpoint_slices
-            .values()
-            .filter(|e| e.meta.namespace == c.namespace && e.service_name == c.service)
+        let mut eps: Vec<dp::Endpoint> = self
+            .slices
+            .get(&(c.namespace.as_str(), c.service.as_str()))
+            .into_iter()
+            .flatten()
             .flat_map(|e| {
                 let target = e.ports.iter().find(|p| p.name == port_name).map(|p| p.port);
                 e.endpoints.iter().flat_map(move |ep| {
@@ -74,9 +95,17 @@ pub fn resolve_endpoints(s: &Snapshot, clusters: &BTreeMap<String, ClusterConfig
             .collect();
         eps.sort_by_key(|e| e.address);
         eps.dedup_by_key(|e| e.address);
-        out.insert(name.clone(), eps);
+        eps
     }
-    out
+}
+
+/// Resolves the endpoints of every cluster from the EndpointSlices.
+pub fn resolve_endpoints(s: &Snapshot, clusters: &BTreeMap<String, ClusterConfig>) -> Endpoints {
+    let index = SliceIndex::new(s);
+    clusters
+        .iter()
+        .map(|(name, c)| (name.clone(), index.endpoints(c)))
+        .collect()
 }
 
 /// Fills `config.backends` from the clusters and their endpoints.

@@ -8,6 +8,7 @@ pub mod backend_tls;
 pub mod ca;
 pub mod config;
 pub mod gateway;
+pub mod incremental;
 pub mod listener_set;
 pub mod output;
 pub mod params;
@@ -15,16 +16,63 @@ pub mod refs;
 pub mod route;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::model::ObjectKey;
+use crate::model::route::Route;
 use crate::snapshot::Snapshot;
 
 use output::{Condition, GatewayStatus, Translation};
 use pylon_config as dp;
-use route::OwnedGateway;
+use route::{Attachment, OwnedGateway, TranslateRule};
 
-/// Translates a snapshot into statuses and data-plane configs.
+/// Where a translation gets the parts that grow with the number of routes and backends, each
+/// route's [`Attachment`] and each backend's endpoints: computed afresh ([`Fresh`], the pure
+/// reference) or kept from an earlier translation when nothing they were computed from has
+/// changed ([`incremental::Incremental`]).
+pub trait Parts {
+    /// The attachment of `route` (at `key`) to the Gateways' validated listeners.
+    fn attach<R: TranslateRule + Send + Sync + 'static>(
+        &mut self,
+        s: &Snapshot,
+        key: &ObjectKey,
+        route: &Arc<Route<R>>,
+        gateways: &BTreeMap<ObjectKey, OwnedGateway<'_>>,
+    ) -> Arc<Attachment>;
+
+    /// The endpoints of one Gateway's backends.
+    fn endpoints(
+        &mut self,
+        s: &Snapshot,
+        clusters: &BTreeMap<String, config::ClusterConfig>,
+    ) -> config::Endpoints {
+        config::resolve_endpoints(s, clusters)
+    }
+}
+
+/// Every part computed from the snapshot.
+pub struct Fresh;
+
+impl Parts for Fresh {
+    fn attach<R: TranslateRule + Send + Sync + 'static>(
+        &mut self,
+        s: &Snapshot,
+        _key: &ObjectKey,
+        route: &Arc<Route<R>>,
+        gateways: &BTreeMap<ObjectKey, OwnedGateway<'_>>,
+    ) -> Arc<Attachment> {
+        Arc::new(route::attach(s, route, gateways))
+    }
+}
+
+/// Translates a snapshot into statuses and data-plane configs: the pure reference every
+/// incremental translation must equal.
 pub fn translate(s: &Snapshot) -> Translation {
+    translate_with(s, &mut Fresh)
+}
+
+/// Translates a snapshot, taking routes' attachments and backends' endpoints from `parts`.
+pub fn translate_with(s: &Snapshot, parts: &mut impl Parts) -> Translation {
     let mut t = Translation::default();
     let ours = |class: &str| {
         s.gateway_classes
@@ -70,17 +118,17 @@ pub fn translate(s: &Snapshot) -> Translation {
             },
         );
     }
+    // Routes with no parent of ours are listed too (empty), so the status writer removes
+    // entries it wrote before a parentRef was dropped.
     for (key, r) in &s.http_routes {
-        let parents = route::attach(s, r, &mut owned);
-        // Routes with no parent of ours are listed too (empty), so the status writer removes
-        // entries it wrote before a parentRef was dropped.
-        t.http_routes.insert(key.clone(), parents);
+        let a = parts.attach(s, key, r, &owned);
+        a.place(&mut owned);
+        t.http_routes.insert(key.clone(), a.statuses.clone());
     }
     for (key, r) in &s.grpc_routes {
-        let parents = route::attach(s, r, &mut owned);
-        // Routes with no parent of ours are listed too (empty), so the status writer removes
-        // entries it wrote before a parentRef was dropped.
-        t.grpc_routes.insert(key.clone(), parents);
+        let a = parts.attach(s, key, r, &owned);
+        a.place(&mut owned);
+        t.grpc_routes.insert(key.clone(), a.statuses.clone());
     }
     let mut uses = backend_tls::Uses::default();
     for (key, o) in &owned {
@@ -122,7 +170,7 @@ pub fn translate(s: &Snapshot) -> Translation {
             l.routes
                 .sort_by(|a, b| pylon_config::delta::route_order(a, b));
         }
-        let endpoints = config::resolve_endpoints(s, &o.clusters);
+        let endpoints = parts.endpoints(s, &o.clusters);
         t.configs.insert(
             key.clone(),
             config::with_backends(o.config, &o.clusters, &endpoints),

@@ -334,17 +334,102 @@ fn check_rules<R: TranslateRule>(s: &Snapshot, route: &Route<R>) -> CheckedRules
     out
 }
 
-/// Attaches one route to the Gateways of this controller; returns its parent statuses.
+/// What one route contributes to a translation: its parent statuses, its entries on the
+/// listeners of this controller's Gateways and the backends those use. Computed from the
+/// snapshot and the Gateways' validated listeners without changing them ([`attach`]), then
+/// [`Attachment::place`]d; so an unchanged route's attachment can be kept from one translation
+/// to the next ([`super::incremental`]).
+#[derive(Debug, Default, PartialEq)]
+pub struct Attachment {
+    /// This controller's parent statuses of the route.
+    pub statuses: Vec<RouteParentStatus>,
+    /// Where the route attached.
+    pub placements: Vec<Placement>,
+    /// Backends the route's valid rules use (added to every Gateway it serves on).
+    pub clusters: BTreeMap<String, ClusterConfig>,
+}
+
+/// One listener a route attached to.
+#[derive(Debug, PartialEq)]
+pub struct Placement {
+    /// The Gateway.
+    pub gateway: ObjectKey,
+    /// The listener's index in the Gateway's validated listeners.
+    pub listener: usize,
+    /// The route's entry in the data-plane config, when that listener is programmed.
+    pub entry: Option<std::sync::Arc<dp::Route>>,
+}
+
+impl Attachment {
+    /// Counts the route on its listeners and adds its entries and backends to the Gateways'
+    /// configs.
+    pub fn place(&self, gateways: &mut BTreeMap<ObjectKey, OwnedGateway<'_>>) {
+        let mut last: Option<&ObjectKey> = None;
+        for p in &self.placements {
+            let Some(owned) = gateways.get_mut(&p.gateway) else {
+                continue;
+            };
+            owned.attached[p.listener] += 1;
+            // On a listener that is not programmed the route counts, but serves nothing.
+            let Some(entry) = &p.entry else {
+                continue;
+            };
+            let name = owned.listeners[p.listener].config_name();
+            if let Some(lc) = owned.config.listeners.iter_mut().find(|l| l.name == name) {
+                lc.routes.push(entry.clone());
+            }
+            if last != Some(&p.gateway) {
+                owned
+                    .clusters
+                    .extend(self.clusters.iter().map(|(k, v)| (k.clone(), v.clone())));
+                last = Some(&p.gateway);
+            }
+        }
+    }
+}
+
+/// The Services a route's rules name (backendRefs and mirrors; other kinds too, harmlessly):
+/// with the namespaces they are in, everything of a route's attachment that is not the route
+/// itself, the Gateways' listeners or cluster-wide.
+pub fn backend_targets<R: RouteRule>(route: &Route<R>) -> Vec<ObjectKey> {
+    let ns = &route.meta.namespace;
+    let key = |b: &BackendRef| {
+        ObjectKey::new(
+            b.namespace.clone().unwrap_or_else(|| ns.clone()),
+            b.name.clone(),
+        )
+    };
+    let mirrors = |filters: &[crate::model::route::Filter]| -> Vec<ObjectKey> {
+        filters
+            .iter()
+            .filter_map(|f| f.request_mirror.as_ref().map(|m| key(&m.backend_ref)))
+            .collect()
+    };
+    let mut out = vec![];
+    for rule in &route.spec.rules {
+        out.extend(mirrors(rule.filters()));
+        for b in rule.backend_refs() {
+            out.push(key(&b.backend));
+            out.extend(mirrors(&b.filters));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Attaches one route to the Gateways of this controller: its parent statuses and where it
+/// goes ([`Attachment::place`] puts it there).
 pub fn attach<R: TranslateRule>(
     s: &Snapshot,
     route: &Route<R>,
-    gateways: &mut BTreeMap<ObjectKey, OwnedGateway<'_>>,
-) -> Vec<RouteParentStatus> {
+    gateways: &BTreeMap<ObjectKey, OwnedGateway<'_>>,
+) -> Attachment {
     let checked = check_rules(s, route);
     let g = route.meta.generation;
     let ns = &route.meta.namespace;
     let ns_labels = s.namespace_labels(ns);
-    let mut statuses = vec![];
+    let mut out = Attachment::default();
     for parent in &route.spec.parent_refs {
         let target = ObjectKey::new(
             parent.namespace.clone().unwrap_or_else(|| ns.clone()),
@@ -374,10 +459,19 @@ pub fn attach<R: TranslateRule>(
         } else {
             continue;
         };
-        let Some(owned) = gateways.get_mut(&key) else {
+        let Some(owned) = gateways.get(&key) else {
             continue;
         };
-        let accepted = attach_parent::<R>(route, parent, owned, &key, &owner, &ns_labels, &checked);
+        let accepted = attach_parent::<R>(
+            route,
+            parent,
+            owned,
+            &key,
+            &owner,
+            &ns_labels,
+            &checked,
+            &mut out.placements,
+        );
         let mut conditions = vec![accepted];
         conditions.push(match &checked.unresolved {
             Some(e) => Condition::new("ResolvedRefs", false, e.reason(), e.to_string(), g),
@@ -398,22 +492,27 @@ pub fn attach<R: TranslateRule>(
                 g,
             ));
         }
-        statuses.push(RouteParentStatus {
+        out.statuses.push(RouteParentStatus {
             parent_ref: parent.clone(),
             conditions,
         });
     }
-    statuses
+    if out.placements.iter().any(|p| p.entry.is_some()) {
+        out.clusters = checked.clusters;
+    }
+    out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn attach_parent<R: TranslateRule>(
     route: &Route<R>,
     parent: &ParentRef,
-    owned: &mut OwnedGateway<'_>,
+    owned: &OwnedGateway<'_>,
     gateway: &ObjectKey,
     owner: &Owner,
     ns_labels: &BTreeMap<String, String>,
     checked: &CheckedRules,
+    placements: &mut Vec<Placement>,
 ) -> Condition {
     let g = route.meta.generation;
     let no = |reason: &str, msg: String| Condition::new("Accepted", false, reason, msg, g);
@@ -487,28 +586,21 @@ fn attach_parent<R: TranslateRule>(
         );
     }
     for (i, hostnames) in matched {
-        owned.attached[i] += 1;
-        let info = &owned.listeners[i];
-        if !info.programmed {
-            continue;
-        }
-        let listener_name = info.config_name();
-        if let Some(lc) = owned
-            .config
-            .listeners
-            .iter_mut()
-            .find(|l| l.name == listener_name)
-        {
-            lc.routes.push(std::sync::Arc::new(dp::Route {
+        let entry = owned.listeners[i].programmed.then(|| {
+            std::sync::Arc::new(dp::Route {
                 kind: R::DP_KIND,
                 namespace: route.meta.namespace.clone(),
                 name: route.meta.name.clone(),
                 creation_timestamp: route.meta.creation_timestamp.clone(),
                 hostnames,
                 rules: checked.rules.clone(),
-            }));
-        }
-        owned.clusters.extend(checked.clusters.clone());
+            })
+        });
+        placements.push(Placement {
+            gateway: gateway.clone(),
+            listener: i,
+            entry,
+        });
     }
     Condition::new("Accepted", true, "Accepted", "Route is accepted", g)
 }
