@@ -71,6 +71,9 @@ pub struct ConfigHub {
     /// Per Gateway, the last [`RECENT`] configs published, newest last: what a reconnecting
     /// data plane may resume from.
     recent: Mutex<HashMap<ObjectKey, VecDeque<Published>>>,
+    /// Per Gateway and data-plane Pod, the highest [`Ledger`] number of a version it was seen
+    /// running ([`ConfigHub::running_number`]).
+    ran: Mutex<HashMap<(ObjectKey, String), u64>>,
     /// Notified on every ack, so status can follow what data planes really run.
     pub ack_notify: tokio::sync::Notify,
 }
@@ -140,6 +143,36 @@ impl ConfigHub {
     pub fn number(&self, key: &ObjectKey, version: &str) -> Option<u64> {
         let structure = crate::version::structure(version)?;
         self.ledgers().get(key)?.number(structure)
+    }
+
+    /// The [`Ledger`] number of what data-plane Pod `pod` of a Gateway runs, `version`: its own
+    /// if this replica published it, else the highest this Pod was seen running before. A
+    /// Pod's config only moves forward, and a data plane streaming from another replica acks
+    /// structures this one may never have published (the replicas translate bursts of changes
+    /// at different moments, so their intermediate structures differ; they meet again once the
+    /// burst is over). Taking such a version for unknown made every route Pending again until
+    /// the two met, rewriting thousands of statuses twice during a burst of creates; what the
+    /// Pod ran before it is still what it serves at least.
+    pub fn running_number(&self, key: &ObjectKey, pod: &str, version: &str) -> Option<u64> {
+        let known = self.number(key, version);
+        let mut ran = self.ran.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = (key.clone(), pod.to_string());
+        match known {
+            Some(n) => {
+                let best = ran.entry(slot).or_insert(n);
+                *best = (*best).max(n);
+                Some(n.max(*best))
+            }
+            None => ran.get(&slot).copied(),
+        }
+    }
+
+    /// Forgets what Pods no longer listed ran.
+    pub fn retain_pods(&self, keep: impl Fn(&ObjectKey, &str) -> bool) {
+        self.ran
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(key, pod), _| keep(key, pod));
     }
 
     /// Since when each part of a Gateway's current config has had its form.

@@ -271,6 +271,11 @@ pub fn served(hub: &ConfigHub, pods: &[Arc<Pod>], t: &Translation) -> Served {
             .or_default()
             .push(p);
     }
+    hub.retain_pods(|key, pod| {
+        by_gateway
+            .get(key)
+            .is_some_and(|ps| ps.iter().any(|p| p.metadata.name.as_deref() == Some(pod)))
+    });
     t.gateways
         .keys()
         .map(|key| {
@@ -286,7 +291,9 @@ pub fn served(hub: &ConfigHub, pods: &[Arc<Pod>], t: &Translation) -> Served {
                 if let Some(applied) = a.get(APPLIED)
                     && ready(p)
                 {
-                    serving.running.push(hub.number(key, applied));
+                    serving
+                        .running
+                        .push(hub.running_number(key, &name, applied));
                 }
                 if let (Some(version), Some("false")) =
                     (a.get(VERSION), a.get(ACCEPTED).map(String::as_str))
@@ -403,6 +410,21 @@ mod tests {
         assert_eq!(programmed(&h), "True/Programmed");
         assert!(status(&h, "a").starts_with("True/Accepted"));
         assert!(status(&h, "b").starts_with("Unknown/Pending"));
+
+        // The Pod now runs a version this replica never published (another replica's, from a
+        // burst it translated at other moments): still at least v1, so a stays served.
+        let elsewhere = "0123456789abcdef.0123456789abcdef";
+        let on_other = pod("p", "gw", true, &[(APPLIED, elsewhere)]);
+        let h = honest(&t2, std::slice::from_ref(&on_other));
+        assert!(status(&h, "a").starts_with("True/Accepted"));
+        assert!(status(&h, "b").starts_with("Unknown/Pending"));
+        // A Pod never seen on a known version is not taken to serve anything.
+        let new_pod = pod("q", "gw", true, &[(APPLIED, elsewhere)]);
+        let h = honest(&t2, std::slice::from_ref(&new_pod));
+        assert!(status(&h, "a").starts_with("Unknown/Pending"));
+        // Gone and forgotten: "p" listed again on the unknown version serves nothing.
+        let h = honest(&t2, std::slice::from_ref(&on_other));
+        assert!(status(&h, "a").starts_with("Unknown/Pending"));
 
         // The Pod rejected v2 (and keeps serving v1): b reports the Pod's error.
         let rejected = pod(

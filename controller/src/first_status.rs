@@ -72,14 +72,14 @@ mod tests {
     use super::*;
     use crate::translate::output::Condition;
 
-    fn route(reason: &str) -> Vec<RouteParentStatus> {
+    fn route(reason: &str) -> std::sync::Arc<Vec<RouteParentStatus>> {
         let status = if reason == PENDING { "Unknown" } else { "True" };
         let mut accepted = Condition::new("Accepted", true, reason, "", 1);
         accepted.status = status.into();
-        vec![RouteParentStatus {
+        std::sync::Arc::new(vec![RouteParentStatus {
             parent_ref: serde_json::from_value(serde_json::json!({"name": "gw"})).unwrap(),
             conditions: vec![accepted],
-        }]
+        }])
     }
 
     fn names(t: &Translation) -> Vec<&str> {

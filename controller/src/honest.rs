@@ -308,21 +308,43 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
         ("GRPCRoute", &mut out.grpc_routes),
     ] {
         for (route, parents) in routes.iter_mut() {
-            for p in parents.iter_mut() {
-                pend(kind, route, p, served, &set_gateways);
+            // Copied only when a parent waits for its data plane.
+            let waiting: Vec<(usize, String)> = parents
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| {
+                    p.conditions
+                        .iter()
+                        .any(|c| c.kind == "Accepted" && c.status == "True")
+                })
+                .filter_map(|(i, p)| Some((i, waits(kind, route, p, served, &set_gateways)?)))
+                .collect();
+            if waiting.is_empty() {
+                continue;
+            }
+            let parents = Arc::make_mut(parents);
+            for (i, why) in waiting {
+                for c in &mut parents[i].conditions {
+                    if c.kind == "Accepted" && c.status == "True" {
+                        c.status = "Unknown".into();
+                        c.reason = PENDING.into();
+                        c.message = format!("valid; not yet serving: {why}");
+                    }
+                }
             }
         }
     }
     out
 }
 
-fn pend(
+/// Why a route's parent is not yet served by its data plane, if it is not.
+fn waits(
     kind: &str,
     route: &ObjectKey,
-    p: &mut RouteParentStatus,
+    p: &RouteParentStatus,
     served: &Served,
     set_gateways: &BTreeMap<ObjectKey, ObjectKey>,
-) {
+) -> Option<String> {
     let parent = ObjectKey::new(
         p.parent_ref
             .namespace
@@ -331,29 +353,15 @@ fn pend(
         p.parent_ref.name.clone(),
     );
     let gw = if p.parent_ref.is_listener_set() {
-        match set_gateways.get(&parent) {
-            Some(gw) => gw.clone(),
-            None => return,
-        }
+        set_gateways.get(&parent)?.clone()
     } else {
         parent
     };
-    let Some(serving) = served.get(&gw) else {
-        return;
-    };
+    let serving = served.get(&gw)?;
     let key = route_key(kind, &route.namespace, &route.name);
     // Accepted routes that are not in the config (e.g. only on unprogrammed listeners) have
     // nothing to wait for (`check` says Ok).
-    let Err(why) = serving.check(Part::Route(&key)) else {
-        return;
-    };
-    for c in &mut p.conditions {
-        if c.kind == "Accepted" && c.status == "True" {
-            c.status = "Unknown".into();
-            c.reason = PENDING.into();
-            c.message = format!("valid; not yet serving: {why}");
-        }
-    }
+    serving.check(Part::Route(&key)).err()
 }
 
 #[cfg(test)]

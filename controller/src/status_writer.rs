@@ -17,7 +17,7 @@ use crate::status::{
     Entries, differs, entries_status, gateway_class_status, gateway_status, now_rfc3339,
 };
 use crate::translate::output::{
-    GatewayClassStatus, GatewayStatus, ListenerSetStatus, RouteParentStatus, Translation,
+    GatewayClassStatus, GatewayStatus, ListenerSetStatus, ParentStatuses, Translation,
 };
 use crate::watch::Stores;
 
@@ -57,7 +57,7 @@ enum Desired {
     Class(GatewayClassStatus),
     Gateway(GatewayStatus),
     ListenerSet(ListenerSetStatus),
-    Entries(Vec<RouteParentStatus>, Entries),
+    Entries(ParentStatuses, Entries),
 }
 
 impl Desired {

@@ -174,7 +174,7 @@ impl Uses {
 /// Status of every policy in use: one ancestor entry per Gateway whose routes use a targeted
 /// Service port. A policy that applies nowhere on a Gateway because an older one targets the
 /// same port gets Accepted=False, reason Conflicted, there.
-pub fn statuses(s: &Snapshot, uses: &Uses) -> BTreeMap<ObjectKey, Vec<RouteParentStatus>> {
+pub fn statuses(s: &Snapshot, uses: &Uses) -> BTreeMap<ObjectKey, super::output::ParentStatuses> {
     let mut out = BTreeMap::new();
     for (key, p) in &s.backend_tls_policies {
         let g = p.meta.generation;
@@ -233,7 +233,7 @@ pub fn statuses(s: &Snapshot, uses: &Uses) -> BTreeMap<ObjectKey, Vec<RouteParen
                 conditions,
             })
             .collect();
-        out.insert(key.clone(), ancestors);
+        out.insert(key.clone(), std::sync::Arc::new(ancestors));
     }
     out
 }

@@ -2,6 +2,7 @@
 //! and per-Gateway data-plane configuration.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -102,7 +103,7 @@ pub struct ListenerSetStatus {
 }
 
 /// This controller's status for one parent of a route.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteParentStatus {
     /// The parentRef, as written (defaults applied).
@@ -110,6 +111,12 @@ pub struct RouteParentStatus {
     /// Conditions.
     pub conditions: Vec<Condition>,
 }
+
+/// An object's per-parent (or per-ancestor) statuses of this controller. Shared: an unchanged
+/// route's statuses are the same allocation in every translation, honest overlay and status
+/// pass that does not change them (and compare equal by pointer first), instead of a copy per
+/// route in each at thousands of routes.
+pub type ParentStatuses = Arc<Vec<RouteParentStatus>>;
 
 /// Everything translation decides.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -120,9 +127,9 @@ pub struct Translation {
     /// Gateway statuses (only Gateways of this controller's classes).
     pub gateways: BTreeMap<ObjectKey, GatewayStatus>,
     /// HTTPRoute parent statuses written by this controller (every route; empty = none ours).
-    pub http_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
+    pub http_routes: BTreeMap<ObjectKey, ParentStatuses>,
     /// GRPCRoute parent statuses written by this controller (every route; empty = none ours).
-    pub grpc_routes: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
+    pub grpc_routes: BTreeMap<ObjectKey, ParentStatuses>,
     /// ListenerSet statuses (those naming a Gateway of this controller).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub listener_sets: BTreeMap<ObjectKey, ListenerSetStatus>,
@@ -130,7 +137,7 @@ pub struct Translation {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<ObjectKey, crate::model::params::GatewayParametersSpec>,
     /// BackendTLSPolicy ancestor statuses written by this controller (every policy).
-    pub backend_tls_policies: BTreeMap<ObjectKey, Vec<RouteParentStatus>>,
+    pub backend_tls_policies: BTreeMap<ObjectKey, ParentStatuses>,
     /// Data-plane config per Gateway (endpoints included).
     pub configs: BTreeMap<ObjectKey, dp::Config>,
     /// Backends per Gateway, kept so EndpointSlice changes re-resolve endpoints without a

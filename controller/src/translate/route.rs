@@ -342,7 +342,7 @@ fn check_rules<R: TranslateRule>(s: &Snapshot, route: &Route<R>) -> CheckedRules
 #[derive(Debug, Default, PartialEq)]
 pub struct Attachment {
     /// This controller's parent statuses of the route.
-    pub statuses: Vec<RouteParentStatus>,
+    pub statuses: super::output::ParentStatuses,
     /// Where the route attached.
     pub placements: Vec<Placement>,
     /// Backends the route's valid rules use (added to every Gateway it serves on).
@@ -430,6 +430,7 @@ pub fn attach<R: TranslateRule>(
     let ns = &route.meta.namespace;
     let ns_labels = s.namespace_labels(ns);
     let mut out = Attachment::default();
+    let mut statuses = vec![];
     for parent in &route.spec.parent_refs {
         let target = ObjectKey::new(
             parent.namespace.clone().unwrap_or_else(|| ns.clone()),
@@ -492,7 +493,7 @@ pub fn attach<R: TranslateRule>(
                 g,
             ));
         }
-        out.statuses.push(RouteParentStatus {
+        statuses.push(RouteParentStatus {
             parent_ref: parent.clone(),
             conditions,
         });
@@ -500,6 +501,7 @@ pub fn attach<R: TranslateRule>(
     if out.placements.iter().any(|p| p.entry.is_some()) {
         out.clusters = checked.clusters;
     }
+    out.statuses = std::sync::Arc::new(statuses);
     out
 }
 
