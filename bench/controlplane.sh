@@ -35,6 +35,12 @@ if [ "${CP_BENCH_INSTALLED:-}" = 1 ]; then
 else
   say "PYLON_PROFILE=release make install (release build, cluster up, chart installed)"
   PYLON_PROFILE=release make -C "$repo" --no-print-directory install >&2
+  # The local cluster maps the chart's image to the host binary: a rebuilt binary under the same
+  # tag changes no Pod spec, so controllers already running would keep the old one (their
+  # /proc/PID/exe then reads "(deleted)"). Roll them so what is measured is what was built.
+  say "restarting the controller so it runs the binary just built"
+  kubectl -n pylon-system rollout restart deployment/pylon-controller >&2
+  kubectl -n pylon-system rollout status deployment/pylon-controller --timeout 180s >&2
 fi
 { [ -f "$KUBECONFIG" ] && kubectl get --raw /readyz >/dev/null 2>&1; } ||
   fail "no local cluster answers at $KUBECONFIG: run 'PYLON_PROFILE=release make install' (or drop CP_BENCH_INSTALLED)"

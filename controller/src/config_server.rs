@@ -74,6 +74,8 @@ pub struct ConfigHub {
     /// Per Gateway and data-plane Pod, the highest [`Ledger`] number of a version it was seen
     /// running ([`ConfigHub::running_number`]).
     ran: Mutex<HashMap<(ObjectKey, String), u64>>,
+    /// Per Gateway, the hashes of its last config's routes.
+    route_hashes: Mutex<HashMap<ObjectKey, crate::version::RouteHashes>>,
     /// Notified on every ack, so status can follow what data planes really run.
     pub ack_notify: tokio::sync::Notify,
 }
@@ -91,7 +93,14 @@ impl ConfigHub {
     /// structure half (and are streamed as endpoint updates).
     pub fn publish(&self, key: &ObjectKey, config: dp::Config) -> String {
         let tx = self.sender(key);
-        let (structure, version) = crate::version::of(&config);
+        let hashed = self
+            .route_hashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .of(&config);
+        let (structure, version) = crate::version::of_hashed(&config, &hashed);
         let (same, new_structure) = {
             let st = tx.borrow();
             (
@@ -104,7 +113,7 @@ impl ConfigHub {
         }
         // Numbered before it is sent, so no ack can name a structure the ledger lacks.
         if new_structure {
-            let forms = Forms::of(&config);
+            let forms = Forms::of_hashed(&config, &hashed);
             self.ledgers()
                 .entry(key.clone())
                 .or_default()
@@ -194,6 +203,10 @@ impl ConfigHub {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| keep(k));
         self.ledgers().retain(|k, _| keep(k));
+        self.route_hashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| keep(k));
         self.recent
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -43,6 +43,11 @@ impl Forms {
     /// ([`fingerprint`]), nothing is cloned: at thousands of routes this runs on every
     /// published structure.
     pub fn of(config: &dp::Config) -> Forms {
+        Forms::of_hashed(config, &crate::version::RouteHashes::default().of(config))
+    }
+
+    /// [`Forms::of`], given the config's route hashes ([`crate::version::RouteHashes::of`]).
+    pub fn of_hashed(config: &dp::Config, hashed: &crate::version::Hashed) -> Forms {
         let backends: BTreeMap<&str, u64> = config
             .backends
             .iter()
@@ -52,14 +57,14 @@ impl Forms {
         // Per route: its entries on every listener, and the backends (minus endpoints, which
         // change freely) they use.
         let mut route_forms: BTreeMap<String, (Vec<u64>, BTreeMap<&str, u64>)> = BTreeMap::new();
-        for l in &config.listeners {
+        for (l, hashes) in config.listeners.iter().zip(hashed) {
             let bare = (&l.name, l.port, l.protocol, &l.hostname, &l.tls);
             listeners.insert(l.name.clone(), fingerprint(&bare));
-            for r in &l.routes {
+            for (r, hash) in l.routes.iter().zip(hashes) {
                 let entry = route_forms
                     .entry(route_key(r.kind.as_str(), &r.namespace, &r.name))
                     .or_default();
-                entry.0.push(fingerprint(&(&l.name, r)));
+                entry.0.push(fingerprint(&(&l.name, hash)));
                 for name in route_backends(r) {
                     if let Some((name, form)) = backends.get_key_value(name) {
                         entry.1.insert(name, *form);
