@@ -170,7 +170,7 @@ impl ConfigHub {
             Some(n) => {
                 let best = ran.entry(slot).or_insert(n);
                 *best = (*best).max(n);
-                Some(n.max(*best))
+                Some(*best)
             }
             None => ran.get(&slot).copied(),
         }

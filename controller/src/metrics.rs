@@ -8,7 +8,7 @@ pub static TRANSLATIONS: AtomicU64 = AtomicU64::new(0);
 /// Endpoint-only updates (EndpointSlice changes that skipped translation).
 pub static ENDPOINT_UPDATES: AtomicU64 = AtomicU64::new(0);
 /// Routes attached afresh by translations (the rest were kept: see [`ROUTES_REUSED`]).
-pub static ROUTES_REATTACHED: AtomicU64 = AtomicU64::new(0);
+pub static ROUTES_ATTACHED: AtomicU64 = AtomicU64::new(0);
 /// Routes whose attachment a translation kept from the one before (nothing they read changed).
 pub static ROUTES_REUSED: AtomicU64 = AtomicU64::new(0);
 /// Microseconds the last translation took.
@@ -55,7 +55,7 @@ pub fn render() -> String {
             "pylon_controller_routes_attached_total",
             "counter",
             "Routes attached afresh by translations.",
-            &ROUTES_REATTACHED,
+            &ROUTES_ATTACHED,
         ),
         (
             "pylon_controller_routes_reused_total",

@@ -84,8 +84,7 @@ pub async fn translate_loop(
                 let snapshot = Arc::new(stores.snapshot(&options));
                 let t = Arc::new(engine.translate(&snapshot));
                 let stats = engine.stats();
-                crate::metrics::ROUTES_REATTACHED
-                    .fetch_add(stats.attached as u64, Ordering::Relaxed);
+                crate::metrics::ROUTES_ATTACHED.fetch_add(stats.attached as u64, Ordering::Relaxed);
                 crate::metrics::ROUTES_REUSED.fetch_add(stats.reused as u64, Ordering::Relaxed);
                 crate::metrics::TRANSLATIONS.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::LAST_TRANSLATE_MICROS

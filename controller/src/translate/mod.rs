@@ -118,18 +118,8 @@ pub fn translate_with(s: &Snapshot, parts: &mut impl Parts) -> Translation {
             },
         );
     }
-    // Routes with no parent of ours are listed too (empty), so the status writer removes
-    // entries it wrote before a parentRef was dropped.
-    for (key, r) in &s.http_routes {
-        let a = parts.attach(s, key, r, &owned);
-        a.place(&mut owned);
-        t.http_routes.insert(key.clone(), a.statuses.clone());
-    }
-    for (key, r) in &s.grpc_routes {
-        let a = parts.attach(s, key, r, &owned);
-        a.place(&mut owned);
-        t.grpc_routes.insert(key.clone(), a.statuses.clone());
-    }
+    t.http_routes = attach_all(s, &s.http_routes, parts, &mut owned);
+    t.grpc_routes = attach_all(s, &s.grpc_routes, parts, &mut owned);
     let mut uses = backend_tls::Uses::default();
     for (key, o) in &owned {
         for c in o.clusters.values() {
@@ -178,6 +168,25 @@ pub fn translate_with(s: &Snapshot, parts: &mut impl Parts) -> Translation {
         t.clusters.insert(key, o.clusters);
     }
     t
+}
+
+/// Attaches every route of one kind and places it on its Gateways; returns the routes'
+/// statuses. Routes with no parent of ours are listed too (empty), so the status writer
+/// removes entries it wrote before a parentRef was dropped.
+fn attach_all<R: TranslateRule + Send + Sync + 'static>(
+    s: &Snapshot,
+    routes: &BTreeMap<ObjectKey, Arc<Route<R>>>,
+    parts: &mut impl Parts,
+    owned: &mut BTreeMap<ObjectKey, OwnedGateway<'_>>,
+) -> BTreeMap<ObjectKey, output::ParentStatuses> {
+    routes
+        .iter()
+        .map(|(key, r)| {
+            let a = parts.attach(s, key, r, owned);
+            a.place(owned);
+            (key.clone(), a.statuses.clone())
+        })
+        .collect()
 }
 
 /// A programmed listener in the data plane's terms (`None` if its port does not fit a u16,
