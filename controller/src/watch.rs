@@ -105,17 +105,53 @@ fn store_key(kind: &str, key: &crate::model::ObjectKey) -> reflector::ObjectRef<
 
 type Events = BoxStream<'static, Result<watcher::Event<DynamicObject>, watcher::Error>>;
 
-/// The watch stream of a kind; with `store`, the raw objects are kept there too.
-fn events<K: Kind>(
-    client: &kube::Client,
-    store: Option<reflector::store::Writer<DynamicObject>>,
-) -> Events {
+/// The watch stream of a kind. `managedFields` are dropped on arrival: nothing reads them, and
+/// with server-side apply they are often the largest part of an object.
+fn events<K: Kind>(client: &kube::Client) -> Events {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &K::resource());
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
-    match store {
-        Some(writer) => reflector::reflector(writer, stream).boxed(),
-        None => stream.boxed(),
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o| o.metadata.managed_fields = None)
+        .boxed()
+}
+
+/// What the status writer needs of an object: its identity, resourceVersion and status. The
+/// spec is in the model already; keeping the whole object a second time, as a JSON tree, was
+/// the larger part of the controller's memory at thousands of routes.
+fn status_part(o: &DynamicObject) -> DynamicObject {
+    let m = &o.metadata;
+    let metadata = kube::api::ObjectMeta {
+        name: m.name.clone(),
+        namespace: m.namespace.clone(),
+        uid: m.uid.clone(),
+        resource_version: m.resource_version.clone(),
+        generation: m.generation,
+        ..Default::default()
+    };
+    let data = match o.data.get("status") {
+        Some(status) => serde_json::json!({ "status": status }),
+        None => serde_json::json!({}),
+    };
+    DynamicObject {
+        types: o.types.clone(),
+        metadata,
+        data,
     }
+}
+
+/// Keeps the status part of `ev`'s objects in `store`.
+fn keep_status(
+    store: &mut reflector::store::Writer<DynamicObject>,
+    ev: &watcher::Event<DynamicObject>,
+) {
+    let slim = match ev {
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
+        watcher::Event::InitApply(o) => watcher::Event::InitApply(status_part(o)),
+        watcher::Event::Apply(o) => watcher::Event::Apply(status_part(o)),
+        watcher::Event::Delete(o) => watcher::Event::Delete(status_part(o)),
+    };
+    store.apply_watcher_event(&slim);
 }
 
 /// Reads an untyped object as its kind's API type.
@@ -147,6 +183,7 @@ fn apply<K: Kind>(objects: &Objects, o: &DynamicObject) -> Applied {
 /// half of it.
 fn drive<K: Kind>(
     mut stream: Events,
+    mut store: Option<reflector::store::Writer<DynamicObject>>,
     objects: Arc<Objects>,
     changes: Arc<Changes>,
 ) -> tokio::task::JoinHandle<()> {
@@ -157,8 +194,11 @@ fn drive<K: Kind>(
         let mut missing = false;
         let mut relist: Vec<DynamicObject> = vec![];
         while let Some(ev) = stream.next().await {
-            if ev.is_ok() {
+            if let Ok(ev) = &ev {
                 missing = false;
+                if let Some(store) = &mut store {
+                    keep_status(store, ev);
+                }
             }
             let applied = match ev {
                 Ok(watcher::Event::Init) => {
@@ -245,7 +285,7 @@ fn not_served(e: &watcher::Error) -> bool {
 
 /// Starts the watch of a kind whose objects only feed the model.
 fn model_only<K: Kind>(client: &kube::Client, objects: &Arc<Objects>, changes: &Arc<Changes>) {
-    drive::<K>(events::<K>(client, None), objects.clone(), changes.clone());
+    drive::<K>(events::<K>(client), None, objects.clone(), changes.clone());
 }
 
 /// Starts the watch of a kind whose status the controller writes: its raw objects are kept in a
@@ -258,7 +298,8 @@ fn with_store<K: Kind>(
     let writer = reflector::store::Writer::new(K::resource());
     let reader = writer.as_reader();
     drive::<K>(
-        events::<K>(client, Some(writer)),
+        events::<K>(client),
+        Some(writer),
         objects.clone(),
         changes.clone(),
     );
@@ -379,7 +420,7 @@ mod tests {
         let objects = Arc::new(Objects::default());
         let changes = Arc::new(Changes::default());
         let stream = futures::stream::iter(events.into_iter().map(Ok)).boxed();
-        drive::<kinds::HttpRoutes>(stream, objects.clone(), changes.clone())
+        drive::<kinds::HttpRoutes>(stream, None, objects.clone(), changes.clone())
             .await
             .unwrap();
         let changes = Arc::into_inner(changes).unwrap();
@@ -429,7 +470,7 @@ mod tests {
         let objects = Arc::new(Objects::default());
         let changes = Arc::new(Changes::default());
         let listed = futures::stream::iter(listed.into_iter().map(Ok)).boxed();
-        drive::<kinds::HttpRoutes>(listed, objects.clone(), changes.clone())
+        drive::<kinds::HttpRoutes>(listed, None, objects.clone(), changes.clone())
             .await
             .unwrap();
         changes.full.store(false, Ordering::SeqCst);
@@ -439,7 +480,7 @@ mod tests {
             serde_json::json!({"parents": []}),
         )))])
         .boxed();
-        drive::<kinds::HttpRoutes>(status_only, objects.clone(), changes.clone())
+        drive::<kinds::HttpRoutes>(status_only, None, objects.clone(), changes.clone())
             .await
             .unwrap();
         assert!(!changes.full.load(Ordering::SeqCst), "status-only update");
@@ -449,7 +490,7 @@ mod tests {
             serde_json::json!({}),
         )))])
         .boxed();
-        drive::<kinds::HttpRoutes>(spec, objects.clone(), changes.clone())
+        drive::<kinds::HttpRoutes>(spec, None, objects.clone(), changes.clone())
             .await
             .unwrap();
         assert!(changes.full.load(Ordering::SeqCst), "spec update");
@@ -478,6 +519,37 @@ mod tests {
         ])
         .await;
         assert_eq!(names(&s), ["d"]);
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_status_and_identity_not_spec_or_managed_fields() {
+        let mut o = route("a", "a.example.com", serde_json::json!({"parents": []}));
+        o.metadata.uid = Some("u1".into());
+        o.metadata.resource_version = Some("7".into());
+        o.metadata.managed_fields = Some(vec![Default::default()]);
+        o.metadata.annotations = Some([("big".to_string(), "x".repeat(64))].into());
+        let writer = reflector::store::Writer::new(kinds::gateway_api("HTTPRoute"));
+        let reader = writer.as_reader();
+        let objects = Arc::new(Objects::default());
+        let changes = Arc::new(Changes::default());
+        let events = vec![
+            watcher::Event::Init,
+            watcher::Event::InitApply(o),
+            watcher::Event::InitDone,
+        ];
+        let stream = futures::stream::iter(events.into_iter().map(Ok)).boxed();
+        drive::<kinds::HttpRoutes>(stream, Some(writer), objects.clone(), changes)
+            .await
+            .unwrap();
+        let key = crate::model::ObjectKey::new("apps", "a");
+        let kept = reader.get(&store_key("HTTPRoute", &key)).unwrap();
+        assert_eq!(kept.data, serde_json::json!({"status": {"parents": []}}));
+        assert_eq!(kept.metadata.uid.as_deref(), Some("u1"));
+        assert_eq!(kept.metadata.resource_version.as_deref(), Some("7"));
+        assert!(kept.metadata.managed_fields.is_none() && kept.metadata.annotations.is_none());
+        // The model still has the spec.
+        let s = objects.snapshot(&Options::default());
+        assert_eq!(s.http_routes[&key].spec.hostnames, ["a.example.com"]);
     }
 
     #[test]
