@@ -40,7 +40,7 @@ pub fn expected_user(gateway: &ObjectKey) -> String {
     format!(
         "system:serviceaccount:{}:{}",
         gateway.namespace,
-        crate::provision::dataplane_name(&gateway.name)
+        crate::naming::dataplane_name(&gateway.name)
     )
 }
 

@@ -20,7 +20,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use crate::config_server::{ConfigHub, PodAck};
+use crate::config_hub::{ConfigHub, PodAck};
 use crate::honest::{Rejection, Served, Serving};
 use crate::model::ObjectKey;
 use crate::provision::render::GATEWAY_NAME_LABEL;

@@ -9,8 +9,10 @@
 pub mod features;
 pub mod kinds;
 pub mod model;
+pub mod naming;
 pub mod provision;
 pub mod snapshot;
+pub mod snapshot_yaml;
 pub mod translate;
 
 /// The controllerName Pylon answers to by default.
@@ -18,6 +20,7 @@ pub const DEFAULT_CONTROLLER_NAME: &str = "pylon.dev/gateway-controller";
 pub mod admin;
 pub mod auth;
 pub mod config_ca;
+pub mod config_hub;
 pub mod config_server;
 pub mod config_tls;
 pub mod dataplane_pods;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::config_server::ConfigHub;
+use crate::config_hub::ConfigHub;
 use crate::dataplane_pods::{self, PodWatch};
 use crate::first_status::FirstStatus;
 use crate::honest;

@@ -10,7 +10,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use pylon_config::protocol::Update;
 use pylon_controller::auth::Authenticator;
-use pylon_controller::config_server::{ConfigHub, router};
+use pylon_controller::config_hub::ConfigHub;
+use pylon_controller::config_server::router;
 use pylon_controller::model::ObjectKey;
 use pylon_controller::snapshot::{Options, Snapshot};
 
@@ -205,7 +206,7 @@ async fn streams_resume_from_the_running_version() {
     assert!(matches!(lines.next().await, Update::Snapshot { version, .. } if version == v2));
 
     // Only the last RECENT versions are kept.
-    for n in 0..pylon_controller::config_server::RECENT {
+    for n in 0..pylon_controller::config_hub::RECENT {
         let mut c = config.clone();
         c.backends.get_mut("default/echo:8080").unwrap().endpoints = vec![pylon_config::Endpoint {
             address: format!("10.9.9.{n}:80").parse().unwrap(),

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pylon_controller::auth::Authenticator;
-use pylon_controller::config_server::{ConfigHub, router};
+use pylon_controller::config_hub::ConfigHub;
+use pylon_controller::config_server::router;
 use pylon_controller::model::ObjectKey;
 use pylon_controller::snapshot::{Options, Snapshot};
 use pylon_controller::translate::translate;

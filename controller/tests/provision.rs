@@ -1,7 +1,8 @@
 //! Golden test of the objects the provisioner applies for a Gateway.
 
 use pylon_controller::model::ObjectKey;
-use pylon_controller::provision::{dataplane_name, render::render};
+use pylon_controller::naming::dataplane_name;
+use pylon_controller::provision::render::render;
 use pylon_controller::snapshot::{Options, Snapshot};
 
 const INPUT: &str = r#"

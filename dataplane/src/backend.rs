@@ -10,41 +10,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
-use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
+use crate::body::{Body, BoxError};
 use crate::fields::MAX_RESPONSE_HEAD;
-use crate::h1::upstream::{CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_IDLE};
 use crate::h1_pool::{self, H1Pool};
 use crate::outlier::Health;
+use crate::tcp_pool::{CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_IDLE};
+use crate::worker::worker;
 use pylon_config::pem::PemError;
 use pylon_config::{self as config, BackendProtocol};
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// The body type used for everything the proxy sends.
-pub type Body = BoxBody<Bytes, BoxError>;
-
-thread_local! {
-    /// The worker (runtime thread) this thread serves, set once by [`set_worker`].
-    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Marks the calling thread as worker `index`: its requests use that worker's upstream pools.
-pub fn set_worker(index: usize) {
-    WORKER.with(|w| w.set(index));
-}
-
-/// The worker the calling thread serves (0 outside the workers).
-pub fn worker() -> usize {
-    WORKER.with(|w| w.get())
-}
 
 /// Upstream connection pools, reused by every table built from the same [`Clients`].
 ///
@@ -342,7 +323,7 @@ impl tower_service::Service<Uri> for TlsConnector {
                 uri.port_u16().unwrap_or(443),
             )
                 .into();
-            let tcp = crate::h1::upstream::connect(addr).await?;
+            let tcp = crate::tcp_pool::connect(addr).await?;
             let tls = tokio_rustls::TlsConnector::from(this.config)
                 .connect(this.server_name, tcp)
                 .await?;

@@ -13,7 +13,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::time::{Instant, Sleep};
 
-use crate::backend::{Body, BoxError};
+use crate::body::{Body, BoxError};
 
 /// `body`, cut off at `deadline`.
 pub fn until(body: Body, deadline: Instant) -> Body {
@@ -76,7 +76,7 @@ mod tests {
         assert!(err.to_string().contains("request timeout"), "{err}");
 
         let done = until(
-            crate::errors::full("whole"),
+            crate::body::full("whole"),
             Instant::now() + Duration::from_secs(1),
         );
         let bytes = done.collect().await.unwrap().to_bytes();

@@ -1,10 +1,8 @@
 //! Proxy errors and the one function that turns them into HTTP or gRPC answers.
 
-use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
 
-use crate::backend::Body;
+use crate::body::{Body, empty, full};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
@@ -142,14 +140,6 @@ impl ProxyError {
         }
         r
     }
-}
-
-pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).map_err(|never| match never {}).boxed()
-}
-
-pub fn empty() -> Body {
-    full(Bytes::new())
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
-use crate::backend::Body;
-use crate::h1::upstream::{self, IDLE_TIMEOUT, MAX_IDLE, PRUNE_EVERY};
+use crate::body::{Body, empty};
+use crate::tcp_pool::{self as upstream, IDLE_TIMEOUT, MAX_IDLE, PRUNE_EVERY};
 
 /// Requests to a connection that turned out dead before the request was written are resent on
 /// another connection this many times (a backend closing an idle keep-alive connection races
@@ -169,5 +169,5 @@ impl H1Pool {
 /// Moves the request out, leaving an empty placeholder (it is put back if the send fails
 /// before anything was written).
 fn req_take(req: &mut Request<Body>) -> Request<Body> {
-    std::mem::replace(req, Request::new(crate::errors::empty()))
+    std::mem::replace(req, Request::new(empty()))
 }

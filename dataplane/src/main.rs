@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use pylon_config as config;
-use pylon_dataplane::{admin, client, server, state::Shared};
+use pylon_dataplane::{admin, client, limits, server, state::Shared};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// `System`, but tokio's 128-byte-aligned tasks and I/O registrations (two per connection) are
@@ -63,7 +63,7 @@ struct Args {
     max_connections: usize,
     /// Bytes all unfinished request heads may hold together beyond their first 8 KiB; a head
     /// that needs more while they are spent is answered 503.
-    #[arg(long, default_value_t = server::DEFAULT_PENDING_HEAD_BYTES)]
+    #[arg(long, default_value_t = limits::DEFAULT_PENDING_HEAD_BYTES)]
     max_pending_head_bytes: usize,
     /// Seconds to let in-flight requests finish once draining starts.
     #[arg(long, default_value_t = 30)]
@@ -132,7 +132,7 @@ async fn run() -> anyhow::Result<()> {
     // The listener manager exists before the first config so new ports are trial-bound on apply.
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let limits = server::Limits {
+    let limits = limits::Limits {
         max_header_bytes: args.max_header_bytes,
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
@@ -214,7 +214,7 @@ async fn run() -> anyhow::Result<()> {
         let thread = std::thread::Builder::new()
             .name(format!("pylon-worker-{i}"))
             .spawn(move || {
-                pylon_dataplane::backend::set_worker(i);
+                pylon_dataplane::worker::set_worker(i);
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

@@ -49,7 +49,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record(&self, route: &str, code: u16, latency: Duration) {
-        let shard = &self.requests[crate::backend::worker() % SHARDS];
+        let shard = &self.requests[crate::worker::worker() % SHARDS];
         let mut c = shard.0.lock().expect("metrics poisoned");
         // The hot path allocates nothing once a (route, code) series exists.
         if let Some(n) = c
@@ -225,7 +225,7 @@ mod tests {
             .map(|w| {
                 let m = m.clone();
                 std::thread::spawn(move || {
-                    crate::backend::set_worker(w);
+                    crate::worker::set_worker(w);
                     for _ in 0..=w {
                         m.record("ns/r", 200, Duration::from_millis(3));
                     }

@@ -87,7 +87,7 @@ pub struct CompiledRule {
     pub request_timeout: Option<Duration>,
     pub backend_timeout: Option<Duration>,
     pub retry: Option<config::Retry>,
-    /// Whether the native HTTP/1.1 exchange (`crate::h1`) can serve this rule: no retries or
+    /// Whether the native HTTP/1.1 exchange (`crate::native`) can serve this rule: no retries or
     /// mirrors (they resend a buffered body) and only plain HTTP/1.1 backends. Other rules are
     /// served by the hyper path.
     pub native_h1: bool,

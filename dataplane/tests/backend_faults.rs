@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use pylon_dataplane::server::{Http1, Limits};
+use pylon_dataplane::limits::Limits;
+use pylon_dataplane::server::Http1;
 
 /// An address nothing listens on: connects are refused.
 fn refused_addr() -> SocketAddr {
@@ -137,9 +138,7 @@ async fn with_every_endpoint_down_the_answer_is_503() {
 #[tokio::test]
 async fn backend_connections_give_up_on_unacknowledged_data() {
     let live = Backend::start("live").await;
-    let s = pylon_dataplane::h1::upstream::connect(live.addr)
-        .await
-        .unwrap();
+    let s = pylon_dataplane::tcp_pool::connect(live.addr).await.unwrap();
     let timeout = socket2::SockRef::from(&s).tcp_user_timeout().unwrap();
     assert_eq!(timeout, Some(Duration::from_secs(3)));
 }

@@ -17,7 +17,8 @@ use common::*;
 use futures::StreamExt;
 use pylon_config::protocol::Ack;
 use pylon_dataplane::client::{ClientError, ControllerClient, Transport};
-use pylon_dataplane::server::{Limits, ListenerManager};
+use pylon_dataplane::limits::Limits;
+use pylon_dataplane::server::ListenerManager;
 use pylon_dataplane::state::Shared;
 use tokio::sync::{Mutex, mpsc};
 

@@ -9,10 +9,10 @@ use std::time::Duration;
 use common::*;
 use http::Request;
 use http_body_util::BodyExt;
-use pylon_dataplane::errors::empty;
+use pylon_dataplane::body::empty;
 use pylon_dataplane::h1_pool::H1Pool;
 
-fn req(path: &str) -> Request<pylon_dataplane::backend::Body> {
+fn req(path: &str) -> Request<pylon_dataplane::body::Body> {
     Request::builder()
         .uri(path)
         .header("host", "backend")

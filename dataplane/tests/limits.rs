@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use pylon_dataplane::server::Limits;
+use pylon_dataplane::limits::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

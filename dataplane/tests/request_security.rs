@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use pylon_dataplane::server::{Http1, Limits};
+use pylon_dataplane::limits::Limits;
+use pylon_dataplane::server::Http1;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -101,7 +101,7 @@ impl Provisioner {
     }
 
     async fn apply(&self, key: &ObjectKey, o: &DataplaneObjects) -> Result<(), kube::Error> {
-        let name = super::dataplane_name(&key.name);
+        let name = crate::naming::dataplane_name(&key.name);
         let ns = &key.namespace;
         self.apply_one(ns, &name, &o.service_account).await?;
         // The bundle exists before Pods that mount it.
@@ -180,7 +180,7 @@ impl Provisioner {
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), kube::Error> {
-        let name = super::dataplane_name(&key.name);
+        let name = crate::naming::dataplane_name(&key.name);
         let ns = &key.namespace;
         let dp = DeleteParams::background();
         self.apply_or_delete::<HorizontalPodAutoscaler>(ns, &name, None)

@@ -26,7 +26,7 @@ use crate::model::params::{
 };
 use crate::snapshot::Options;
 
-use super::dataplane_name;
+use crate::naming::dataplane_name;
 
 /// Port of the data plane's admin server (readiness, metrics).
 pub const ADMIN_PORT: i32 = 9901;

@@ -235,7 +235,7 @@ fn gateway_status(
         .collect();
     let svc_key = ObjectKey::new(
         gw.meta.namespace.clone(),
-        crate::provision::dataplane_name(&gw.meta.name),
+        crate::naming::dataplane_name(&gw.meta.name),
     );
     let assigned = s
         .services

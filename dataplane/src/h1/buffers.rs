@@ -13,7 +13,8 @@ use std::cell::RefCell;
 
 use bytes::BytesMut;
 
-use super::READ_CHUNK;
+/// Read buffers grow by this much when nearly full.
+pub const READ_CHUNK: usize = 8 * 1024;
 
 /// Spare buffers kept per worker thread. Two per connection: with 64 connections opening and
 /// closing, the number in use swings by about 128 between a burst of accepts and a burst of

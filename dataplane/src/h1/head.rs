@@ -12,7 +12,6 @@ use http::{Method, StatusCode};
 use super::framing::{self, Framing};
 use crate::errors::ProxyError;
 use crate::fields::{self, MAX_RESPONSE_HEAD};
-use crate::proxy;
 
 /// Header fields accepted by the native path; a head with more goes to the hyper path,
 /// which has its own limit and answers 431.
@@ -223,7 +222,7 @@ pub fn parse_response(
                 // on an answer without a body, and takes Content-Length's place. A body
                 // delimited by its length gets our Content-Length (`end_verbatim_response`);
                 // an answer without one keeps the backend's (a HEAD's tells the GET's).
-                let drop = proxy::HOP_BY_HOP_RESPONSE.iter().any(is)
+                let drop = crate::hop_by_hop::HOP_BY_HOP_RESPONSE.iter().any(is)
                     || is(&header::CONTENT_LENGTH) && (coded || !bodiless)
                     || is(&header::TRANSFER_ENCODING) && bodiless
                     || names_fields

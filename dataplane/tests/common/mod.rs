@@ -16,7 +16,8 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use pylon_dataplane::server::{Http1, Limits, ListenerManager};
+use pylon_dataplane::limits::Limits;
+use pylon_dataplane::server::{Http1, ListenerManager};
 use pylon_dataplane::state::Shared;
 use tokio::net::{TcpListener, TcpStream};
 

@@ -9,14 +9,16 @@ use http::{Method, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::framing::Framing;
-use super::head::{self, RequestHead, ResponseHead};
-use super::timer::Elapsed;
-use super::{ClientIo, Conn, Ended, buffers, read_some, upstream};
+use super::{ClientIo, Conn, Ended, read_some};
 use crate::backend::{BackendRt, Tried};
 use crate::errors::{Malformed, ProxyError};
+use crate::h1::buffers;
+use crate::h1::framing::Framing;
+use crate::h1::head::{self, RequestHead, ResponseHead};
+use crate::h1::timer::Elapsed;
 use crate::proxy::{self, Outbound, Plan, RuleCtx};
 use crate::table::CompiledRule;
+use crate::tcp_pool as upstream;
 
 /// Why an exchange with the backend failed before its answer began.
 enum SendFailure {
@@ -45,7 +47,7 @@ pub(super) async fn run<I: ClientIo>(
     // The body is relayed by the framing parsed from the client's head, so the upstream head
     // must announce exactly that framing, whatever the client's Connection header or the
     // filters removed or set: otherwise the backend would read the body as further requests.
-    if proxy::has_any(
+    if crate::hop_by_hop::has_any(
         &headers,
         &[header::TRANSFER_ENCODING, header::CONTENT_LENGTH],
     ) {
@@ -199,7 +201,7 @@ async fn exchange_head<I: ClientIo>(
                 s if s.is_informational() => {
                     let mut interim_head = Vec::new();
                     let mut headers = resp.headers.unwrap_or_default();
-                    for name in &proxy::HOP_BY_HOP_RESPONSE {
+                    for name in &crate::hop_by_hop::HOP_BY_HOP_RESPONSE {
                         headers.remove(name);
                     }
                     head::write_response(&mut interim_head, s, &headers);
