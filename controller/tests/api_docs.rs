@@ -403,6 +403,10 @@ fn label_note(label: &str) -> &'static str {
         "code" => "`code`: HTTP response status",
         "le" => "`le`: bucket upper bound in seconds (on `_bucket`)",
         "version" => "`version`: version of the config being served",
+        "engine" => {
+            "`engine`: `native` (the HTTP/1.1 engine) or `hyper` (HTTP/2, h2c, and what the \
+             native engine hands over)"
+        }
         other => panic!("label {other} is undocumented; describe it in label_note"),
     }
 }
@@ -447,7 +451,12 @@ fn metrics_table(md: &mut String, families: &BTreeMap<String, MetricDoc>) {
 fn metrics_markdown() -> String {
     let dp = pylon_dataplane::metrics::Metrics::default();
     // One request so labelled series appear in the exposition.
-    dp.record("ns/route", 200, Duration::from_millis(1));
+    dp.record(
+        "ns/route",
+        200,
+        Duration::from_millis(1),
+        pylon_dataplane::metrics::Engine::Native,
+    );
     let dataplane = parse_exposition(&dp.render(true));
     let controller = parse_exposition(&pylon_controller::metrics::render());
     assert!(dataplane.contains_key("pylon_requests_total"));

@@ -17,6 +17,25 @@ const MAX_SERIES: usize = 10_000;
 /// per request.
 const SHARDS: usize = 16;
 
+/// Which engine served a request: the native HTTP/1.1 one or hyper (HTTP/2, and what the
+/// native one hands over). Counted so tests and operators can tell which path a request took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Native,
+    Hyper,
+}
+
+impl Engine {
+    const ALL: [Engine; 2] = [Engine::Native, Engine::Hyper];
+
+    fn label(self) -> &'static str {
+        match self {
+            Engine::Native => "native",
+            Engine::Hyper => "hyper",
+        }
+    }
+}
+
 /// route → code → count.
 type Series = HashMap<String, BTreeMap<u16, u64>>;
 
@@ -28,6 +47,8 @@ struct Counts {
     buckets: [u64; BUCKETS_MS.len()],
     latency_count: u64,
     latency_sum_us: u64,
+    /// Requests per [`Engine`], indexed by its discriminant.
+    engines: [u64; Engine::ALL.len()],
 }
 
 /// One worker's counts, on a cache line of its own; the request path already holds this lock,
@@ -48,7 +69,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record(&self, route: &str, code: u16, latency: Duration) {
+    pub fn record(&self, route: &str, code: u16, latency: Duration, engine: Engine) {
         let shard = &self.requests[crate::worker::worker() % SHARDS];
         let mut c = shard.0.lock().expect("metrics poisoned");
         // The hot path allocates nothing once a (route, code) series exists.
@@ -79,6 +100,15 @@ impl Metrics {
         }
         c.latency_count += 1;
         c.latency_sum_us += latency.as_micros() as u64;
+        c.engines[engine as usize] += 1;
+    }
+
+    /// Requests served by `engine` so far, summed over the workers.
+    pub fn served_by(&self, engine: Engine) -> u64 {
+        self.requests
+            .iter()
+            .map(|shard| shard.0.lock().expect("metrics poisoned").engines[engine as usize])
+            .sum()
     }
 
     /// Prometheus text exposition.
@@ -131,6 +161,15 @@ impl Metrics {
             sum_us as f64 / 1e6
         );
         let _ = writeln!(s, "pylon_request_duration_seconds_count {count}");
+        s.push_str("# HELP pylon_requests_by_engine_total Requests by the engine that served them.\n# TYPE pylon_requests_by_engine_total counter\n");
+        for engine in Engine::ALL {
+            let _ = writeln!(
+                s,
+                "pylon_requests_by_engine_total{{engine=\"{}\"}} {}",
+                engine.label(),
+                self.served_by(engine)
+            );
+        }
         let _ = writeln!(
             s,
             "# TYPE pylon_active_connections gauge\npylon_active_connections {}",
@@ -169,11 +208,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn requests_are_counted_by_engine() {
+        let m = Metrics::default();
+        m.record("ns/a", 200, Duration::from_millis(1), Engine::Native);
+        for _ in 0..3 {
+            m.record("ns/a", 200, Duration::from_millis(1), Engine::Hyper);
+        }
+        assert_eq!(
+            (m.served_by(Engine::Native), m.served_by(Engine::Hyper)),
+            (1, 3)
+        );
+        let text = m.render(true);
+        assert!(
+            text.contains("pylon_requests_by_engine_total{engine=\"native\"} 1\n")
+                && text.contains("pylon_requests_by_engine_total{engine=\"hyper\"} 3\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn renders_series_and_caps_them() {
         let m = Metrics::default();
-        m.record("ns/a", 200, Duration::from_millis(3));
-        m.record("ns/a", 200, Duration::from_millis(3));
-        m.record("ns/\"b", 503, Duration::from_secs(20));
+        m.record("ns/a", 200, Duration::from_millis(3), Engine::Hyper);
+        m.record("ns/a", 200, Duration::from_millis(3), Engine::Hyper);
+        m.record("ns/\"b", 503, Duration::from_secs(20), Engine::Hyper);
         let text = m.render(true);
         assert!(
             text.contains("pylon_requests_total{route=\"ns/a\",code=\"200\"} 2"),
@@ -205,7 +263,7 @@ mod tests {
             "{text}"
         );
         for i in 0..MAX_SERIES + 10 {
-            m.record(&format!("r{i}"), 200, Duration::ZERO);
+            m.record(&format!("r{i}"), 200, Duration::ZERO, Engine::Hyper);
         }
         let series: usize = m.requests[0]
             .0
@@ -227,7 +285,7 @@ mod tests {
                 std::thread::spawn(move || {
                     crate::worker::set_worker(w);
                     for _ in 0..=w {
-                        m.record("ns/r", 200, Duration::from_millis(3));
+                        m.record("ns/r", 200, Duration::from_millis(3), Engine::Hyper);
                     }
                 })
             })

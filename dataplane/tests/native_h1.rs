@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use pylon_dataplane::limits::Limits;
+use pylon_dataplane::metrics::Engine;
 use pylon_dataplane::server::Http1;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -158,7 +159,7 @@ async fn answers_in_every_framing_match_the_hyper_path() {
     let mut seen = Vec::new();
     for engine in [Http1::Native, Http1::Hyper] {
         let port = free_port();
-        let _p = Proxy::start_engine(&one_route(port, b.addr, ""), Limits::default(), engine).await;
+        let p = Proxy::start_engine(&one_route(port, b.addr, ""), Limits::default(), engine).await;
         let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
         let mut got = Vec::new();
         for path in ["/chunked", "/until-close", "/interim", "/plain"] {
@@ -177,6 +178,17 @@ async fn answers_in_every_framing_match_the_hyper_path() {
         assert!(
             head.ends_with("\r\n\r\n"),
             "{engine:?}: a HEAD answer has no body: {head:?}"
+        );
+        // Every request (4 GETs and the HEAD) was served by the engine under test.
+        let served = |e| p.shared.metrics.served_by(e);
+        let want = match engine {
+            Http1::Native => (5, 0),
+            Http1::Hyper => (0, 5),
+        };
+        assert_eq!(
+            (served(Engine::Native), served(Engine::Hyper)),
+            want,
+            "{engine:?}"
         );
         seen.push(got);
     }
@@ -296,11 +308,17 @@ async fn the_request_timeout_covers_the_answer_body() {
 async fn what_the_native_path_does_not_serve_goes_through_hyper() {
     let b = RawBackend::start().await;
     let port = free_port();
-    let _p = Proxy::start(&one_route(port, b.addr, "")).await;
+    let p = Proxy::start(&one_route(port, b.addr, "")).await;
     let got = raw(port, b"GET /old HTTP/1.0\r\nHost: x\r\n\r\n").await;
     assert!(
         got.starts_with("HTTP/1.0 200") && got.contains("path=/old"),
         "{got:?}"
+    );
+    let served = |e| p.shared.metrics.served_by(e);
+    assert_eq!(
+        (served(Engine::Native), served(Engine::Hyper)),
+        (0, 1),
+        "HTTP/1.0 goes to hyper"
     );
     // A native request first, then a chunked one on the same connection.
     let got = raw(

@@ -188,13 +188,28 @@ async fn mirrors_timeouts_and_retries() {
       backendRefs: [{type: Backend, name: a}]
     - matches: [{path: {type: PathPrefix, value: /dead}}]
       retry: {attempts: 3, backoff: 1ms}
-      backendRefs: [{type: Backend, name: dead}]";
+      backendRefs: [{type: Backend, name: dead}]
+    - matches: [{path: {type: PathPrefix, value: /closing}}]
+      retry: {attempts: 3, backoff: 1ms}
+      backendRefs: [{type: Backend, name: closing}]";
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
+    // A backend that accepts and closes every connection without answering, counting them:
+    // each attempt is one connection, so the count is the number of attempts.
+    let closing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closing_addr = closing.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = closing.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
     let backends = format!(
-        "{{a: {{endpoints: [{{address: '{}'}}]}}, m1: {{endpoints: [{{address: '{}'}}]}}, m2: {{endpoints: [{{address: '{}'}}]}}, dead: {{endpoints: [{{address: '{dead}'}}]}}}}",
+        "{{a: {{endpoints: [{{address: '{}'}}]}}, m1: {{endpoints: [{{address: '{}'}}]}}, m2: {{endpoints: [{{address: '{}'}}]}}, dead: {{endpoints: [{{address: '{dead}'}}]}}, closing: {{endpoints: [{{address: '{closing_addr}'}}]}}}}",
         a.addr, m1.addr, m2.addr
     );
     let _p = Proxy::start(&cfg(port, rules, &backends)).await;
@@ -221,6 +236,14 @@ async fn mirrors_timeouts_and_retries() {
     }
     // Connection refused on every attempt → 503.
     assert_eq!(get(&format!("{base}/dead"), &[]).await.status, 503);
+    // A backend that drops every connection: the first attempt and the 3 retries each reach
+    // it, then the answer is 502.
+    assert_eq!(get(&format!("{base}/closing"), &[]).await.status, 502);
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "one attempt and 3 retries"
+    );
 }
 
 #[tokio::test]

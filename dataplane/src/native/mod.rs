@@ -218,6 +218,7 @@ async fn requests<I: ClientIo>(
             path,
             route: route.as_deref(),
             status,
+            engine: crate::metrics::Engine::Native,
         };
         proxy::record(shared, info, start, &done);
         if close {

@@ -25,6 +25,7 @@ pub use plan::{Outbound, Plan, RuleCtx, Selected, plan, respond, rewrites_respon
 use crate::body::Body;
 use crate::errors::ProxyError;
 use crate::matching::RequestView;
+use crate::metrics::Engine;
 use crate::state::Shared;
 use crate::table::CompiledRule;
 use crate::target;
@@ -67,6 +68,7 @@ pub async fn handle(
         path: &path,
         route: route.as_deref(),
         status: resp.status().as_u16(),
+        engine: Engine::Hyper,
     };
     record(&shared, &conn, start, &done);
     resp
@@ -87,13 +89,16 @@ pub struct Done<'a> {
     pub path: &'a str,
     pub route: Option<&'a str>,
     pub status: u16,
+    pub engine: Engine,
 }
 
 /// Counts a served request and writes its access-log line (if the log is on).
 pub fn record(shared: &Shared, conn: &ConnInfo, start: Instant, done: &Done<'_>) {
     let latency = start.elapsed();
     let label = done.route.unwrap_or("_none");
-    shared.metrics.record(label, done.status, latency);
+    shared
+        .metrics
+        .record(label, done.status, latency, done.engine);
     if shared.access_log.load(Ordering::Relaxed) {
         shared.log.log(&crate::accesslog::Line {
             ts_ms: std::time::SystemTime::now()
