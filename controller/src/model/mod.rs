@@ -4,6 +4,7 @@
 //! types with the CRD defaults applied, so translation never has to ask "was this field set?".
 //! HTTPRoute and GRPCRoute share one generic [`route::Route`] shape; only their rules differ.
 
+pub mod api_enum;
 pub mod convert;
 pub mod core;
 pub mod gateway;

@@ -5,7 +5,60 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::api_enum::api_enum;
 use super::{GATEWAY_GROUP, Meta};
+
+api_enum! {
+    /// A route filter's `type`.
+    pub enum FilterKind {
+        /// `RequestHeaderModifier`.
+        RequestHeaderModifier = "RequestHeaderModifier",
+        /// `ResponseHeaderModifier`.
+        ResponseHeaderModifier = "ResponseHeaderModifier",
+        /// `RequestRedirect`.
+        RequestRedirect = "RequestRedirect",
+        /// `URLRewrite`.
+        UrlRewrite = "URLRewrite",
+        /// `RequestMirror`.
+        RequestMirror = "RequestMirror",
+        /// `CORS`.
+        Cors = "CORS",
+        /// `ExtensionRef`.
+        ExtensionRef = "ExtensionRef",
+    }
+}
+
+api_enum! {
+    /// A path modifier's `type` (redirects and rewrites).
+    pub enum PathModifierKind {
+        /// `ReplaceFullPath`.
+        ReplaceFullPath = "ReplaceFullPath",
+        /// `ReplacePrefixMatch`.
+        ReplacePrefixMatch = "ReplacePrefixMatch",
+    }
+}
+
+api_enum! {
+    /// A path match's `type` (CRD default `PathPrefix`).
+    pub enum PathMatchKind {
+        /// `Exact`.
+        Exact = "Exact",
+        /// `PathPrefix`.
+        PathPrefix = "PathPrefix",
+        /// `RegularExpression`.
+        RegularExpression = "RegularExpression",
+    }
+}
+
+api_enum! {
+    /// A header, query parameter or gRPC method match's `type` (CRD default `Exact`).
+    pub enum ValueMatchKind {
+        /// `Exact`.
+        Exact = "Exact",
+        /// `RegularExpression`.
+        RegularExpression = "RegularExpression",
+    }
+}
 
 /// A route of any kind: its rules are `R`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,9 +187,9 @@ fn default_weight() -> i32 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Filter {
-    /// Filter type as written.
+    /// Filter type.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: FilterKind,
     /// RequestHeaderModifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_header_modifier: Option<HeaderModifier>,
@@ -214,7 +267,7 @@ pub struct HeaderValue {
 pub struct PathModifier {
     /// ReplaceFullPath or ReplacePrefixMatch.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: PathModifierKind,
     /// For ReplaceFullPath.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replace_full_path: Option<String>,
@@ -292,15 +345,15 @@ fn default_denominator() -> i32 {
 pub struct NameValueMatch {
     /// Exact or RegularExpression.
     #[serde(default = "default_exact", rename = "type")]
-    pub kind: String,
+    pub kind: ValueMatchKind,
     /// Header or query parameter name.
     pub name: String,
     /// Value.
     pub value: String,
 }
 
-fn default_exact() -> String {
-    "Exact".into()
+fn default_exact() -> ValueMatchKind {
+    ValueMatchKind::Exact
 }
 
 /// An HTTPRoute rule.
@@ -380,7 +433,7 @@ pub struct HttpMatch {
 pub struct PathMatch {
     /// Exact, PathPrefix (CRD default) or RegularExpression.
     #[serde(default = "default_path_type", rename = "type")]
-    pub kind: String,
+    pub kind: PathMatchKind,
     /// Value (CRD default "/").
     #[serde(default = "default_path_value")]
     pub value: String,
@@ -395,8 +448,8 @@ impl Default for PathMatch {
     }
 }
 
-fn default_path_type() -> String {
-    "PathPrefix".into()
+fn default_path_type() -> PathMatchKind {
+    PathMatchKind::PathPrefix
 }
 
 fn default_path_value() -> String {
@@ -427,17 +480,19 @@ impl RouteRule for HttpRule {
 
     fn validate_matches(&self) -> Result<(), String> {
         for m in &self.matches {
-            match m.path.kind.as_str() {
-                "Exact" | "PathPrefix" => {
+            match &m.path.kind {
+                PathMatchKind::Exact | PathMatchKind::PathPrefix => {
                     if !m.path.value.starts_with('/') {
                         return Err(format!("path {:?} must start with '/'", m.path.value));
                     }
                 }
-                "RegularExpression" => {
+                PathMatchKind::RegularExpression => {
                     regex::Regex::new(&m.path.value)
                         .map_err(|e| format!("path regular expression {:?}: {e}", m.path.value))?;
                 }
-                other => return Err(format!("path match type {other:?} is not supported")),
+                PathMatchKind::Other(other) => {
+                    return Err(format!("path match type {other:?} is not supported"));
+                }
             }
             for h in m.headers.iter().chain(&m.query_params) {
                 validate_value_match(h)?;
@@ -448,12 +503,12 @@ impl RouteRule for HttpRule {
 }
 
 fn validate_value_match(m: &NameValueMatch) -> Result<(), String> {
-    match m.kind.as_str() {
-        "Exact" => Ok(()),
-        "RegularExpression" => regex::Regex::new(&m.value)
+    match &m.kind {
+        ValueMatchKind::Exact => Ok(()),
+        ValueMatchKind::RegularExpression => regex::Regex::new(&m.value)
             .map(|_| ())
             .map_err(|e| format!("regular expression {:?} for {:?}: {e}", m.value, m.name)),
-        other => Err(format!(
+        ValueMatchKind::Other(other) => Err(format!(
             "match type {other:?} for {:?} is not supported",
             m.name
         )),
@@ -494,7 +549,7 @@ pub struct GrpcMatch {
 pub struct GrpcMethodMatch {
     /// Exact (CRD default) or RegularExpression.
     #[serde(default = "default_exact", rename = "type")]
-    pub kind: String,
+    pub kind: ValueMatchKind,
     /// Service (fully qualified), if matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
@@ -524,15 +579,17 @@ impl RouteRule for GrpcRule {
                 if method.service.is_none() && method.method.is_none() {
                     return Err("a method match needs a service or a method".into());
                 }
-                match method.kind.as_str() {
-                    "Exact" => {}
-                    "RegularExpression" => {
+                match &method.kind {
+                    ValueMatchKind::Exact => {}
+                    ValueMatchKind::RegularExpression => {
                         for v in method.service.iter().chain(&method.method) {
                             regex::Regex::new(v)
                                 .map_err(|e| format!("regular expression {v:?}: {e}"))?;
                         }
                     }
-                    other => return Err(format!("method match type {other:?} is not supported")),
+                    ValueMatchKind::Other(other) => {
+                        return Err(format!("method match type {other:?} is not supported"));
+                    }
                 }
             }
             for h in &m.headers {

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::model::core::EndpointSlice;
 use crate::model::route::{
-    Filter, GrpcMatch, HttpMatch, HttpTimeouts, NameValueMatch, PathModifier,
+    Filter, FilterKind, GrpcMatch, HttpMatch, HttpTimeouts, NameValueMatch, PathMatchKind,
+    PathModifier, PathModifierKind, ValueMatchKind,
 };
 use crate::snapshot::Snapshot;
 
@@ -136,21 +137,22 @@ fn name_match(m: &NameValueMatch) -> dp::NameMatch {
     }
 }
 
-fn match_type(kind: &str) -> dp::MatchType {
-    if kind == "RegularExpression" {
-        dp::MatchType::RegularExpression
-    } else {
-        dp::MatchType::Exact
+/// An unknown match type never gets here: `validate_matches` refuses the rule first.
+fn match_type(kind: &ValueMatchKind) -> dp::MatchType {
+    match kind {
+        ValueMatchKind::RegularExpression => dp::MatchType::RegularExpression,
+        ValueMatchKind::Exact | ValueMatchKind::Other(_) => dp::MatchType::Exact,
     }
 }
 
 /// An HTTPRoute match in the data plane's terms.
 pub fn http_match(m: &HttpMatch) -> dp::RouteMatch {
     let value = m.path.value.clone();
-    let path = match m.path.kind.as_str() {
-        "Exact" => dp::PathMatch::Exact { value },
-        "RegularExpression" => dp::PathMatch::RegularExpression { value },
-        _ => dp::PathMatch::PathPrefix { value },
+    // An unknown type never gets here: `validate_matches` refuses the rule first.
+    let path = match m.path.kind {
+        PathMatchKind::Exact => dp::PathMatch::Exact { value },
+        PathMatchKind::RegularExpression => dp::PathMatch::RegularExpression { value },
+        PathMatchKind::PathPrefix | PathMatchKind::Other(_) => dp::PathMatch::PathPrefix { value },
     };
     dp::RouteMatch {
         path: Some(path),
@@ -212,18 +214,14 @@ pub fn retry(r: &crate::model::route::HttpRetry) -> Result<dp::Retry, String> {
 }
 
 fn path_modifier(p: &PathModifier) -> Result<dp::PathModifier, String> {
-    match (
-        p.kind.as_str(),
-        &p.replace_full_path,
-        &p.replace_prefix_match,
-    ) {
-        ("ReplaceFullPath", Some(v), _) => {
+    match (&p.kind, &p.replace_full_path, &p.replace_prefix_match) {
+        (PathModifierKind::ReplaceFullPath, Some(v), _) => {
             Ok(dp::PathModifier::ReplaceFullPath { value: v.clone() })
         }
-        ("ReplacePrefixMatch", _, Some(v)) => {
+        (PathModifierKind::ReplacePrefixMatch, _, Some(v)) => {
             Ok(dp::PathModifier::ReplacePrefixMatch { value: v.clone() })
         }
-        (kind, ..) => Err(format!("path modifier {kind:?} lacks its value")),
+        (kind, ..) => Err(format!("path modifier {:?} lacks its value", kind.as_str())),
     }
 }
 
@@ -242,14 +240,14 @@ fn headers(h: &crate::model::route::HeaderModifier) -> dp::HeaderModifier {
 /// Converts a filter; `mirror_backend` is the resolved backend name of a RequestMirror.
 pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, String> {
     let missing = || format!("filter {} has no settings", f.kind);
-    Ok(match f.kind.as_str() {
-        "RequestHeaderModifier" => dp::Filter::RequestHeaderModifier(headers(
+    Ok(match &f.kind {
+        FilterKind::RequestHeaderModifier => dp::Filter::RequestHeaderModifier(headers(
             f.request_header_modifier.as_ref().ok_or_else(missing)?,
         )),
-        "ResponseHeaderModifier" => dp::Filter::ResponseHeaderModifier(headers(
+        FilterKind::ResponseHeaderModifier => dp::Filter::ResponseHeaderModifier(headers(
             f.response_header_modifier.as_ref().ok_or_else(missing)?,
         )),
-        "RequestRedirect" => {
+        FilterKind::RequestRedirect => {
             let r = f.request_redirect.as_ref().ok_or_else(missing)?;
             dp::Filter::RequestRedirect(dp::Redirect {
                 scheme: match r.scheme.as_deref() {
@@ -268,14 +266,14 @@ pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, 
                     .map_err(|_| format!("redirect status {}", r.status_code))?,
             })
         }
-        "URLRewrite" => {
+        FilterKind::UrlRewrite => {
             let r = f.url_rewrite.as_ref().ok_or_else(missing)?;
             dp::Filter::UrlRewrite(dp::UrlRewrite {
                 hostname: r.hostname.clone(),
                 path: r.path.as_ref().map(path_modifier).transpose()?,
             })
         }
-        "RequestMirror" => {
+        FilterKind::RequestMirror => {
             let m = f.request_mirror.as_ref().ok_or_else(missing)?;
             let percent = match (&m.fraction, m.percent) {
                 (Some(fr), _) if fr.denominator > 0 => {
@@ -290,7 +288,7 @@ pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, 
                 percent,
             })
         }
-        "CORS" => {
+        FilterKind::Cors => {
             let c = f.cors.as_ref().ok_or_else(missing)?;
             dp::Filter::Cors(dp::Cors {
                 allow_origins: c.allow_origins.clone(),
@@ -302,6 +300,8 @@ pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, 
                     .map_err(|_| format!("CORS maxAge {}", c.max_age))?,
             })
         }
-        other => return Err(format!("filter {other:?} is not supported")),
+        other @ (FilterKind::ExtensionRef | FilterKind::Other(_)) => {
+            return Err(format!("filter {:?} is not supported", other.as_str()));
+        }
     })
 }

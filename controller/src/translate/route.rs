@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::route::{BackendRef, GrpcRule, HttpRule, ParentRef, Route, RouteRule};
+use crate::model::route::{
+    BackendRef, FilterKind, GrpcRule, HttpRule, ParentRef, Route, RouteRule,
+};
 use crate::model::{GATEWAY_GROUP, ObjectKey};
 use crate::snapshot::Snapshot;
 
@@ -18,7 +20,7 @@ pub trait TranslateRule: RouteRule {
     /// The data plane's name for this kind.
     const DP_KIND: dp::RouteKind;
     /// Filter types this kind supports.
-    const FILTERS: &'static [&'static str];
+    const FILTERS: &'static [FilterKind];
     /// Upstream protocol for this kind when the Service port does not say.
     const DEFAULT_UPSTREAM: dp::BackendProtocol;
     /// The rule's matches in the data plane's terms.
@@ -35,13 +37,13 @@ pub trait TranslateRule: RouteRule {
 
 impl TranslateRule for HttpRule {
     const DP_KIND: dp::RouteKind = dp::RouteKind::Http;
-    const FILTERS: &'static [&'static str] = &[
-        "RequestHeaderModifier",
-        "ResponseHeaderModifier",
-        "RequestRedirect",
-        "URLRewrite",
-        "RequestMirror",
-        "CORS",
+    const FILTERS: &'static [FilterKind] = &[
+        FilterKind::RequestHeaderModifier,
+        FilterKind::ResponseHeaderModifier,
+        FilterKind::RequestRedirect,
+        FilterKind::UrlRewrite,
+        FilterKind::RequestMirror,
+        FilterKind::Cors,
     ];
     const DEFAULT_UPSTREAM: dp::BackendProtocol = dp::BackendProtocol::Http1;
     fn config_matches(&self) -> Vec<dp::RouteMatch> {
@@ -60,10 +62,10 @@ impl TranslateRule for HttpRule {
 
 impl TranslateRule for GrpcRule {
     const DP_KIND: dp::RouteKind = dp::RouteKind::Grpc;
-    const FILTERS: &'static [&'static str] = &[
-        "RequestHeaderModifier",
-        "ResponseHeaderModifier",
-        "RequestMirror",
+    const FILTERS: &'static [FilterKind] = &[
+        FilterKind::RequestHeaderModifier,
+        FilterKind::ResponseHeaderModifier,
+        FilterKind::RequestMirror,
     ];
     const DEFAULT_UPSTREAM: dp::BackendProtocol = dp::BackendProtocol::H2c;
     fn config_matches(&self) -> Vec<dp::RouteMatch> {
@@ -237,8 +239,8 @@ impl CheckedRules {
     ) -> Result<Vec<dp::Filter>, String> {
         let mut out = vec![];
         for f in filters {
-            if !R::FILTERS.contains(&f.kind.as_str()) {
-                return Err(format!("filter {:?} is not supported", f.kind));
+            if !R::FILTERS.contains(&f.kind) {
+                return Err(format!("filter {:?} is not supported", f.kind.as_str()));
             }
             let mirror = match &f.request_mirror {
                 Some(m) => match self.backend::<R>(s, ns, &m.backend_ref) {
