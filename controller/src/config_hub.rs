@@ -1,5 +1,5 @@
 //! The config hub: the state the config server serves, kept apart from the server so the
-//! status side (`honest`, `dataplane_pods`) and the server both build on it. Per Gateway, the
+//! status side (`serving_status`, `dataplane_pods`) and the server both build on it. Per Gateway, the
 //! latest config on a `watch` channel (a slow stream only ever sees the newest version), the
 //! last [`RECENT`] configs for resuming streams, the ledger of structures published, and the
 //! data planes' acks. Pure state: no HTTP, no Kubernetes.
@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use pylon_config as dp;
 use tokio::sync::watch;
 
-use crate::honest::{Forms, Ledger, Since};
 use crate::model::ObjectKey;
+use crate::serving_status::{Forms, Ledger, Since};
 
 /// The latest config of one Gateway.
 #[derive(Clone, Debug, Default)]

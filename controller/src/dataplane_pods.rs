@@ -21,9 +21,9 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::config_hub::{ConfigHub, PodAck};
-use crate::honest::{Rejection, Served, Serving};
 use crate::model::ObjectKey;
 use crate::provision::render::GATEWAY_NAME_LABEL;
+use crate::serving_status::{Rejection, Served, Serving};
 use crate::translate::output::Translation;
 
 /// The last version a data plane acked.
@@ -253,7 +253,7 @@ fn ready(p: &Pod) -> bool {
 }
 
 /// What each Gateway's data planes run, from their Pods' annotations and readiness, against
-/// the configs `hub` publishes (see [`crate::honest`]).
+/// the configs `hub` publishes (see [`crate::serving_status`]).
 pub fn served(hub: &ConfigHub, pods: &[Arc<Pod>], t: &Translation) -> Served {
     let mut by_gateway: BTreeMap<ObjectKey, Vec<&Pod>> = BTreeMap::new();
     for p in pods {
@@ -369,8 +369,9 @@ mod tests {
         let hub = ConfigHub::default();
         let t1 = crate::translate::translate(&s);
         let v1 = hub.publish(&gw, t1.configs[&gw].clone());
-        let honest =
-            |t: &Translation, pods: &[Arc<Pod>]| crate::honest::apply(t, &served(&hub, pods, t));
+        let honest = |t: &Translation, pods: &[Arc<Pod>]| {
+            crate::serving_status::apply(t, &served(&hub, pods, t))
+        };
 
         // No Pod, a Pod without annotations, a not-ready Pod that applied v1, a ready Pod of
         // another Gateway: nothing is served.

@@ -1,6 +1,6 @@
 //! A new route's first status waits briefly while it only says Pending.
 //!
-//! Honest status ([`crate::honest`]) marks a route `Accepted=Unknown/Pending` until a data
+//! Honest status ([`crate::serving_status`]) marks a route `Accepted=Unknown/Pending` until a data
 //! plane has applied it, which usually takes milliseconds. Writing that Pending and then, a
 //! moment later, `Accepted=True` costs two writes per route created (thousands when a team
 //! applies thousands of routes), where a single write would do. So a route that has no status
@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::honest::PENDING;
 use crate::model::ObjectKey;
+use crate::serving_status::PENDING;
 use crate::translate::output::{RouteParentStatus, Translation};
 
 /// How long a new route's first status waits for its data plane to ack.

@@ -25,10 +25,10 @@ pub mod config_server;
 pub mod config_tls;
 pub mod dataplane_pods;
 pub mod first_status;
-pub mod honest;
 pub mod leader;
 pub mod metrics;
 pub mod run;
+pub mod serving_status;
 pub mod status;
 pub mod status_writer;
 #[cfg(test)]

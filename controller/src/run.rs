@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use crate::config_hub::ConfigHub;
 use crate::dataplane_pods::{self, PodWatch};
 use crate::first_status::FirstStatus;
-use crate::honest;
 use crate::provision::apply::Provisioner;
+use crate::serving_status;
 use crate::snapshot::{Options, Snapshot};
 use crate::status_writer::StatusWriter;
 use crate::translate::config::{resolve_endpoints, with_backends};
@@ -163,7 +163,7 @@ pub async fn status_loop(
         let mut held_until = None;
         if let (Some((_, t)), true, true) = (current, is_leader, pods_known) {
             let served = dataplane_pods::served(&hub, &pods.pods(), &t);
-            let mut honest = honest::apply(&t, &served);
+            let mut honest = serving_status::apply(&t, &served);
             held_until = first.hold(&mut honest, Instant::now(), |kind, key| {
                 writer.has_status(kind, key)
             });

@@ -24,7 +24,13 @@ const LAYERS: &[&[&str]] = &[
     &["translate"],
     // What is derived from a translation: status bodies, what data planes really serve, the
     // provisioner, the config server's authentication and TLS.
-    &["status", "honest", "provision", "auth", "config_tls"],
+    &[
+        "status",
+        "serving_status",
+        "provision",
+        "auth",
+        "config_tls",
+    ],
     // State kept across changes: the config hub, the watches, the first status.
     &["config_hub", "watch", "first_status"],
     // Writers: the status writer, the data-plane Pod reporter.

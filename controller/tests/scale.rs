@@ -67,7 +67,7 @@ fn thousand_routes() {
     let (structure, _) = pylon_controller::version::of(config);
     let versioned = started.elapsed();
     let started = Instant::now();
-    let forms = pylon_controller::honest::Forms::of(config);
+    let forms = pylon_controller::serving_status::Forms::of(config);
     let summarised = started.elapsed();
     assert_eq!(forms.routes.len(), routes);
     assert_eq!(structure.len(), 16);
@@ -92,10 +92,13 @@ fn thousand_routes() {
     let started = Instant::now();
     let hashed = hashes.of(config);
     let cached = pylon_controller::version::of_hashed(config, &hashed);
-    let forms_cached = pylon_controller::honest::Forms::of_hashed(config, &hashed);
+    let forms_cached = pylon_controller::serving_status::Forms::of_hashed(config, &hashed);
     let published = started.elapsed();
     assert_eq!(cached, pylon_controller::version::of(config));
-    assert_eq!(forms_cached, pylon_controller::honest::Forms::of(config));
+    assert_eq!(
+        forms_cached,
+        pylon_controller::serving_status::Forms::of(config)
+    );
     assert_eq!(
         (engine.stats().reused, engine.stats().attached),
         (routes - 1, 1)
