@@ -339,7 +339,7 @@ mod tests {
     }
 
     fn cond<'a>(cs: &'a [Condition], kind: &str) -> &'a Condition {
-        cs.iter().find(|c| c.kind == kind).unwrap()
+        cs.iter().find(|c| c.kind.as_str() == kind).unwrap()
     }
 
     fn status(t: &Translation, route: &str) -> String {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::model::ObjectKey;
 use crate::serving_status::PENDING;
 use crate::translate::output::{RouteParentStatus, Translation};
+use crate::translate::reason::ConditionType;
 
 /// How long a new route's first status waits for its data plane to ack.
 pub const HOLD: Duration = Duration::from_millis(1500);
@@ -29,7 +30,7 @@ fn pending(parents: &[RouteParentStatus]) -> bool {
     parents
         .iter()
         .flat_map(|p| &p.conditions)
-        .any(|c| c.kind == "Accepted" && c.reason == PENDING)
+        .any(|c| c.kind == ConditionType::Accepted && c.reason == PENDING)
 }
 
 impl FirstStatus {
@@ -71,11 +72,16 @@ impl FirstStatus {
 mod tests {
     use super::*;
     use crate::translate::output::Condition;
+    use crate::translate::reason::{ConditionStatus, Reason};
 
-    fn route(reason: &str) -> std::sync::Arc<Vec<RouteParentStatus>> {
-        let status = if reason == PENDING { "Unknown" } else { "True" };
-        let mut accepted = Condition::new("Accepted", true, reason, "", 1);
-        accepted.status = status.into();
+    fn route(reason: Reason) -> std::sync::Arc<Vec<RouteParentStatus>> {
+        let status = if reason == PENDING {
+            ConditionStatus::Unknown
+        } else {
+            ConditionStatus::True
+        };
+        let mut accepted = Condition::new(ConditionType::Accepted, true, reason, "", 1);
+        accepted.status = status;
         std::sync::Arc::new(vec![RouteParentStatus {
             parent_ref: serde_json::from_value(serde_json::json!({"name": "gw"})).unwrap(),
             conditions: vec![accepted],
@@ -91,7 +97,8 @@ mod tests {
         let key = |n: &str| ObjectKey::new("apps", n);
         let mut t = Translation::default();
         t.http_routes.insert(key("new-pending"), route(PENDING));
-        t.http_routes.insert(key("new-accepted"), route("Accepted"));
+        t.http_routes
+            .insert(key("new-accepted"), route(Reason::Accepted));
         t.http_routes.insert(key("old-pending"), route(PENDING));
         let has_status = |_: &'static str, k: &ObjectKey| k.name.starts_with("old");
         let mut first = FirstStatus::default();

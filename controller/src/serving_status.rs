@@ -22,6 +22,7 @@ use pylon_config::delta::route_backends;
 
 use crate::model::ObjectKey;
 use crate::translate::output::{Condition, RouteParentStatus, Translation};
+use crate::translate::reason::{ConditionStatus, ConditionType, Reason};
 use crate::version::hash_of as fingerprint;
 
 /// The data-plane form of each listener and route of one config (endpoints excluded).
@@ -230,10 +231,16 @@ impl Serving {
 pub type Served = BTreeMap<ObjectKey, Serving>;
 
 /// The reason of a condition that waits for a data plane.
-pub const PENDING: &str = "Pending";
+pub const PENDING: Reason = Reason::Pending;
 
 fn pending(c: &mut Condition, why: &str) {
-    *c = Condition::new("Programmed", false, PENDING, why, c.observed_generation);
+    *c = Condition::new(
+        ConditionType::Programmed,
+        false,
+        PENDING,
+        why,
+        c.observed_generation,
+    );
 }
 
 /// Overlays data-plane reality on a translation's statuses. Only the statuses are carried
@@ -256,7 +263,10 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
         // The Gateway is programmed once a data plane runs any config of it.
         let gateway_ok = serving.check(Part::Gateway);
         for c in &mut st.conditions {
-            if let (true, Err(why)) = (c.kind == "Programmed" && c.status == "True", &gateway_ok) {
+            if let (true, Err(why)) = (
+                c.kind == ConditionType::Programmed && c.status == ConditionStatus::True,
+                &gateway_ok,
+            ) {
                 pending(c, why);
             }
         }
@@ -265,7 +275,7 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
                 continue;
             };
             for c in &mut l.conditions {
-                if c.kind == "Programmed" && c.status == "True" {
+                if c.kind == ConditionType::Programmed && c.status == ConditionStatus::True {
                     pending(c, &why);
                 }
             }
@@ -283,7 +293,7 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
                 continue;
             };
             for c in &mut l.conditions {
-                if c.kind == "Programmed" && c.status == "True" {
+                if c.kind == ConditionType::Programmed && c.status == ConditionStatus::True {
                     pending(c, &why);
                 }
             }
@@ -292,11 +302,11 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
         let any_programmed = st.listeners.iter().any(|l| {
             l.conditions
                 .iter()
-                .any(|c| c.kind == "Programmed" && c.status == "True")
+                .any(|c| c.kind == ConditionType::Programmed && c.status == ConditionStatus::True)
         });
         if !any_programmed {
             for c in &mut st.conditions {
-                if c.kind == "Programmed" && c.status == "True" {
+                if c.kind == ConditionType::Programmed && c.status == ConditionStatus::True {
                     pending(c, "waiting for a data plane to apply its listeners");
                 }
             }
@@ -318,9 +328,9 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| {
-                    p.conditions
-                        .iter()
-                        .any(|c| c.kind == "Accepted" && c.status == "True")
+                    p.conditions.iter().any(|c| {
+                        c.kind == ConditionType::Accepted && c.status == ConditionStatus::True
+                    })
                 })
                 .filter_map(|(i, p)| Some((i, waits(kind, route, p, served, &set_gateways)?)))
                 .collect();
@@ -330,9 +340,9 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
             let parents = Arc::make_mut(parents);
             for (i, why) in waiting {
                 for c in &mut parents[i].conditions {
-                    if c.kind == "Accepted" && c.status == "True" {
-                        c.status = "Unknown".into();
-                        c.reason = PENDING.into();
+                    if c.kind == ConditionType::Accepted && c.status == ConditionStatus::True {
+                        c.status = ConditionStatus::Unknown;
+                        c.reason = PENDING;
                         c.message = format!("valid; not yet serving: {why}");
                     }
                 }
@@ -375,7 +385,7 @@ mod tests {
     use crate::snapshot::{Options, Snapshot};
 
     fn cond<'a>(cs: &'a [Condition], kind: &str) -> &'a Condition {
-        cs.iter().find(|c| c.kind == kind).unwrap()
+        cs.iter().find(|c| c.kind.as_str() == kind).unwrap()
     }
 
     fn accepted(t: &Translation, route: &str) -> String {
@@ -436,17 +446,15 @@ spec:
         let programmed = |h: &Translation| {
             let st = &h.listener_sets[&set];
             (
-                cond(&st.conditions, "Programmed").reason.clone(),
-                cond(&st.listeners[0].conditions, "Programmed")
-                    .reason
-                    .clone(),
+                cond(&st.conditions, "Programmed").reason,
+                cond(&st.listeners[0].conditions, "Programmed").reason,
             )
         };
         let h = apply(&t, &serving(vec![]));
-        assert_eq!(programmed(&h), ("Pending".into(), "Pending".into()));
+        assert_eq!(programmed(&h), (Reason::Pending, Reason::Pending));
         assert_eq!(accepted(&h, "a"), "Unknown/Pending");
         let h = apply(&t, &serving(vec![Some(n)]));
-        assert_eq!(programmed(&h), ("Programmed".into(), "Programmed".into()));
+        assert_eq!(programmed(&h), (Reason::Programmed, Reason::Programmed));
         assert_eq!(accepted(&h, "a"), "True/Accepted");
     }
 
@@ -471,14 +479,14 @@ spec:
         // version must not rewrite every waiting status).
         let h = apply(&t1, &Served::from([(gw.clone(), serving(&ledger, vec![]))]));
         let c = cond(&h.gateways[&gw].conditions, "Programmed");
-        assert_eq!(c.reason, "Pending");
+        assert_eq!(c.reason, Reason::Pending);
         assert_eq!(
             c.message,
             "waiting for a data plane to apply the current config"
         );
         assert_eq!(
             cond(&h.gateways[&gw].listeners[0].conditions, "Programmed").reason,
-            "Pending"
+            Reason::Pending
         );
         assert_eq!(accepted(&h, "a"), "Unknown/Pending");
 
@@ -489,7 +497,7 @@ spec:
         );
         assert_eq!(
             cond(&h.gateways[&gw].conditions, "Programmed").status,
-            "True"
+            ConditionStatus::True
         );
         assert_eq!(accepted(&h, "a"), "True/Accepted");
 
@@ -509,7 +517,7 @@ spec:
         assert_eq!(accepted(&h, "b"), "Unknown/Pending");
         assert_eq!(
             cond(&h.gateways[&gw].conditions, "Programmed").status,
-            "True"
+            ConditionStatus::True
         );
 
         // A data plane running a version this replica does not know serves the Gateway but
@@ -520,7 +528,7 @@ spec:
         );
         assert_eq!(
             cond(&h.gateways[&gw].conditions, "Programmed").status,
-            "True"
+            ConditionStatus::True
         );
         assert_eq!(accepted(&h, "a"), "Unknown/Pending");
 

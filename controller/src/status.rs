@@ -213,8 +213,9 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::reason::{ConditionType, Reason};
 
-    fn cond(kind: &str, ok: bool, reason: &str) -> Condition {
+    fn cond(kind: ConditionType, ok: bool, reason: Reason) -> Condition {
         Condition::new(kind, ok, reason, "m", 2)
     }
 
@@ -229,8 +230,8 @@ mod tests {
         let merged = merge_conditions(
             Some(&old),
             &[
-                cond("Accepted", true, "Accepted"),
-                cond("Programmed", false, "Invalid"),
+                cond(ConditionType::Accepted, true, Reason::Accepted),
+                cond(ConditionType::Programmed, false, Reason::Invalid),
             ],
             "2026-01-01T00:00:00Z",
         );
@@ -260,7 +261,7 @@ mod tests {
         ]});
         let desired = vec![RouteParentStatus {
             parent_ref: serde_json::from_value(json!({"name": "gw"})).unwrap(),
-            conditions: vec![cond("Accepted", true, "Accepted")],
+            conditions: vec![cond(ConditionType::Accepted, true, Reason::Accepted)],
         }];
         let st = route_status(
             &old,

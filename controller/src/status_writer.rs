@@ -349,14 +349,19 @@ async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::reason::{ConditionType, Reason};
 
     #[test]
     fn skips_only_unchanged_status_of_the_same_object() {
         let status = json!({"parents": [{"conditions": [{"type": "Accepted", "status": "True"}]}]});
-        let class = |reason: &str| {
+        let class = |reason: Reason| {
             Desired::Class(GatewayClassStatus {
                 conditions: vec![crate::translate::output::Condition::new(
-                    "Accepted", true, reason, "", 1,
+                    ConditionType::Accepted,
+                    true,
+                    reason,
+                    "",
+                    1,
                 )],
                 supported_features: vec![],
             })
@@ -364,31 +369,41 @@ mod tests {
         let written = Written {
             uid: Some("uid-1".into()),
             status: status.clone(),
-            desired: class("Accepted"),
+            desired: class(Reason::Accepted),
         };
         let same = |_: &Value| status.clone();
         let uid = || Some("uid-1".to_string());
-        assert!(needs_write(None, uid(), &class("Accepted"), same));
+        assert!(needs_write(None, uid(), &class(Reason::Accepted), same));
         // What was wanted last time is not even built again.
         let unbuilt = |_: &Value| -> Value { panic!("built an unchanged status") };
         assert!(!needs_write(
             Some(&written),
             uid(),
-            &class("Accepted"),
+            &class(Reason::Accepted),
             unbuilt
         ));
         // Wanted otherwise, but it comes out the same.
-        assert!(!needs_write(Some(&written), uid(), &class("Other"), same));
+        assert!(!needs_write(
+            Some(&written),
+            uid(),
+            &class(Reason::Pending),
+            same
+        ));
         // Deleted and recreated under the same name: the new object has no status yet.
         let other_uid = Some("uid-2".to_string());
         assert!(needs_write(
             Some(&written),
             other_uid,
-            &class("Accepted"),
+            &class(Reason::Accepted),
             same
         ));
         let changed = |_: &Value| json!({"parents": []});
-        assert!(needs_write(Some(&written), uid(), &class("Other"), changed));
+        assert!(needs_write(
+            Some(&written),
+            uid(),
+            &class(Reason::Pending),
+            changed
+        ));
     }
 
     #[test]

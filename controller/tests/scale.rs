@@ -12,6 +12,7 @@ use std::time::Instant;
 use pylon_controller::model::ObjectKey;
 use pylon_controller::snapshot::{Options, Snapshot};
 use pylon_controller::translate::incremental::Incremental;
+use pylon_controller::translate::reason::{ConditionStatus, ConditionType};
 use pylon_controller::translate::translate;
 
 #[test]
@@ -53,7 +54,7 @@ fn thousand_routes() {
         .filter(|p| {
             p[0].conditions
                 .iter()
-                .any(|c| c.kind == "Accepted" && c.status == "True")
+                .any(|c| c.kind == ConditionType::Accepted && c.status == ConditionStatus::True)
         })
         .count();
     assert_eq!(accepted, routes);

@@ -11,6 +11,7 @@ use crate::model::route::ParentRef;
 use crate::snapshot::Snapshot;
 
 use super::output::{Condition, RouteParentStatus};
+use crate::translate::reason::{ConditionType, Reason};
 
 /// Why a policy cannot be applied; each variant carries the reasons it becomes.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -28,11 +29,14 @@ pub enum PolicyError {
 
 impl PolicyError {
     /// (Accepted reason, ResolvedRefs reason if refs are the problem).
-    fn reasons(&self) -> (&'static str, Option<&'static str>) {
+    fn reasons(&self) -> (Reason, Option<Reason>) {
         match self {
-            Self::InvalidKind(_) => ("NoValidCACertificate", Some("InvalidKind")),
-            Self::InvalidCaRef(..) => ("NoValidCACertificate", Some("InvalidCACertificateRef")),
-            Self::Unsupported(_) => ("Invalid", None),
+            Self::InvalidKind(_) => (Reason::NoValidCACertificate, Some(Reason::InvalidKind)),
+            Self::InvalidCaRef(..) => (
+                Reason::NoValidCACertificate,
+                Some(Reason::InvalidCACertificateRef),
+            ),
+            Self::Unsupported(_) => (Reason::Invalid, None),
         }
     }
 }
@@ -180,15 +184,23 @@ pub fn statuses(s: &Snapshot, uses: &Uses) -> BTreeMap<ObjectKey, super::output:
         let g = p.meta.generation;
         let conditions = match evaluate(s, p) {
             Ok(_) => vec![
-                Condition::new("Accepted", true, "Accepted", "Policy is applied", g),
+                Condition::new(
+                    ConditionType::Accepted,
+                    true,
+                    Reason::Accepted,
+                    "Policy is applied",
+                    g,
+                ),
                 resolved_refs(g),
             ],
             Err(e) => {
                 let (accepted, resolved) = e.reasons();
                 vec![
-                    Condition::new("Accepted", false, accepted, e.to_string(), g),
+                    Condition::new(ConditionType::Accepted, false, accepted, e.to_string(), g),
                     match resolved {
-                        Some(r) => Condition::new("ResolvedRefs", false, r, e.to_string(), g),
+                        Some(r) => {
+                            Condition::new(ConditionType::ResolvedRefs, false, r, e.to_string(), g)
+                        }
                         None => resolved_refs(g),
                     },
                 ]
@@ -209,9 +221,9 @@ pub fn statuses(s: &Snapshot, uses: &Uses) -> BTreeMap<ObjectKey, super::output:
                 .map_or_else(|| "another policy".to_string(), |w| format!("{w}"));
             let mut c = conditions.clone();
             c[0] = Condition::new(
-                "Accepted",
+                ConditionType::Accepted,
                 false,
-                "Conflicted",
+                Reason::Conflicted,
                 format!(
                     "{by} targets the same Service port and takes precedence (created earlier, or at the same time with a name sorting first)"
                 ),
@@ -240,9 +252,9 @@ pub fn statuses(s: &Snapshot, uses: &Uses) -> BTreeMap<ObjectKey, super::output:
 
 fn resolved_refs(generation: i64) -> Condition {
     Condition::new(
-        "ResolvedRefs",
+        ConditionType::ResolvedRefs,
         true,
-        "ResolvedRefs",
+        Reason::ResolvedRefs,
         "All references resolved",
         generation,
     )

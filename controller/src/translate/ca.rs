@@ -8,6 +8,7 @@ use crate::model::gateway::{FrontendTls, Gateway, ObjectReference};
 use crate::snapshot::Snapshot;
 
 use super::refs::{Reference, check_pem, permitted};
+use crate::translate::reason::Reason;
 
 /// The PEM bundle in a ConfigMap's `ca.crt`, checked to hold certificates; `Err` says why not.
 pub fn config_map_bundle(s: &Snapshot, key: &ObjectKey) -> Result<String, String> {
@@ -39,11 +40,11 @@ pub enum CaRefError {
 
 impl CaRefError {
     /// The listener ResolvedRefs reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::InvalidKind(_) => "InvalidCACertificateKind",
-            Self::NotPermitted(_) => "RefNotPermitted",
-            Self::Invalid(..) => "InvalidCACertificateRef",
+            Self::InvalidKind(_) => Reason::InvalidCACertificateKind,
+            Self::NotPermitted(_) => Reason::RefNotPermitted,
+            Self::Invalid(..) => Reason::InvalidCACertificateRef,
         }
     }
 }

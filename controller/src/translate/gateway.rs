@@ -10,21 +10,34 @@ use crate::snapshot::Snapshot;
 
 use super::output::{Condition, GatewayClassStatus, ListenerStatus};
 use super::refs::{self, Certificate};
+use crate::translate::reason::{ConditionType, Reason};
 
 /// Status of a GatewayClass that names this controller.
 pub fn class_status(s: &Snapshot, class: &GatewayClass) -> GatewayClassStatus {
     let g = class.meta.generation;
     let accepted = match super::params::class_params(s, class) {
-        Ok(_) => Condition::new("Accepted", true, "Accepted", "Handled by Pylon", g),
-        Err(e) => Condition::new("Accepted", false, "InvalidParameters", e.to_string(), g),
+        Ok(_) => Condition::new(
+            ConditionType::Accepted,
+            true,
+            Reason::Accepted,
+            "Handled by Pylon",
+            g,
+        ),
+        Err(e) => Condition::new(
+            ConditionType::Accepted,
+            false,
+            Reason::InvalidParameters,
+            e.to_string(),
+            g,
+        ),
     };
     GatewayClassStatus {
         conditions: vec![
             accepted,
             Condition::new(
-                "SupportedVersion",
+                ConditionType::SupportedVersion,
                 true,
-                "SupportedVersion",
+                Reason::SupportedVersion,
                 "Gateway API v1.5 is supported",
                 g,
             ),
@@ -77,11 +90,11 @@ pub struct ListenerInfo<'a> {
 #[derive(Default)]
 pub struct ListenerProblems {
     /// Accepted=False (reason, message).
-    pub not_accepted: Option<(&'static str, String)>,
+    pub not_accepted: Option<(Reason, String)>,
     /// ResolvedRefs=False (reason, message).
-    pub unresolved: Option<(&'static str, String)>,
+    pub unresolved: Option<(Reason, String)>,
     /// Conflicted=True (reason, message).
-    pub conflicted: Option<(&'static str, String)>,
+    pub conflicted: Option<(Reason, String)>,
 }
 
 /// The client certificate the Gateway presents to TLS backends (`spec.tls.backend`), if any.
@@ -146,7 +159,7 @@ pub fn listeners<'a>(
         // the supported ones; any other unresolved reference does.
         let refs_ok = match &info.problems.unresolved {
             None => true,
-            Some((reason, _)) => *reason == "InvalidRouteKinds" && !info.kinds.is_empty(),
+            Some((reason, _)) => *reason == Reason::InvalidRouteKinds && !info.kinds.is_empty(),
         };
         info.programmed = info.accepted && refs_ok && info.problems.conflicted.is_none();
     }
@@ -164,7 +177,7 @@ fn validate<'a>(
     let supported = kinds_for(&l.protocol);
     if supported.is_empty() {
         p.not_accepted = Some((
-            "UnsupportedProtocol",
+            Reason::UnsupportedProtocol,
             format!("protocol {:?} is not supported", l.protocol),
         ));
     }
@@ -188,7 +201,7 @@ fn validate<'a>(
                     .map(|k| format!("{}/{}", k.group, k.kind))
                     .collect();
                 p.unresolved = Some((
-                    "InvalidRouteKinds",
+                    Reason::InvalidRouteKinds,
                     format!(
                         "route kinds not supported on {}: {}",
                         l.protocol,
@@ -203,17 +216,17 @@ fn validate<'a>(
         match &l.tls {
             None => {
                 p.not_accepted
-                    .get_or_insert(("UnsupportedValue", "HTTPS needs tls".into()));
+                    .get_or_insert((Reason::UnsupportedValue, "HTTPS needs tls".into()));
             }
             Some(tls) if tls.mode != "Terminate" => {
                 p.not_accepted.get_or_insert((
-                    "UnsupportedValue",
+                    Reason::UnsupportedValue,
                     format!("tls mode {:?} is not supported on HTTPS", tls.mode),
                 ));
             }
             Some(tls) if tls.certificate_refs.is_empty() => {
                 p.unresolved = Some((
-                    "InvalidCertificateRef",
+                    Reason::InvalidCertificateRef,
                     "HTTPS listener has no certificateRefs".into(),
                 ));
             }
@@ -253,7 +266,7 @@ fn validate<'a>(
                     |e| e.to_string(),
                 );
                 p.not_accepted.get_or_insert((
-                    "NoValidCACertificate",
+                    Reason::NoValidCACertificate,
                     format!("no valid CA certificate for client validation: {why}"),
                 ));
             }
@@ -294,12 +307,12 @@ fn mark_conflicts(infos: &mut [ListenerInfo<'_>]) {
             });
             if protocol_clash {
                 infos[i].problems.conflicted = Some((
-                    "ProtocolConflict",
+                    Reason::ProtocolConflict,
                     format!("port {} is used with another protocol", me.port),
                 ));
             } else if host_clash {
                 infos[i].problems.conflicted = Some((
-                    "HostnameConflict",
+                    Reason::HostnameConflict,
                     format!("another listener on port {} has the same hostname", me.port),
                 ));
             }
@@ -323,7 +336,7 @@ fn mark_conflict_with_earlier(info: &mut ListenerInfo<'_>, earlier: &[ListenerIn
     for e in live {
         if e.listener.protocol != me.protocol {
             conflict = Some((
-                "ProtocolConflict",
+                Reason::ProtocolConflict,
                 format!(
                     "port {} is used with protocol {} by listener {:?}",
                     me.port,
@@ -335,7 +348,7 @@ fn mark_conflict_with_earlier(info: &mut ListenerInfo<'_>, earlier: &[ListenerIn
         }
         if e.listener.hostname == me.hostname {
             conflict.get_or_insert((
-                "HostnameConflict",
+                Reason::HostnameConflict,
                 format!(
                     "listener {:?} on port {} has the same hostname",
                     e.config_name(),
@@ -355,35 +368,59 @@ pub fn listener_status(info: &ListenerInfo<'_>, attached: i32, generation: i64) 
     let g = generation;
     let p = &info.problems;
     let accepted = match &p.not_accepted {
-        Some((r, m)) => Condition::new("Accepted", false, r, m.clone(), g),
-        None => Condition::new("Accepted", true, "Accepted", "Listener is valid", g),
+        Some((r, m)) => Condition::new(ConditionType::Accepted, false, *r, m.clone(), g),
+        None => Condition::new(
+            ConditionType::Accepted,
+            true,
+            Reason::Accepted,
+            "Listener is valid",
+            g,
+        ),
     };
     let resolved = match &p.unresolved {
-        Some((r, m)) => Condition::new("ResolvedRefs", false, r, m.clone(), g),
+        Some((r, m)) => Condition::new(ConditionType::ResolvedRefs, false, *r, m.clone(), g),
         None => Condition::new(
-            "ResolvedRefs",
+            ConditionType::ResolvedRefs,
             true,
-            "ResolvedRefs",
+            Reason::ResolvedRefs,
             "All references resolved",
             g,
         ),
     };
     let conflicted = match &p.conflicted {
-        Some((r, m)) => Condition::new("Conflicted", true, r, m.clone(), g),
-        None => Condition::new("Conflicted", false, "NoConflicts", "No conflicts", g),
+        Some((r, m)) => Condition::new(ConditionType::Conflicted, true, *r, m.clone(), g),
+        None => Condition::new(
+            ConditionType::Conflicted,
+            false,
+            Reason::NoConflicts,
+            "No conflicts",
+            g,
+        ),
     };
     let programmed = if info.programmed {
         Condition::new(
-            "Programmed",
+            ConditionType::Programmed,
             true,
-            "Programmed",
+            Reason::Programmed,
             "Listener is configured",
             g,
         )
     } else if let Some((reason, message)) = &p.conflicted {
-        Condition::new("Programmed", false, reason, message.clone(), g)
+        Condition::new(
+            ConditionType::Programmed,
+            false,
+            *reason,
+            message.clone(),
+            g,
+        )
     } else {
-        Condition::new("Programmed", false, "Invalid", "Listener is not valid", g)
+        Condition::new(
+            ConditionType::Programmed,
+            false,
+            Reason::Invalid,
+            "Listener is not valid",
+            g,
+        )
     };
     ListenerStatus {
         name: info.listener.name.clone(),

@@ -7,6 +7,7 @@ use crate::snapshot::Snapshot;
 
 use super::gateway::{ListenerInfo, Owner, listener_status};
 use super::output::{Condition, ListenerSetStatus};
+use crate::translate::reason::{ConditionType, Reason};
 
 /// The Gateway a ListenerSet names, if its parentRef is a Gateway.
 pub fn parent(set: &ListenerSet) -> Option<ObjectKey> {
@@ -92,11 +93,17 @@ pub fn admitted_status(
     let programmed = mine.iter().filter(|(l, _)| l.programmed).count();
     let conditions = if programmed > 0 {
         vec![
-            Condition::new("Accepted", true, "Accepted", "ListenerSet is accepted", g),
             Condition::new(
-                "Programmed",
+                ConditionType::Accepted,
                 true,
-                "Programmed",
+                Reason::Accepted,
+                "ListenerSet is accepted",
+                g,
+            ),
+            Condition::new(
+                ConditionType::Programmed,
+                true,
+                Reason::Programmed,
                 format!("{programmed} of {} listeners are programmed", mine.len()),
                 g,
             ),
@@ -104,8 +111,20 @@ pub fn admitted_status(
     } else {
         let why = "no listener of the ListenerSet is valid";
         vec![
-            Condition::new("Accepted", false, "ListenersNotValid", why, g),
-            Condition::new("Programmed", false, "ListenersNotValid", why, g),
+            Condition::new(
+                ConditionType::Accepted,
+                false,
+                Reason::ListenersNotValid,
+                why,
+                g,
+            ),
+            Condition::new(
+                ConditionType::Programmed,
+                false,
+                Reason::ListenersNotValid,
+                why,
+                g,
+            ),
         ]
     };
     ListenerSetStatus {
@@ -124,8 +143,8 @@ pub fn refused_status(set: &ListenerSet, gateway: &ObjectKey, why: &str) -> List
     ListenerSetStatus {
         gateway: gateway.clone(),
         conditions: vec![
-            Condition::new("Accepted", false, "NotAllowed", why, g),
-            Condition::new("Programmed", false, "NotAllowed", why, g),
+            Condition::new(ConditionType::Accepted, false, Reason::NotAllowed, why, g),
+            Condition::new(ConditionType::Programmed, false, Reason::NotAllowed, why, g),
         ],
         listeners: vec![],
     }

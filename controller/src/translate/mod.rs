@@ -12,6 +12,7 @@ pub mod incremental;
 pub mod listener_set;
 pub mod output;
 pub mod params;
+pub mod reason;
 pub mod refs;
 pub mod route;
 
@@ -22,6 +23,7 @@ use crate::model::ObjectKey;
 use crate::model::route::Route;
 use crate::snapshot::Snapshot;
 
+use crate::translate::reason::{ConditionStatus, ConditionType, Reason};
 use output::{Condition, GatewayStatus, Translation};
 use pylon_config as dp;
 use route::{Attachment, OwnedGateway, TranslateRule};
@@ -137,7 +139,7 @@ pub fn translate_with(s: &Snapshot, parts: &mut impl Parts) -> Translation {
         let mut attached_sets = 0;
         for set in sets.remove(&key).unwrap_or_default() {
             let st = listener_set::admitted_status(set, &key, &o.listeners, &o.attached);
-            attached_sets += i32::from(st.conditions[0].status == "True");
+            attached_sets += i32::from(st.conditions[0].status == ConditionStatus::True);
             t.listener_sets.insert(set.meta.key(), st);
         }
         let client_cert = gateway::backend_client_certificate(s, gw);
@@ -250,35 +252,59 @@ fn gateway_status(
     let valid = own().filter(|l| l.programmed).count();
     let requested = addresses::requested(gw);
     let accepted = if let Err(e) = params::gateway_params(s, gw) {
-        Condition::new("Accepted", false, "InvalidParameters", e.to_string(), g)
+        Condition::new(
+            ConditionType::Accepted,
+            false,
+            Reason::InvalidParameters,
+            e.to_string(),
+            g,
+        )
     } else if let addresses::Requested::Unsupported(why) = &requested {
-        Condition::new("Accepted", false, "UnsupportedAddress", why.clone(), g)
+        Condition::new(
+            ConditionType::Accepted,
+            false,
+            Reason::UnsupportedAddress,
+            why.clone(),
+            g,
+        )
     } else if valid == own().count() {
-        Condition::new("Accepted", true, "Accepted", "Gateway is accepted", g)
+        Condition::new(
+            ConditionType::Accepted,
+            true,
+            Reason::Accepted,
+            "Gateway is accepted",
+            g,
+        )
     } else if valid > 0 {
         Condition::new(
-            "Accepted",
+            ConditionType::Accepted,
             true,
-            "ListenersNotValid",
+            Reason::ListenersNotValid,
             "Some listeners are not valid",
             g,
         )
     } else {
         Condition::new(
-            "Accepted",
+            ConditionType::Accepted,
             false,
-            "ListenersNotValid",
+            Reason::ListenersNotValid,
             "No listener is valid",
             g,
         )
     };
-    let programmed = if accepted.status != "True" {
-        Condition::new("Programmed", false, "Invalid", "Gateway is not accepted", g)
+    let programmed = if accepted.status != ConditionStatus::True {
+        Condition::new(
+            ConditionType::Programmed,
+            false,
+            Reason::Invalid,
+            "Gateway is not accepted",
+            g,
+        )
     } else if let addresses::Requested::TooMany(ips) = &requested {
         Condition::new(
-            "Programmed",
+            ConditionType::Programmed,
             false,
-            "AddressNotUsable",
+            Reason::AddressNotUsable,
             format!(
                 "the data-plane Service has one load-balancer IP; {} requested ({}): keep one",
                 ips.len(),
@@ -290,39 +316,45 @@ fn gateway_status(
         && !assigned.iter().any(|a| a.value == ip.to_string())
     {
         Condition::new(
-            "Programmed",
+            ConditionType::Programmed,
             false,
-            "AddressNotAssigned",
+            Reason::AddressNotAssigned,
             format!("waiting for the load balancer to assign the requested address {ip}"),
             g,
         )
     } else if assigned.is_empty() {
         Condition::new(
-            "Programmed",
+            ConditionType::Programmed,
             false,
-            "AddressNotAssigned",
+            Reason::AddressNotAssigned,
             "The data-plane Service has no address yet",
             g,
         )
     } else {
-        Condition::new("Programmed", true, "Programmed", "Gateway is programmed", g)
+        Condition::new(
+            ConditionType::Programmed,
+            true,
+            Reason::Programmed,
+            "Gateway is programmed",
+            g,
+        )
     };
     // Gateway-level references: the client certificate presented to backends.
     let resolved = match client_cert_error {
         None => Condition::new(
-            "ResolvedRefs",
+            ConditionType::ResolvedRefs,
             true,
-            "ResolvedRefs",
+            Reason::ResolvedRefs,
             "All references resolved",
             g,
         ),
         Some(e) => {
             let reason = match e {
-                refs::CertificateError::NotPermitted(_) => "RefNotPermitted",
-                _ => "InvalidClientCertificateRef",
+                refs::CertificateError::NotPermitted(_) => Reason::RefNotPermitted,
+                _ => Reason::InvalidClientCertificateRef,
             };
             Condition::new(
-                "ResolvedRefs",
+                ConditionType::ResolvedRefs,
                 false,
                 reason,
                 format!("spec.tls.backend.clientCertificateRef: {e}"),
@@ -339,9 +371,9 @@ fn gateway_status(
         .is_some_and(|f| f.validations().any(|v| v.mode == "AllowInsecureFallback"));
     if insecure {
         conditions.push(Condition::new(
-            "InsecureFrontendValidationMode",
+            ConditionType::InsecureFrontendValidationMode,
             true,
-            "ConfigurationChanged",
+            Reason::ConfigurationChanged,
             "client certificate validation allows insecure fallback: clients without a valid certificate are served",
             g,
         ));

@@ -14,6 +14,7 @@ use crate::model::route::ParentRef;
 use pylon_config as dp;
 
 use super::config::ClusterConfig;
+use super::reason::{ConditionStatus, ConditionType, Reason};
 
 /// A status condition without its lastTransitionTime.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -21,11 +22,11 @@ use super::config::ClusterConfig;
 pub struct Condition {
     /// Condition type.
     #[serde(rename = "type")]
-    pub kind: String,
-    /// "True", "False" or "Unknown".
-    pub status: String,
-    /// CamelCase reason from the spec.
-    pub reason: String,
+    pub kind: ConditionType,
+    /// True, False or Unknown.
+    pub status: ConditionStatus,
+    /// The spec's reason.
+    pub reason: Reason,
     /// Human-readable detail.
     pub message: String,
     /// Generation of the object this was computed from.
@@ -35,16 +36,16 @@ pub struct Condition {
 impl Condition {
     /// Builds a condition.
     pub fn new(
-        kind: &str,
+        kind: ConditionType,
         ok: bool,
-        reason: &str,
+        reason: Reason,
         message: impl Into<String>,
         generation: i64,
     ) -> Self {
         Self {
-            kind: kind.into(),
-            status: if ok { "True" } else { "False" }.into(),
-            reason: reason.into(),
+            kind,
+            status: ok.into(),
+            reason,
             message: message.into(),
             observed_generation: generation,
         }

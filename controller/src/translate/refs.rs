@@ -5,6 +5,7 @@ use pylon_config::host::host_matches;
 use crate::model::ObjectKey;
 use crate::model::gateway::SecretObjectReference;
 use crate::snapshot::Snapshot;
+use crate::translate::reason::Reason;
 
 /// A resolved certificate: PEM chain and key, and the Secret it came from.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,10 +74,10 @@ pub enum CertificateError {
 
 impl CertificateError {
     /// The listener ResolvedRefs reason this error becomes.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::NotPermitted(_) => "RefNotPermitted",
-            _ => "InvalidCertificateRef",
+            Self::NotPermitted(_) => Reason::RefNotPermitted,
+            _ => Reason::InvalidCertificateRef,
         }
     }
 }

@@ -14,6 +14,7 @@ use super::config::{self, ClusterConfig, cluster_name};
 use super::gateway::{ListenerInfo, Owner};
 use super::output::{Condition, RouteParentStatus};
 use super::refs::{self, Reference};
+use crate::translate::reason::{ConditionType, Reason};
 
 /// Per-kind glue between a rule and the data-plane config.
 pub trait TranslateRule: RouteRule {
@@ -110,12 +111,12 @@ pub enum BackendError {
 
 impl BackendError {
     /// The ResolvedRefs reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::InvalidKind(_) => "InvalidKind",
-            Self::RefNotPermitted(_) => "RefNotPermitted",
-            Self::NotFound(..) => "BackendNotFound",
-            Self::UnsupportedProtocol(..) => "UnsupportedProtocol",
+            Self::InvalidKind(_) => Reason::InvalidKind,
+            Self::RefNotPermitted(_) => Reason::RefNotPermitted,
+            Self::NotFound(..) => Reason::BackendNotFound,
+            Self::UnsupportedProtocol(..) => Reason::UnsupportedProtocol,
         }
     }
 }
@@ -210,13 +211,13 @@ impl CheckedRules {
         s: &Snapshot,
         ns: &str,
         b: &BackendRef,
-    ) -> Result<String, &'static str> {
+    ) -> Result<String, Reason> {
         match resolve_backend::<R>(s, ns, b) {
             Ok((name, c)) if c.tls_error.is_some() => {
                 // The policy's status reports why; the backend must not be used in plain text,
                 // so its share of requests fails (the reference itself resolved).
                 self.clusters.insert(name, c);
-                Err("InvalidBackendTLSPolicy")
+                Err(Reason::InvalidBackendTLSPolicy)
             }
             Ok((name, c)) => {
                 self.clusters.insert(name.clone(), c);
@@ -275,7 +276,7 @@ impl CheckedRules {
                 }),
                 Err(reason) => dp::BackendRef::Invalid(dp::InvalidBackend {
                     weight,
-                    reason: reason.into(),
+                    reason: reason.as_str().into(),
                 }),
             });
         }
@@ -477,20 +478,26 @@ pub fn attach<R: TranslateRule>(
         );
         let mut conditions = vec![accepted];
         conditions.push(match &checked.unresolved {
-            Some(e) => Condition::new("ResolvedRefs", false, e.reason(), e.to_string(), g),
+            Some(e) => Condition::new(
+                ConditionType::ResolvedRefs,
+                false,
+                e.reason(),
+                e.to_string(),
+                g,
+            ),
             None => Condition::new(
-                "ResolvedRefs",
+                ConditionType::ResolvedRefs,
                 true,
-                "ResolvedRefs",
+                Reason::ResolvedRefs,
                 "All references resolved",
                 g,
             ),
         });
         if let (Some(msg), false) = (&checked.invalid, checked.rules.is_empty()) {
             conditions.push(Condition::new(
-                "PartiallyInvalid",
+                ConditionType::PartiallyInvalid,
                 true,
-                "UnsupportedValue",
+                Reason::UnsupportedValue,
                 msg.clone(),
                 g,
             ));
@@ -519,7 +526,9 @@ fn attach_parent<R: TranslateRule>(
     placements: &mut Vec<Placement>,
 ) -> Condition {
     let g = route.meta.generation;
-    let no = |reason: &str, msg: String| Condition::new("Accepted", false, reason, msg, g);
+    let no = |reason: Reason, msg: String| {
+        Condition::new(ConditionType::Accepted, false, reason, msg, g)
+    };
     let candidates: Vec<usize> = owned
         .listeners
         .iter()
@@ -536,7 +545,7 @@ fn attach_parent<R: TranslateRule>(
         .collect();
     if candidates.is_empty() {
         return no(
-            "NoMatchingParent",
+            Reason::NoMatchingParent,
             format!("Gateway {gateway} has no listener matching this parentRef"),
         );
     }
@@ -563,7 +572,7 @@ fn attach_parent<R: TranslateRule>(
         .collect();
     if allowed.is_empty() {
         return no(
-            "NotAllowedByListeners",
+            Reason::NotAllowedByListeners,
             format!("no listener of {gateway} allows this {} here", R::KIND),
         );
     }
@@ -579,13 +588,13 @@ fn attach_parent<R: TranslateRule>(
         .collect();
     if matched.is_empty() {
         return no(
-            "NoMatchingListenerHostname",
+            Reason::NoMatchingListenerHostname,
             "no listener hostname matches the route's hostnames".into(),
         );
     }
     if checked.rules.is_empty() && checked.invalid.is_some() {
         return no(
-            "UnsupportedValue",
+            Reason::UnsupportedValue,
             checked.invalid.clone().unwrap_or_default(),
         );
     }
@@ -606,5 +615,11 @@ fn attach_parent<R: TranslateRule>(
             entry,
         });
     }
-    Condition::new("Accepted", true, "Accepted", "Route is accepted", g)
+    Condition::new(
+        ConditionType::Accepted,
+        true,
+        Reason::Accepted,
+        "Route is accepted",
+        g,
+    )
 }
