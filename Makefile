@@ -8,7 +8,7 @@ export PYLON_CLUSTER_DIR ?= /var/lib/pylon-cluster
 CARGO ?= cargo
 K8S_KUBECTL = $(shell bash -c 'source conformance/cluster/versions.sh && echo $$K8S_BIN/kubectl')
 
-.PHONY: help deps build lint unit helm-lint release-check h2spec test e2e check-clean cluster-up cluster-down conformance install demo bench bench-controlplane tools
+.PHONY: help deps build lint unit helm-lint release-check h2spec images images-check test e2e check-clean cluster-up cluster-down conformance install demo bench bench-controlplane tools
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -38,6 +38,12 @@ helm-lint: deps ## helm lint + template of charts/pylon (default and ci/ values)
 
 release-check: deps ## the release data plane as it ships: static, hot code first in .text, serving
 	@bash scripts/release-check.sh
+
+images: deps ## OCI images of the controller and the data plane, without a daemon, into target/images
+	@bash scripts/images.sh
+
+images-check: deps ## the images: reproducible, valid (umoci), non-root, self-contained
+	@bash scripts/images-check.sh
 
 h2spec: deps tools ## HTTP/2 conformance (h2spec, all cases) of the release data plane, TLS and h2c
 	@bash scripts/h2spec.sh
@@ -85,7 +91,7 @@ check-clean: ## verify that cluster-down left nothing behind
 	@bash conformance/cluster/check-clean.sh
 
 # The cluster is torn down (and checked to leave nothing behind) whether or not e2e passes.
-test: lint unit helm-lint release-check h2spec ## everything CI runs
+test: lint unit helm-lint release-check h2spec images-check ## everything CI runs
 	@rc=0; $(MAKE) --no-print-directory e2e || rc=$$?; \
 	  $(MAKE) --no-print-directory cluster-down; \
 	  bash conformance/cluster/check-clean.sh || rc=1; \

@@ -11,6 +11,7 @@ command -v nsenter >/dev/null || need+=(util-linux)
 command -v jq >/dev/null || need+=(jq)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3) # scripts/h2spec.sh's backend and report reader
+command -v umoci >/dev/null || need+=(umoci)     # scripts/images-check.sh unpacks the images
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
