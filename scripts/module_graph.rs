@@ -270,6 +270,18 @@ pub fn cycles(graph: &Graph) -> Vec<Vec<String>> {
     found
 }
 
+/// The check a crate's `tests/layers.rs` runs: the modules under `<manifest_dir>/src` (at least
+/// `min_modules` of them, so a wrong path cannot pass) obey `layers`.
+pub fn check(manifest_dir: &str, layers: &[&[&str]], min_modules: usize) {
+    let graph = of(&Path::new(manifest_dir).join("src"));
+    assert!(
+        graph.len() >= min_modules,
+        "the sources were not found: {graph:?}"
+    );
+    let problems = violations(&graph, layers);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 /// The checker on a graph made up for the purpose: what it must find, it finds.
 pub fn self_test() {
     let code = "use crate::a::X;\nuse crate::{b, c::{d, e}};\nuse crate::{i,j};\n// crate::f\nlet x = crate::g::h();\n\
