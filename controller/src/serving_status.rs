@@ -247,13 +247,26 @@ fn pending(c: &mut Condition, why: &str) {
 /// over (configs, backends and parameters are left empty): at thousands of routes, copying
 /// the configs too on every status pass cost as much as the overlay.
 pub fn apply(t: &Translation, served: &Served) -> Translation {
+    // Destructured whole, no `..`: a status field added to `Translation` must be decided here
+    // (carried over or not), or this does not compile.
+    let Translation {
+        gateway_classes,
+        gateways,
+        http_routes,
+        grpc_routes,
+        listener_sets,
+        backend_tls_policies,
+        parameters: _,
+        configs: _,
+        clusters: _,
+    } = t;
     let mut out = Translation {
-        gateway_classes: t.gateway_classes.clone(),
-        gateways: t.gateways.clone(),
-        http_routes: t.http_routes.clone(),
-        grpc_routes: t.grpc_routes.clone(),
-        listener_sets: t.listener_sets.clone(),
-        backend_tls_policies: t.backend_tls_policies.clone(),
+        gateway_classes: gateway_classes.clone(),
+        gateways: gateways.clone(),
+        http_routes: http_routes.clone(),
+        grpc_routes: grpc_routes.clone(),
+        listener_sets: listener_sets.clone(),
+        backend_tls_policies: backend_tls_policies.clone(),
         ..Translation::default()
     };
     for (key, st) in &mut out.gateways {
