@@ -61,7 +61,8 @@ cluster-down: ## stop the local cluster and remove everything it made
 install: cluster-up ## install Pylon into the local cluster with the Helm chart
 	@export KUBECONFIG=$(PYLON_CLUSTER_DIR)/admin.kubeconfig; \
 	  $(K8S_KUBECTL) apply --server-side -f charts/pylon/crds/ >/dev/null && \
-	  bash scripts/helm.sh upgrade --install pylon charts/pylon \
+	  chart=$$(bash scripts/helm.sh package) && \
+	  bash scripts/helm.sh upgrade --install pylon "$$chart" \
 	  --namespace pylon-system --create-namespace --wait --timeout 3m
 
 conformance: install ## Gateway API v1.5.1 conformance: report, summary, regression check

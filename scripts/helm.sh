@@ -8,6 +8,9 @@
 #                              that invalid values are rejected; fails on any error
 #   scripts/helm.sh sync-crds  copy the Gateway API CRDs (pinned module) into the chart, for
 #                              gatewayAPI.installCRDs=true from a source checkout
+#   scripts/helm.sh package    the chart as users get it: target/chart/pylon-<version>.tgz (the
+#                              Gateway API CRDs synced in first), linted; prints its path.
+#                              `make install` (and so every e2e test) installs this package
 #   scripts/helm.sh ARGS...    run helm with ARGS (e.g. scripts/helm.sh version)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -92,9 +95,23 @@ lint() {
   return "$fail"
 }
 
+package() {
+  local dest=$repo/target/chart version
+  version=$(sed -n 's/^version: *//p' "$chart/Chart.yaml")
+  [ -d "$chart/files/gateway-api-crds" ] || sync_crds
+  rm -rf "$dest" && mkdir -p "$dest"
+  "$helm" package "$chart" --destination "$dest" >&2
+  [ -f "$dest/pylon-$version.tgz" ] || { echo "helm.sh package: no $dest/pylon-$version.tgz" >&2; return 1; }
+  # What a user installs must lint like the source, with the CRDs it carries.
+  "$helm" lint --strict "$dest/pylon-$version.tgz" >&2
+  "$helm" lint --strict "$dest/pylon-$version.tgz" --set gatewayAPI.installCRDs=true >&2
+  echo "$dest/pylon-$version.tgz"
+}
+
 case "${1:-}" in
   "") echo "$helm" ;;
   lint) lint ;;
+  package) package ;;
   sync-crds) sync_crds ;;
   *) exec "$helm" "$@" ;;
 esac
