@@ -129,6 +129,14 @@ delete_removes_dataplane() {
 }
 
 check "controller installed and GatewayClass pylon Accepted" controller_ready
+# The packaged chart's own test (templates/tests/check.yaml: `pylon-controller check` in a Pod,
+# as the controller's ServiceAccount) passes, as `helm test` shows a user.
+helm_test() {
+  local out
+  out=$(bash "$repo/scripts/helm.sh" test pylon -n pylon-system --timeout 2m 2>&1) || { echo "$out"; return 1; }
+  grep -q 'Phase: *Succeeded' <<<"$out" || { echo "$out"; return 1; }
+}
+check "helm test: the chart's check Pod succeeds" helm_test
 check "backends and Gateway applied" setup
 check "Gateway Programmed with an address" gateway_programmed
 addr=$(gateway_address)

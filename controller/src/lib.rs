@@ -25,6 +25,7 @@ pub mod config_server;
 pub mod config_tls;
 pub mod dataplane_pods;
 pub mod first_status;
+pub mod install_check;
 pub mod leader;
 pub mod metrics;
 pub mod run;

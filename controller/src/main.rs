@@ -14,6 +14,7 @@ use pylon_controller::config_hub::ConfigHub;
 use pylon_controller::config_server;
 use pylon_controller::config_tls::{self, ServingKey};
 use pylon_controller::dataplane_pods::{PodReporter, PodWatch};
+use pylon_controller::install_check;
 use pylon_controller::provision::apply::Provisioner;
 use pylon_controller::run::{self, Outputs};
 use pylon_controller::snapshot::Options;
@@ -75,6 +76,25 @@ struct Cli {
     /// Kubeconfig to use (default: in-cluster, or KUBECONFIG / ~/.kube/config).
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Checks an installation and exits (the chart's `helm test`): the controller Deployment has
+    /// every replica available and the GatewayClass is Accepted by --controller-name.
+    Check {
+        /// The GatewayClass that must be Accepted.
+        #[arg(long, default_value = "pylon")]
+        gateway_class: String,
+        /// The controller Deployment, in --namespace.
+        #[arg(long, default_value = "pylon-controller")]
+        deployment: String,
+        /// How long to keep trying, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
@@ -156,6 +176,23 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     config_tls::check_config_url(&cli.config_url, cli.config_plaintext)?;
     let client = client(cli.kubeconfig.as_ref()).await?;
+    if let Some(Command::Check {
+        gateway_class,
+        deployment,
+        timeout_secs,
+    }) = &cli.command
+    {
+        let check = install_check::Check {
+            namespace: cli.namespace.clone(),
+            deployment: deployment.clone(),
+            gateway_class: gateway_class.clone(),
+            controller_name: cli.controller_name.clone(),
+            timeout: Duration::from_secs(*timeout_secs),
+        };
+        let found = install_check::run(client, &check).await?;
+        println!("check: ok: {found}");
+        return Ok(());
+    }
     // Before anything is served or provisioned: data planes are given this CA.
     let tls = if cli.config_plaintext {
         tracing::warn!(
@@ -304,5 +341,29 @@ mod tests {
         assert!(!off.dataplane_auth);
         let on = Cli::try_parse_from(["pylon-controller", "--dataplane-auth"]).unwrap();
         assert!(on.dataplane_auth);
+    }
+
+    #[test]
+    fn check_is_a_subcommand_with_the_charts_names_by_default() {
+        let cli = Cli::try_parse_from(["pylon-controller", "check"]).unwrap();
+        let Some(Command::Check {
+            gateway_class,
+            deployment,
+            timeout_secs,
+        }) = cli.command
+        else {
+            panic!("no check: {:?}", cli.command)
+        };
+        assert_eq!(
+            (gateway_class.as_str(), deployment.as_str()),
+            ("pylon", "pylon-controller")
+        );
+        assert_eq!(timeout_secs, 60);
+        assert!(
+            Cli::try_parse_from(["pylon-controller"])
+                .unwrap()
+                .command
+                .is_none()
+        );
     }
 }

@@ -36,7 +36,7 @@ const LAYERS: &[&[&str]] = &[
     // Writers: the status writer, the data-plane Pod reporter.
     &["status_writer", "dataplane_pods"],
     // Servers.
-    &["config_server", "admin"],
+    &["config_server", "admin", "install_check"],
     // The loop that wires them.
     &["run"],
 ];
