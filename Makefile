@@ -69,13 +69,14 @@ conformance: install ## Gateway API v1.5.1 conformance: report, summary, regress
 	@bash scripts/conformance.sh
 
 # Every suite runs even when an earlier one fails, so one run shows everything that is broken.
-e2e: install ## end-to-end tests against the local cluster (leaves it up)
+e2e: install ## end-to-end tests against the local cluster (leaves it up, Pylon uninstalled last)
 	@rc=0; \
 	  bash e2e/cluster.sh || rc=1; \
 	  bash e2e/gateway.sh || rc=1; \
 	  bash e2e/faults.sh || rc=1; \
 	  bash examples/e2e.sh || rc=1; \
 	  bash scripts/conformance.sh || rc=1; \
+	  bash e2e/uninstall.sh || rc=1; \
 	  exit $$rc
 
 demo: ## on a machine with no cluster: local cluster, Pylon, the quickstart, one request through it
