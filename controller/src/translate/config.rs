@@ -13,6 +13,7 @@ use crate::model::route::{
     PathModifier, PathModifierKind, ValueMatchKind,
 };
 use crate::snapshot::Snapshot;
+use crate::translate::rule_error::RuleError;
 
 /// A backend Service port, as translation resolved it (endpoints are looked up separately).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -238,8 +239,8 @@ fn headers(h: &crate::model::route::HeaderModifier) -> dp::HeaderModifier {
 }
 
 /// Converts a filter; `mirror_backend` is the resolved backend name of a RequestMirror.
-pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, String> {
-    let missing = || format!("filter {} has no settings", f.kind);
+pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, RuleError> {
+    let missing = || RuleError::MissingSettings(f.kind.clone());
     Ok(match &f.kind {
         FilterKind::RequestHeaderModifier => dp::Filter::RequestHeaderModifier(headers(
             f.request_header_modifier.as_ref().ok_or_else(missing)?,
@@ -254,7 +255,7 @@ pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, 
                     None => None,
                     Some("http") => Some(dp::Scheme::Http),
                     Some("https") => Some(dp::Scheme::Https),
-                    Some(other) => return Err(format!("redirect scheme {other:?}")),
+                    Some(other) => return Err(format!("redirect scheme {other:?}").into()),
                 },
                 hostname: r.hostname.clone(),
                 port: r
@@ -284,7 +285,7 @@ pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, 
             };
             dp::Filter::RequestMirror(dp::Mirror {
                 backend: mirror_backend
-                    .ok_or_else(|| "mirror backend did not resolve".to_string())?,
+                    .ok_or_else(|| RuleError::from("mirror backend did not resolve".to_string()))?,
                 percent,
             })
         }
@@ -301,7 +302,7 @@ pub fn filter(f: &Filter, mirror_backend: Option<String>) -> Result<dp::Filter, 
             })
         }
         other @ (FilterKind::ExtensionRef | FilterKind::Other(_)) => {
-            return Err(format!("filter {:?} is not supported", other.as_str()));
+            return Err(RuleError::UnsupportedFilter(other.clone()));
         }
     })
 }

@@ -15,6 +15,7 @@ pub mod params;
 pub mod reason;
 pub mod refs;
 pub mod route;
+pub mod rule_error;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -15,6 +15,7 @@ use super::gateway::{ListenerInfo, Owner};
 use super::output::{Condition, RouteParentStatus};
 use super::refs::{self, Reference};
 use crate::translate::reason::{ConditionType, Reason};
+use crate::translate::rule_error::RuleError;
 
 /// Per-kind glue between a rule and the data-plane config.
 pub trait TranslateRule: RouteRule {
@@ -198,8 +199,8 @@ struct CheckedRules {
     rules: Vec<dp::Rule>,
     /// Clusters the valid rules use.
     clusters: BTreeMap<String, ClusterConfig>,
-    /// The first rule problem (UnsupportedValue message), if any.
-    invalid: Option<String>,
+    /// The first rule's problem, with that rule's index, if any.
+    invalid: Option<(usize, RuleError)>,
     /// The first unresolved backend, if any.
     unresolved: Option<BackendError>,
 }
@@ -237,11 +238,11 @@ impl CheckedRules {
         s: &Snapshot,
         ns: &str,
         filters: &[crate::model::route::Filter],
-    ) -> Result<Vec<dp::Filter>, String> {
+    ) -> Result<Vec<dp::Filter>, RuleError> {
         let mut out = vec![];
         for f in filters {
             if !R::FILTERS.contains(&f.kind) {
-                return Err(format!("filter {:?} is not supported", f.kind.as_str()));
+                return Err(RuleError::UnsupportedFilter(f.kind.clone()));
             }
             let mirror = match &f.request_mirror {
                 Some(m) => match self.backend::<R>(s, ns, &m.backend_ref) {
@@ -260,7 +261,7 @@ impl CheckedRules {
         s: &Snapshot,
         ns: &str,
         rule: &R,
-    ) -> Result<dp::Rule, String> {
+    ) -> Result<dp::Rule, RuleError> {
         rule.validate_matches()?;
         let filters = self.filters::<R>(s, ns, rule.filters())?;
         let timeouts = rule.config_timeouts().map(config::timeouts).transpose()?;
@@ -294,14 +295,14 @@ impl CheckedRules {
 
     /// Runs the data plane's own validation on this rule alone, so a rule the data plane would
     /// reject is dropped here (UnsupportedValue) instead of making it reject the whole config.
-    fn data_plane_accepts<R: TranslateRule>(&self, rule: &dp::Rule) -> Result<(), String> {
+    fn data_plane_accepts<R: TranslateRule>(&self, rule: &dp::Rule) -> Result<(), RuleError> {
         let problems =
             dp::validate_rule(R::DP_KIND, rule, &|name| self.clusters.contains_key(name));
         if problems.is_empty() {
             return Ok(());
         }
         let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        Err(shown.join("; "))
+        Err(RuleError::DataPlane(shown.join("; ")))
     }
 }
 
@@ -330,7 +331,7 @@ fn check_rules<R: TranslateRule>(s: &Snapshot, route: &Route<R>) -> CheckedRules
                 }
             }
             Err(e) => {
-                out.invalid.get_or_insert(format!("rule {i}: {e}"));
+                out.invalid.get_or_insert((i, e));
             }
         }
     }
@@ -493,12 +494,12 @@ pub fn attach<R: TranslateRule>(
                 g,
             ),
         });
-        if let (Some(msg), false) = (&checked.invalid, checked.rules.is_empty()) {
+        if let (Some((i, e)), false) = (&checked.invalid, checked.rules.is_empty()) {
             conditions.push(Condition::new(
                 ConditionType::PartiallyInvalid,
                 true,
-                Reason::UnsupportedValue,
-                msg.clone(),
+                e.reason(),
+                format!("rule {i}: {e}"),
                 g,
             ));
         }
@@ -592,11 +593,8 @@ fn attach_parent<R: TranslateRule>(
             "no listener hostname matches the route's hostnames".into(),
         );
     }
-    if checked.rules.is_empty() && checked.invalid.is_some() {
-        return no(
-            Reason::UnsupportedValue,
-            checked.invalid.clone().unwrap_or_default(),
-        );
+    if let (true, Some((i, e))) = (checked.rules.is_empty(), &checked.invalid) {
+        return no(e.reason(), format!("rule {i}: {e}"));
     }
     for (i, hostnames) in matched {
         let entry = owned.listeners[i].programmed.then(|| {
