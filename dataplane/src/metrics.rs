@@ -118,6 +118,7 @@ impl Metrics {
         let mut requests: BTreeMap<String, BTreeMap<u16, u64>> = BTreeMap::new();
         let mut buckets = [0u64; BUCKETS_MS.len()];
         let (mut count, mut sum_us) = (0u64, 0u64);
+        let mut engines = [0u64; Engine::ALL.len()];
         for shard in &self.requests {
             let c = shard.0.lock().expect("metrics poisoned");
             for (route, codes) in &c.series {
@@ -131,6 +132,9 @@ impl Metrics {
             }
             count += c.latency_count;
             sum_us += c.latency_sum_us;
+            for (total, n) in engines.iter_mut().zip(&c.engines) {
+                *total += n;
+            }
         }
         for (route, codes) in &requests {
             let route = route.replace('\\', "\\\\").replace('"', "\\\"");
@@ -167,7 +171,7 @@ impl Metrics {
                 s,
                 "pylon_requests_by_engine_total{{engine=\"{}\"}} {}",
                 engine.label(),
-                self.served_by(engine)
+                engines[engine as usize]
             );
         }
         let _ = writeln!(
