@@ -18,6 +18,7 @@ pub type Graph = BTreeMap<String, BTreeSet<String>>;
 pub fn of(src: &Path) -> Graph {
     let mut files = Vec::new();
     walk(src, &mut files);
+    files.retain(|f| !is_test_file(f));
     let mut graph = Graph::new();
     for file in &files {
         if let Some(m) = top_module(src, file) {
@@ -29,9 +30,6 @@ pub fn of(src: &Path) -> Graph {
         let Some(m) = top_module(src, file) else {
             continue;
         };
-        if is_test_file(file) {
-            continue;
-        }
         let code = std::fs::read_to_string(file).expect("readable source");
         let code = without_tests(&without_comments(&code));
         // In a top-level module's own file `super` is the crate root; deeper, it is a module of
@@ -80,7 +78,7 @@ fn top_module(src: &Path, file: &Path) -> Option<String> {
     let first = rel.components().next()?.as_os_str().to_str()?;
     let name = first.strip_suffix(".rs").unwrap_or(first);
     let root = matches!(name, "lib" | "main") && rel.components().count() == 1;
-    (!root && !name.ends_with("_tests")).then(|| name.to_string())
+    (!root).then(|| name.to_string())
 }
 
 /// The code without `//` and `/* */` comments (doc comments name modules they do not import).
