@@ -1,7 +1,7 @@
 //! Snapshot inputs shared by unit tests of several modules (test builds only).
 
 /// One accepted Gateway `gw` with an address and two HTTPRoutes, `a` and `b`, attached to it:
-/// the honest-status overlay and the data-plane Pod reports are both tested on it.
+/// the serving-status overlay and the data-plane Pod reports are both tested on it.
 pub(crate) const ONE_GATEWAY_TWO_ROUTES: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
