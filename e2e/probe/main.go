@@ -5,7 +5,9 @@
 //
 //	sent=N failed=N keepalive_sent=N new_sent=N [kind=N ...]
 //
-// where a kind is "status_503", "timeout", "refused", "reset", "eof" or "other".
+// where a kind is "status_503", "timeout", "refused", "reset", "eof", "unreachable" (no route to
+// the address: on the local cluster, a load-balancer or Pod IP no rule or Pod answers for) or
+// "other".
 package main
 
 import (
@@ -48,6 +50,8 @@ func kindOf(err error) string {
 		return "reset"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "eof"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "unreachable"
 	}
 	return "other"
 }
@@ -89,6 +93,7 @@ func main() {
 		if err != nil {
 			failed.Add(1)
 			t.add(kindOf(err))
+			fmt.Fprintf(os.Stderr, "%s reading the body: %v\n", time.Now().Format(time.RFC3339Nano), err)
 			return
 		}
 		if resp.StatusCode != 200 {
