@@ -33,8 +33,8 @@ fail() { say "$*"; exit 1; }
 # The podlet runs the binaries of the profile the cluster was started with (its PYLON_BIN_DIR,
 # fixed at cluster-up): on a cluster started with the debug build, `make install` below would
 # build release binaries and the Pods would still run debug ones.
-podlet_pid=$(cat "${PYLON_CLUSTER_DIR:-/var/lib/pylon-cluster}/run/podlet.pid" 2>/dev/null)
-podlet_bins=$(tr '\0' '\n' <"/proc/${podlet_pid:-0}/environ" 2>/dev/null | sed -n 's/^PYLON_BIN_DIR=//p')
+podlet_pid=$(cat "${PYLON_CLUSTER_DIR:-/var/lib/pylon-cluster}/run/podlet.pid" 2>/dev/null) || true
+podlet_bins=$(tr '\0' '\n' <"/proc/${podlet_pid:-0}/environ" 2>/dev/null | sed -n 's/^PYLON_BIN_DIR=//p') || true
 if [ -n "$podlet_bins" ] && [[ "$podlet_bins" != */release ]]; then
   fail "the local cluster runs the binaries in $podlet_bins, not a release build: 'make cluster-down' first (the bench starts it again with release binaries)"
 fi
