@@ -572,6 +572,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn endpoint_conditions_read_as_kubernetes_writes_them() {
+        let read = |yaml: &str| serde_yaml::from_str::<Endpoint>(yaml).map(|e| e.state);
+        assert_eq!(
+            read("{address: '10.0.0.1:80'}").unwrap(),
+            EndpointState::Ready
+        );
+        assert_eq!(
+            read("{address: '10.0.0.1:80', ready: false}").unwrap(),
+            EndpointState::NotServing,
+            "serving absent is the same as ready"
+        );
+        assert_eq!(
+            read("{address: '10.0.0.1:80', ready: false, serving: true}").unwrap(),
+            EndpointState::Terminating
+        );
+        assert_eq!(
+            read("{address: '10.0.0.1:80', ready: false, serving: false}").unwrap(),
+            EndpointState::NotServing
+        );
+        let err = read("{address: '10.0.0.1:80', ready: true, serving: false}").unwrap_err();
+        assert!(err.to_string().contains("ready but not serving"), "{err}");
+        assert!(read("{address: '10.0.0.1:80', terminating: true}").is_err());
+        // Written back as read; `serving` only where it says something `ready` does not.
+        for (state, json) in [
+            (
+                EndpointState::Ready,
+                r#"{"address":"10.0.0.1:80","ready":true}"#,
+            ),
+            (
+                EndpointState::Terminating,
+                r#"{"address":"10.0.0.1:80","ready":false,"serving":true}"#,
+            ),
+            (
+                EndpointState::NotServing,
+                r#"{"address":"10.0.0.1:80","ready":false}"#,
+            ),
+        ] {
+            let e = Endpoint {
+                address: "10.0.0.1:80".parse().unwrap(),
+                state,
+            };
+            assert_eq!(serde_json::to_string(&e).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Endpoint>(json).unwrap(), e);
+        }
+    }
+
+    #[test]
     fn a_rule_alone_is_checked_as_in_a_config() {
         let rule: Rule = serde_yaml::from_str(
             "{matches: [{path: {type: RegularExpression, value: '('}}], \

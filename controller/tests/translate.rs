@@ -54,6 +54,7 @@ cases! {
     class_invalid_parameters: "class-invalid-parameters",
     class_other_controller: "class-other-controller",
     class_parameters_not_found: "class-parameters-not-found",
+    endpoint_conditions: "endpoint-conditions",
     gateway_address_not_assigned: "gateway-address-not-assigned",
     gateway_backend_client_cert_invalid: "gateway-backend-client-cert-invalid",
     gateway_frontend_client_validation: "gateway-frontend-client-validation",

@@ -1,4 +1,4 @@
-//! Backends at run time: ready endpoints with round-robin choice, and the pooled upstream
+//! Backends at run time: usable endpoints with round-robin choice, and the pooled upstream
 //! clients (HTTP/1.1 keep-alive in [`H1Pool`], h2c multiplexing and TLS through hyper-util's
 //! pooled client) shared across config reloads.
 
@@ -25,7 +25,7 @@ use crate::outlier::Health;
 use crate::tcp_pool::{CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_IDLE};
 use crate::worker::worker;
 use pylon_config::pem::PemError;
-use pylon_config::{self as config, BackendProtocol};
+use pylon_config::{self as config, BackendProtocol, EndpointState};
 
 /// Upstream connection pools, reused by every table built from the same [`Clients`].
 ///
@@ -131,7 +131,8 @@ impl SendError {
 pub struct BackendRt {
     pub name: String,
     pub protocol: BackendProtocol,
-    /// Ready endpoints only.
+    /// The endpoints requests go to: the ready ones, or if none is ready the terminating ones
+    /// that still serve ([`usable_endpoints`]).
     pub endpoints: Vec<SocketAddr>,
     /// `endpoints` as URI authorities, built once.
     authorities: Vec<Authority>,
@@ -178,12 +179,7 @@ impl BackendRt {
             (None, BackendProtocol::H2c) => Upstream::H2c(clients.h2c.clone()),
             (None, _) => Upstream::H1(clients.http1.clone()),
         };
-        let endpoints: Vec<SocketAddr> = b
-            .endpoints
-            .iter()
-            .filter(|e| e.ready)
-            .map(|e| e.address)
-            .collect();
+        let endpoints = usable_endpoints(&b.endpoints);
         let authorities = endpoints
             .iter()
             .map(|a| {
@@ -207,7 +203,7 @@ impl BackendRt {
         })
     }
 
-    /// The index of the next ready endpoint, round-robin; `None` = no ready endpoints (503).
+    /// The index of the next endpoint, round-robin; `None` = no usable endpoints (503).
     /// Ejected endpoints are skipped, unless all are (`outlier.rs`).
     pub fn pick(&self) -> Option<usize> {
         let n = self.endpoints.len();
@@ -291,6 +287,25 @@ impl BackendRt {
             Upstream::H2c(pools) => pools[worker % pools.len()].request(req).await?,
             Upstream::Tls(c) => c.request(req).await?,
         })
+    }
+}
+
+/// The addresses of the endpoints a backend sends to, as kube-proxy (ProxyTerminatingEndpoints),
+/// Envoy Gateway and Istio choose them: the ready ones; if there are none, the terminating ones
+/// that still serve, so a backend of one Pod under a rolling update is not 503 while the old Pod
+/// drains (a ready one is preferred the moment there is one); never those that do not serve.
+pub fn usable_endpoints(endpoints: &[config::Endpoint]) -> Vec<SocketAddr> {
+    let with = |state| {
+        endpoints
+            .iter()
+            .filter(move |e| e.state == state)
+            .map(|e| e.address)
+    };
+    let ready: Vec<SocketAddr> = with(EndpointState::Ready).collect();
+    if ready.is_empty() {
+        with(EndpointState::Terminating).collect()
+    } else {
+        ready
     }
 }
 

@@ -179,3 +179,52 @@ async fn an_idempotent_request_left_unanswered_goes_to_another_endpoint() {
     }
     assert!(answers.contains(&502), "{answers:?}");
 }
+
+/// `one_route` to a backend with the endpoints and settings `backend` (YAML flow mapping
+/// entries, e.g. `endpoints: [...]`).
+fn route_to(port: u16, backend: &str) -> String {
+    let placeholder = refused_addr();
+    one_route(port, placeholder, "").replace(
+        &format!("endpoints: [{{address: '{placeholder}'}}]"),
+        backend,
+    )
+}
+
+#[tokio::test]
+async fn terminating_endpoints_serve_only_while_none_is_ready() {
+    let old = Backend::start("old").await;
+    let new = Backend::start("new").await;
+    let (ready, not_ready) = ("ready: true", "ready: false");
+    let terminating = "ready: false, serving: true";
+    let not_serving = "ready: false, serving: false";
+    let ep = |b: &Backend, conditions: &str| format!("{{address: '{}', {conditions}}}", b.addr);
+    let cases = [
+        // A rolling update of a one-Pod backend: the old Pod drains, the new one is not
+        // ready yet. The old one serves rather than a 503.
+        (
+            vec![ep(&old, terminating), ep(&new, not_ready)],
+            Some("old"),
+        ),
+        // The new Pod is ready: it takes every request, the draining one none.
+        (vec![ep(&old, terminating), ep(&new, ready)], Some("new")),
+        // Terminating and no longer serving, or just not ready: never sent to.
+        (vec![ep(&old, not_serving), ep(&new, not_ready)], None),
+    ];
+    for engine in [Http1::Native, Http1::Hyper] {
+        for (endpoints, want) in &cases {
+            let port = free_port();
+            let yaml = route_to(port, &format!("endpoints: [{}]", endpoints.join(", ")));
+            let _p = Proxy::start_engine(&yaml, Limits::default(), engine).await;
+            for _ in 0..4 {
+                let got = get(&format!("http://127.0.0.1:{port}/x"), &[]).await;
+                match want {
+                    Some(id) => {
+                        assert_eq!(got.status, 200, "{engine:?} {endpoints:?}: {got:?}");
+                        assert_eq!(got.backend(), *id, "{engine:?} {endpoints:?}");
+                    }
+                    None => assert_eq!(got.status, 503, "{engine:?} {endpoints:?}: {got:?}"),
+                }
+            }
+        }
+    }
+}

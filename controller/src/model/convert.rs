@@ -214,9 +214,16 @@ pub fn endpoint_slice(o: &discovery::EndpointSlice) -> Result<EndpointSlice, Con
         endpoints: o
             .endpoints
             .iter()
-            .map(|e| Endpoint {
-                addresses: e.addresses.clone(),
-                ready: e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true),
+            .map(|e| {
+                let c = e.conditions.as_ref();
+                Endpoint {
+                    addresses: e.addresses.clone(),
+                    state: pylon_config::EndpointState::from_conditions(
+                        c.and_then(|c| c.ready),
+                        c.and_then(|c| c.serving),
+                        c.and_then(|c| c.terminating),
+                    ),
+                }
             })
             .collect(),
         meta: m,

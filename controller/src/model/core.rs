@@ -64,8 +64,8 @@ pub struct EndpointPort {
 pub struct Endpoint {
     /// Addresses.
     pub addresses: Vec<String>,
-    /// Ready (an unset condition counts as ready, as the API says).
-    pub ready: bool,
+    /// Its conditions (ready, serving, terminating) as the one state they make.
+    pub state: pylon_config::EndpointState,
 }
 
 /// A Secret; only the keys Pylon uses are kept.

@@ -65,8 +65,9 @@ impl<'a> SliceIndex<'a> {
         SliceIndex { s, slices }
     }
 
-    /// The endpoints of one cluster (not-ready ones included, flagged, so the data plane can
-    /// prefer ready ones and still see the rest), sorted and without duplicates.
+    /// The endpoints of one cluster (not-ready ones included, with their state, so the data
+    /// plane can prefer ready ones and fall back to terminating ones that still serve), sorted
+    /// and without duplicates.
     pub fn endpoints(&self, c: &ClusterConfig) -> Vec<dp::Endpoint> {
         let key = crate::model::ObjectKey::new(c.namespace.clone(), c.service.clone());
         let port_name = self
@@ -89,7 +90,7 @@ impl<'a> SliceIndex<'a> {
                         let ip: std::net::IpAddr = a.parse().ok()?;
                         Some(dp::Endpoint {
                             address: SocketAddr::new(ip, port),
-                            ready: ep.ready,
+                            state: ep.state,
                         })
                     })
                 })
