@@ -422,6 +422,37 @@ pub struct Backend {
     pub endpoints: Vec<Endpoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<BackendTls>,
+    /// How long a connect to one of its endpoints may take before the request moves on to
+    /// another endpoint or is answered 503; absent = the data plane's default (1 s). More than
+    /// 0 and at most [`MAX_CONNECT_TIMEOUT`]. Written only when set, so configs without it read
+    /// the same to a data plane that predates the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Duration>,
+}
+
+/// The longest [`Backend::connect_timeout`]: a connect that takes longer is to a Pod that is
+/// gone, and a longer wait only holds the client (a client's patience is a few seconds).
+pub const MAX_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Why a duration cannot be a [`Backend::connect_timeout`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectTimeoutError {
+    #[error("must be more than 0")]
+    Zero,
+    #[error("{0} is more than the maximum of {max}", max = Duration(MAX_CONNECT_TIMEOUT))]
+    TooLong(Duration),
+}
+
+/// Checks that `d` can be a [`Backend::connect_timeout`] (what validation and the controller
+/// both apply).
+pub fn check_connect_timeout(d: Duration) -> Result<Duration, ConnectTimeoutError> {
+    if d.0.is_zero() {
+        Err(ConnectTimeoutError::Zero)
+    } else if d.0 > MAX_CONNECT_TIMEOUT {
+        Err(ConnectTimeoutError::TooLong(d))
+    } else {
+        Ok(d)
+    }
 }
 
 /// From the Service port's appProtocol: `kubernetes.io/h2c` → h2c, `kubernetes.io/ws` → ws.

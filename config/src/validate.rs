@@ -528,6 +528,9 @@ impl Validator {
     }
 
     fn backend(&mut self, p: &str, b: &Backend) {
+        if let Some(Err(e)) = b.connect_timeout.map(check_connect_timeout) {
+            self.err(format!("{p}.connectTimeout"), e.to_string());
+        }
         if let Some(tls) = &b.tls {
             let tp = format!("{p}.tls");
             match crate::pem::parse_certs(&tls.ca_pem) {
@@ -570,6 +573,30 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connect_timeout_is_more_than_0_and_at_most_60s() {
+        let errors = |timeout: &str| {
+            let config: Config = serde_yaml::from_str(&format!(
+                "{{apiVersion: {API_VERSION}, backends: {{web: {{connectTimeout: {timeout}}}}}}}"
+            ))
+            .unwrap();
+            validate(&config)
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert!(errors("1ms").is_empty());
+        assert!(errors("60s").is_empty());
+        assert_eq!(
+            errors("0s"),
+            ["backends.web.connectTimeout: must be more than 0"]
+        );
+        assert_eq!(
+            errors("1m1s"),
+            ["backends.web.connectTimeout: 61s is more than the maximum of 60s"]
+        );
+    }
 
     #[test]
     fn endpoint_conditions_read_as_kubernetes_writes_them() {

@@ -84,6 +84,7 @@ cases! {
     route_allowed_all_namespaces: "route-allowed-all-namespaces",
     route_allowed_namespace_selector: "route-allowed-namespace-selector",
     route_backend_cross_namespace_denied: "route-backend-cross-namespace-denied",
+    route_backend_connect_timeout: "route-backend-connect-timeout",
     route_backend_cross_namespace_granted: "route-backend-cross-namespace-granted",
     route_backend_invalid_kind: "route-backend-invalid-kind",
     route_backend_no_port: "route-backend-no-port",

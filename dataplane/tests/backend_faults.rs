@@ -138,7 +138,9 @@ async fn with_every_endpoint_down_the_answer_is_503() {
 #[tokio::test]
 async fn backend_connections_give_up_on_unacknowledged_data() {
     let live = Backend::start("live").await;
-    let s = pylon_dataplane::tcp_pool::connect(live.addr).await.unwrap();
+    let s = pylon_dataplane::tcp_pool::connect(live.addr, Duration::from_secs(1))
+        .await
+        .unwrap();
     let timeout = socket2::SockRef::from(&s).tcp_user_timeout().unwrap();
     assert_eq!(timeout, Some(Duration::from_secs(3)));
 }
@@ -226,5 +228,36 @@ async fn terminating_endpoints_serve_only_while_none_is_ready() {
                 }
             }
         }
+    }
+}
+
+#[tokio::test]
+async fn a_backend_connect_timeout_replaces_the_default() {
+    let (_hole, _held, dead) = black_hole();
+    let configured = Duration::from_millis(200);
+    // h2c goes through hyper's connector, HTTP/1.1 through the pools of either engine.
+    for (engine, protocol) in [
+        (Http1::Native, "http1"),
+        (Http1::Hyper, "http1"),
+        (Http1::Native, "h2c"),
+    ] {
+        let port = free_port();
+        let yaml = route_to(
+            port,
+            &format!(
+                "protocol: {protocol}, connectTimeout: 200ms, endpoints: [{{address: '{dead}'}}]"
+            ),
+        );
+        let _p = Proxy::start_engine(&yaml, Limits::default(), engine).await;
+        let t = std::time::Instant::now();
+        let got = get(&format!("http://127.0.0.1:{port}/x"), &[]).await;
+        let waited = t.elapsed();
+        assert_eq!(got.status, 503, "{engine:?} {protocol}: {got:?}");
+        // The one endpoint's connect was given up after the backend's timeout, not the
+        // default 1 s (a behaviour check with a wide margin, not a measurement).
+        assert!(
+            waited >= configured - Duration::from_millis(20) && waited < Duration::from_millis(700),
+            "{engine:?} {protocol}: answered after {waited:?}"
+        );
     }
 }

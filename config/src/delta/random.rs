@@ -112,6 +112,7 @@ pub fn config(rng: &mut fastrand::Rng) -> Config {
                     protocol,
                     endpoints,
                     tls: None,
+                    connect_timeout: None,
                 },
             )
         })

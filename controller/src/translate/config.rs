@@ -35,6 +35,9 @@ pub struct ClusterConfig {
     pub conflicted: Vec<crate::model::ObjectKey>,
     /// Why the applicable policy is invalid: the backend must then not be used in plain text.
     pub tls_error: Option<String>,
+    /// The Service's connect timeout (its annotation), if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<dp::Duration>,
 }
 
 /// Endpoints per backend name.
@@ -124,6 +127,7 @@ pub fn with_backends(
                 protocol: c.protocol,
                 endpoints: endpoints.get(name).cloned().unwrap_or_default(),
                 tls: c.tls.clone(),
+                connect_timeout: c.connect_timeout,
             };
             (name.clone(), backend)
         })
