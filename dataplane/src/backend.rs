@@ -200,7 +200,14 @@ impl std::fmt::Debug for BackendRt {
 }
 
 impl BackendRt {
-    pub fn new(name: &str, b: &config::Backend, clients: &Clients) -> Result<Self, PemError> {
+    /// The backend `name` of a new config; `previous` is its runtime in the config before, whose
+    /// endpoints' health is kept for the addresses that stay.
+    pub fn new(
+        name: &str,
+        b: &config::Backend,
+        clients: &Clients,
+        previous: Option<&BackendRt>,
+    ) -> Result<Self, PemError> {
         let connect_timeout = b.connect_timeout.map_or(CONNECT_TIMEOUT, |d| d.0);
         let upstream = match (&b.tls, b.protocol) {
             (Some(tls), _) => Upstream::Tls(Box::new(clients.tls_client(tls, connect_timeout)?)),
@@ -218,7 +225,10 @@ impl BackendRt {
             Upstream::Tls(_) => Scheme::HTTPS,
             Upstream::H1(_) | Upstream::H2c(_) => Scheme::HTTP,
         };
-        let health = Health::new(endpoints.len());
+        let health = match previous {
+            Some(p) => Health::keeping(&endpoints, (&p.endpoints, &p.health)),
+            None => Health::new(endpoints.len()),
+        };
         Ok(BackendRt {
             name: name.to_string(),
             protocol: b.protocol,

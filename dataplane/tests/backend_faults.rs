@@ -261,3 +261,48 @@ async fn a_backend_connect_timeout_replaces_the_default() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_ejection_outlives_an_endpoint_update() {
+    let live = Backend::start("live").await;
+    let other = Backend::start("other").await;
+    let dead = refused_addr();
+    let port = free_port();
+    let p = Proxy::start(&two_endpoints(port, dead, live.addr)).await;
+    let url = format!("http://127.0.0.1:{port}/x");
+    for _ in 0..8 {
+        assert_eq!(get(&url, &[]).await.status, 200);
+    }
+    assert!(ejected(&p, 0), "the refusing endpoint is not ejected");
+    let index_of = |addr: SocketAddr| {
+        let t = p.shared.table().unwrap();
+        t.backends["a"].endpoints.iter().position(|a| *a == addr)
+    };
+    // An EndpointSlice update adds a Pod (a delta, as the controller sends it): the dead
+    // endpoint stays ejected, the new one starts healthy.
+    let mut backend = p.shared.table().unwrap().config.backends["a"].clone();
+    backend
+        .endpoints
+        .insert(0, pylon_config::Endpoint::ready(other.addr));
+    let delta = pylon_config::delta::Delta {
+        backends: [("a".to_string(), backend.clone())].into(),
+        ..Default::default()
+    };
+    p.shared.apply_delta("v2", "v1", &delta).unwrap();
+    let dead_at = index_of(dead).expect("still an endpoint");
+    assert_eq!(dead_at, 1, "moved by the new endpoint");
+    assert!(ejected(&p, dead_at), "a delta ended the ejection");
+    assert!(!ejected(&p, index_of(other.addr).unwrap()));
+    // A whole snapshot (a reconnect) keeps it as well.
+    let mut config = (*p.shared.table().unwrap().config).clone();
+    config.backends.get_mut("a").unwrap().endpoints.pop();
+    p.shared.apply("v3", config).unwrap();
+    assert!(
+        ejected(&p, index_of(dead).unwrap()),
+        "a snapshot ended the ejection"
+    );
+    // And requests are served meanwhile.
+    for _ in 0..6 {
+        assert_eq!(get(&url, &[]).await.status, 200);
+    }
+}
