@@ -235,11 +235,17 @@ async fn terminating_endpoints_serve_only_while_none_is_ready() {
 async fn a_backend_connect_timeout_replaces_the_default() {
     let (_hole, _held, dead) = black_hole();
     let configured = Duration::from_millis(200);
-    // h2c goes through hyper's connector, HTTP/1.1 through the pools of either engine.
-    for (engine, protocol) in [
-        (Http1::Native, "http1"),
-        (Http1::Hyper, "http1"),
-        (Http1::Native, "h2c"),
+    let tls = format!(
+        "http1, tls: {{caPem: {}, hostname: backend.internal}}",
+        serde_json::to_string(&pem("ca.pem")).unwrap()
+    );
+    // HTTP/1.1 goes through the pools of either engine, h2c through hyper's connector, TLS
+    // through Pylon's TLS connector for hyper.
+    for (engine, label, protocol) in [
+        (Http1::Native, "http1", "http1"),
+        (Http1::Hyper, "http1", "http1"),
+        (Http1::Native, "h2c", "h2c"),
+        (Http1::Native, "tls", tls.as_str()),
     ] {
         let port = free_port();
         let yaml = route_to(
@@ -252,12 +258,12 @@ async fn a_backend_connect_timeout_replaces_the_default() {
         let t = std::time::Instant::now();
         let got = get(&format!("http://127.0.0.1:{port}/x"), &[]).await;
         let waited = t.elapsed();
-        assert_eq!(got.status, 503, "{engine:?} {protocol}: {got:?}");
+        assert_eq!(got.status, 503, "{engine:?} {label}: {got:?}");
         // The one endpoint's connect was given up after the backend's timeout, not the
         // default 1 s (a behaviour check with a wide margin, not a measurement).
         assert!(
             waited >= configured - Duration::from_millis(20) && waited < Duration::from_millis(700),
-            "{engine:?} {protocol}: answered after {waited:?}"
+            "{engine:?} {label}: answered after {waited:?}"
         );
     }
 }
