@@ -413,7 +413,7 @@ pub struct Retry {
 }
 
 /// An upstream: a Service port resolved to endpoints.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Backend {
     #[serde(default)]
@@ -422,6 +422,37 @@ pub struct Backend {
     pub endpoints: Vec<Endpoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<BackendTls>,
+    /// How long a connect to one of its endpoints may take before the request moves on to
+    /// another endpoint or is answered 503; absent = the data plane's default (1 s). More than
+    /// 0 and at most [`MAX_CONNECT_TIMEOUT`]. Written only when set, so configs without it read
+    /// the same to a data plane that predates the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Duration>,
+}
+
+/// The longest [`Backend::connect_timeout`]: a connect that takes longer is to a Pod that is
+/// gone, and a longer wait only holds the client (a client's patience is a few seconds).
+pub const MAX_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Why a duration cannot be a [`Backend::connect_timeout`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectTimeoutError {
+    #[error("must be more than 0")]
+    Zero,
+    #[error("{0} is more than the maximum of {max}", max = Duration(MAX_CONNECT_TIMEOUT))]
+    TooLong(Duration),
+}
+
+/// Checks that `d` can be a [`Backend::connect_timeout`] (what validation and the controller
+/// both apply).
+pub fn check_connect_timeout(d: Duration) -> Result<Duration, ConnectTimeoutError> {
+    if d.0.is_zero() {
+        Err(ConnectTimeoutError::Zero)
+    } else if d.0 > MAX_CONNECT_TIMEOUT {
+        Err(ConnectTimeoutError::TooLong(d))
+    } else {
+        Ok(d)
+    }
 }
 
 /// From the Service port's appProtocol: `kubernetes.io/h2c` → h2c, `kubernetes.io/ws` → ws.
@@ -434,17 +465,117 @@ pub enum BackendProtocol {
     Ws,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// One endpoint of a backend and whether it takes requests.
+///
+/// On the wire `{address, ready, serving}` as in Kubernetes' EndpointConditions (`ready`
+/// absent = true, `serving` absent = same as `ready`), read into [`EndpointState`] so that a
+/// ready endpoint that is not serving cannot be written. `serving` is written only for
+/// [`EndpointState::Terminating`], so a config without terminating endpoints reads the same
+/// to a data plane that predates the field (one that has it rejects the config: unknown field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "EndpointWire", into = "EndpointWire")]
 pub struct Endpoint {
     /// `ip:port`.
     pub address: SocketAddr,
+    pub state: EndpointState,
+}
+
+impl EndpointState {
+    /// From Kubernetes' EndpointConditions, each `None` when unset: `ready` unset = true,
+    /// `serving` unset = same as `ready`, `terminating` unset = false. Ready wins (a Service
+    /// with `publishNotReadyAddresses` marks every endpoint ready); otherwise an endpoint
+    /// counts only if it serves *because* it drains, as kube-proxy does.
+    pub fn from_conditions(
+        ready: Option<bool>,
+        serving: Option<bool>,
+        terminating: Option<bool>,
+    ) -> EndpointState {
+        let ready = ready.unwrap_or(true);
+        let serving = serving.unwrap_or(ready);
+        match (ready, serving && terminating.unwrap_or(false)) {
+            (true, _) => EndpointState::Ready,
+            (false, true) => EndpointState::Terminating,
+            (false, false) => EndpointState::NotServing,
+        }
+    }
+}
+
+impl Endpoint {
+    /// A ready endpoint at `address`.
+    pub fn ready(address: SocketAddr) -> Endpoint {
+        Endpoint {
+            address,
+            state: EndpointState::Ready,
+        }
+    }
+}
+
+/// Whether an endpoint takes requests (kube-proxy's ProxyTerminatingEndpoints rule): ready
+/// ones do; only when a backend has none, serving terminating ones do, so that a backend of
+/// one Pod under a rolling update is not 503 while the old Pod drains; the others never do.
+///
+/// Serde: the controller's model keeps it too; on the wire it is [`Endpoint`]'s conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum EndpointState {
+    /// Ready (serving and not terminating).
+    #[default]
+    Ready,
+    /// Terminating but still serving (its Pod drains): used only if no endpoint is ready.
+    Terminating,
+    /// Neither: not ready, not serving (or terminating and no longer serving).
+    NotServing,
+}
+
+/// [`Endpoint`] as written.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EndpointWire {
+    address: SocketAddr,
     #[serde(default = "default_true")]
-    pub ready: bool,
+    ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    serving: Option<bool>,
 }
 
 fn default_true() -> bool {
     true
+}
+
+/// Why an endpoint's conditions do not make an [`EndpointState`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("endpoint {0}: ready but not serving (a ready endpoint serves)")]
+pub struct EndpointStateError(SocketAddr);
+
+impl TryFrom<EndpointWire> for Endpoint {
+    type Error = EndpointStateError;
+
+    fn try_from(w: EndpointWire) -> Result<Self, Self::Error> {
+        let state = match (w.ready, w.serving.unwrap_or(w.ready)) {
+            (true, true) => EndpointState::Ready,
+            (true, false) => return Err(EndpointStateError(w.address)),
+            (false, true) => EndpointState::Terminating,
+            (false, false) => EndpointState::NotServing,
+        };
+        Ok(Endpoint {
+            address: w.address,
+            state,
+        })
+    }
+}
+
+impl From<Endpoint> for EndpointWire {
+    fn from(e: Endpoint) -> Self {
+        let (ready, serving) = match e.state {
+            EndpointState::Ready => (true, None),
+            EndpointState::Terminating => (false, Some(true)),
+            EndpointState::NotServing => (false, None),
+        };
+        EndpointWire {
+            address: e.address,
+            ready,
+            serving,
+        }
+    }
 }
 
 /// TLS to the backend (BackendTLSPolicy).

@@ -77,7 +77,10 @@ mod tests {
             panic!("not a delta")
         };
         assert_eq!((version.as_str(), base.as_str()), ("7", "6"));
-        assert!(!delta.backends["b"].endpoints[0].ready);
+        assert_eq!(
+            delta.backends["b"].endpoints[0].state,
+            crate::EndpointState::NotServing
+        );
         assert_eq!(delta.removed_backends, ["c"]);
         assert!(
             serde_json::from_str::<Update>(

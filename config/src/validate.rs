@@ -528,6 +528,9 @@ impl Validator {
     }
 
     fn backend(&mut self, p: &str, b: &Backend) {
+        if let Some(Err(e)) = b.connect_timeout.map(check_connect_timeout) {
+            self.err(format!("{p}.connectTimeout"), e.to_string());
+        }
         if let Some(tls) = &b.tls {
             let tp = format!("{p}.tls");
             match crate::pem::parse_certs(&tls.ca_pem) {
@@ -570,6 +573,77 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connect_timeout_is_more_than_0_and_at_most_60s() {
+        let errors = |timeout: &str| {
+            let config: Config = serde_yaml::from_str(&format!(
+                "{{apiVersion: {API_VERSION}, backends: {{web: {{connectTimeout: {timeout}}}}}}}"
+            ))
+            .unwrap();
+            validate(&config)
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert!(errors("1ms").is_empty());
+        assert!(errors("60s").is_empty());
+        assert_eq!(
+            errors("0s"),
+            ["backends.web.connectTimeout: must be more than 0"]
+        );
+        assert_eq!(
+            errors("1m1s"),
+            ["backends.web.connectTimeout: 61s is more than the maximum of 60s"]
+        );
+    }
+
+    #[test]
+    fn endpoint_conditions_read_as_kubernetes_writes_them() {
+        let read = |yaml: &str| serde_yaml::from_str::<Endpoint>(yaml).map(|e| e.state);
+        assert_eq!(
+            read("{address: '10.0.0.1:80'}").unwrap(),
+            EndpointState::Ready
+        );
+        assert_eq!(
+            read("{address: '10.0.0.1:80', ready: false}").unwrap(),
+            EndpointState::NotServing,
+            "serving absent is the same as ready"
+        );
+        assert_eq!(
+            read("{address: '10.0.0.1:80', ready: false, serving: true}").unwrap(),
+            EndpointState::Terminating
+        );
+        assert_eq!(
+            read("{address: '10.0.0.1:80', ready: false, serving: false}").unwrap(),
+            EndpointState::NotServing
+        );
+        let err = read("{address: '10.0.0.1:80', ready: true, serving: false}").unwrap_err();
+        assert!(err.to_string().contains("ready but not serving"), "{err}");
+        assert!(read("{address: '10.0.0.1:80', terminating: true}").is_err());
+        // Written back as read; `serving` only where it says something `ready` does not.
+        for (state, json) in [
+            (
+                EndpointState::Ready,
+                r#"{"address":"10.0.0.1:80","ready":true}"#,
+            ),
+            (
+                EndpointState::Terminating,
+                r#"{"address":"10.0.0.1:80","ready":false,"serving":true}"#,
+            ),
+            (
+                EndpointState::NotServing,
+                r#"{"address":"10.0.0.1:80","ready":false}"#,
+            ),
+        ] {
+            let e = Endpoint {
+                address: "10.0.0.1:80".parse().unwrap(),
+                state,
+            };
+            assert_eq!(serde_json::to_string(&e).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Endpoint>(json).unwrap(), e);
+        }
+    }
 
     #[test]
     fn a_rule_alone_is_checked_as_in_a_config() {

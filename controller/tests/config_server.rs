@@ -208,10 +208,10 @@ async fn streams_resume_from_the_running_version() {
     // Only the last RECENT versions are kept.
     for n in 0..pylon_controller::config_hub::RECENT {
         let mut c = config.clone();
-        c.backends.get_mut("default/echo:8080").unwrap().endpoints = vec![pylon_config::Endpoint {
-            address: format!("10.9.9.{n}:80").parse().unwrap(),
-            ready: true,
-        }];
+        c.backends.get_mut("default/echo:8080").unwrap().endpoints =
+            vec![pylon_config::Endpoint::ready(
+                format!("10.9.9.{n}:80").parse().unwrap(),
+            )];
         hub.publish(&key, c);
     }
     assert!(hub.recent(&key, &v1).is_none());

@@ -1,4 +1,4 @@
-//! Backends at run time: ready endpoints with round-robin choice, and the pooled upstream
+//! Backends at run time: usable endpoints with round-robin choice, and the pooled upstream
 //! clients (HTTP/1.1 keep-alive in [`H1Pool`], h2c multiplexing and TLS through hyper-util's
 //! pooled client) shared across config reloads.
 
@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
@@ -25,7 +26,7 @@ use crate::outlier::Health;
 use crate::tcp_pool::{CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_IDLE};
 use crate::worker::worker;
 use pylon_config::pem::PemError;
-use pylon_config::{self as config, BackendProtocol};
+use pylon_config::{self as config, BackendProtocol, EndpointState};
 
 /// Upstream connection pools, reused by every table built from the same [`Clients`].
 ///
@@ -34,8 +35,12 @@ use pylon_config::{self as config, BackendProtocol};
 /// another thread (a wake-up and a context switch per request).
 pub struct Clients {
     http1: Arc<[Arc<H1Pool>]>,
-    h2c: Arc<[Client<HttpConnector, Body>]>,
-    tls: Mutex<HashMap<String, Client<TlsConnector, Body>>>,
+    /// By connect timeout: hyper's connector has one for all it dials, so backends with
+    /// different connect timeouts cannot share a client (most share the default's).
+    h2c: Mutex<HashMap<Duration, H2cClients>>,
+    /// By TLS settings and connect timeout.
+    tls: Mutex<HashMap<(String, Duration), Client<TlsConnector, Body>>>,
+    workers: usize,
 }
 
 impl std::fmt::Debug for Clients {
@@ -58,28 +63,44 @@ impl Clients {
 
     /// Pools for `workers` worker threads (at least one).
     pub fn per_worker(workers: usize) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let builder = || {
-            let mut b = Client::builder(TokioExecutor::new());
-            b.pool_idle_timeout(IDLE_TIMEOUT)
-                .pool_max_idle_per_host(MAX_IDLE)
-                .http2_max_header_list_size(MAX_RESPONSE_HEAD as u32);
-            b
-        };
-        let workers = workers.max(1);
         Clients {
-            http1: (0..workers).map(|_| Arc::default()).collect(),
-            h2c: (0..workers)
-                .map(|_| builder().http2_only(true).build(http.clone()))
-                .collect(),
-            tls: Mutex::new(HashMap::new()),
+            http1: (0..workers.max(1)).map(|_| Arc::default()).collect(),
+            h2c: Mutex::default(),
+            tls: Mutex::default(),
+            workers: workers.max(1),
         }
     }
 
-    fn tls_client(&self, tls: &config::BackendTls) -> Result<Client<TlsConnector, Body>, PemError> {
-        let key = serde_json::to_string(tls).expect("serialisable");
+    /// The per-worker h2c clients whose connects time out after `connect_timeout`.
+    fn h2c_clients(&self, connect_timeout: Duration) -> H2cClients {
+        let mut cache = self.h2c.lock().expect("h2c client cache poisoned");
+        let clients = cache.entry(connect_timeout).or_insert_with(|| {
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(connect_timeout));
+            (0..self.workers)
+                .map(|_| {
+                    Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(IDLE_TIMEOUT)
+                        .pool_max_idle_per_host(MAX_IDLE)
+                        .http2_max_header_list_size(MAX_RESPONSE_HEAD as u32)
+                        .http2_only(true)
+                        .build(http.clone())
+                })
+                .collect()
+        });
+        clients.clone()
+    }
+
+    fn tls_client(
+        &self,
+        tls: &config::BackendTls,
+        connect_timeout: Duration,
+    ) -> Result<Client<TlsConnector, Body>, PemError> {
+        let key = (
+            serde_json::to_string(tls).expect("serialisable"),
+            connect_timeout,
+        );
         let mut cache = self.tls.lock().expect("tls client cache poisoned");
         if let Some(c) = cache.get(&key) {
             return Ok(c.clone());
@@ -88,6 +109,7 @@ impl Clients {
             config: crate::tls::backend_client_config(tls)?,
             server_name: rustls::pki_types::ServerName::try_from(tls.hostname.clone())
                 .map_err(|e| PemError::Key(e.to_string()))?,
+            connect_timeout,
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
@@ -99,12 +121,15 @@ impl Clients {
     }
 }
 
+/// One pooled h2c client per worker.
+type H2cClients = Arc<[Client<HttpConnector, Body>]>;
+
 #[derive(Clone)]
 enum Upstream {
     /// Plain HTTP/1.1, one pool per worker.
     H1(Arc<[Arc<H1Pool>]>),
     /// h2c, one pooled client per worker.
-    H2c(Arc<[Client<HttpConnector, Body>]>),
+    H2c(H2cClients),
     Tls(Box<Client<TlsConnector, Body>>),
 }
 
@@ -131,8 +156,11 @@ impl SendError {
 pub struct BackendRt {
     pub name: String,
     pub protocol: BackendProtocol,
-    /// Ready endpoints only.
+    /// The endpoints requests go to: the ready ones, or if none is ready the terminating ones
+    /// that still serve ([`usable_endpoints`]).
     pub endpoints: Vec<SocketAddr>,
+    /// How long a connect to one of `endpoints` may take.
+    pub connect_timeout: Duration,
     /// `endpoints` as URI authorities, built once.
     authorities: Vec<Authority>,
     scheme: Scheme,
@@ -172,18 +200,21 @@ impl std::fmt::Debug for BackendRt {
 }
 
 impl BackendRt {
-    pub fn new(name: &str, b: &config::Backend, clients: &Clients) -> Result<Self, PemError> {
+    /// The backend `name` of a new config; `previous` is its runtime in the config before, whose
+    /// endpoints' health is kept for the addresses that stay.
+    pub fn new(
+        name: &str,
+        b: &config::Backend,
+        clients: &Clients,
+        previous: Option<&BackendRt>,
+    ) -> Result<Self, PemError> {
+        let connect_timeout = b.connect_timeout.map_or(CONNECT_TIMEOUT, |d| d.0);
         let upstream = match (&b.tls, b.protocol) {
-            (Some(tls), _) => Upstream::Tls(Box::new(clients.tls_client(tls)?)),
-            (None, BackendProtocol::H2c) => Upstream::H2c(clients.h2c.clone()),
+            (Some(tls), _) => Upstream::Tls(Box::new(clients.tls_client(tls, connect_timeout)?)),
+            (None, BackendProtocol::H2c) => Upstream::H2c(clients.h2c_clients(connect_timeout)),
             (None, _) => Upstream::H1(clients.http1.clone()),
         };
-        let endpoints: Vec<SocketAddr> = b
-            .endpoints
-            .iter()
-            .filter(|e| e.ready)
-            .map(|e| e.address)
-            .collect();
+        let endpoints = usable_endpoints(&b.endpoints);
         let authorities = endpoints
             .iter()
             .map(|a| {
@@ -194,11 +225,15 @@ impl BackendRt {
             Upstream::Tls(_) => Scheme::HTTPS,
             Upstream::H1(_) | Upstream::H2c(_) => Scheme::HTTP,
         };
-        let health = Health::new(endpoints.len());
+        let health = match previous {
+            Some(p) => Health::keeping(&endpoints, (&p.endpoints, &p.health)),
+            None => Health::new(endpoints.len()),
+        };
         Ok(BackendRt {
             name: name.to_string(),
             protocol: b.protocol,
             endpoints,
+            connect_timeout,
             authorities,
             scheme,
             next: AtomicUsize::new(0),
@@ -207,7 +242,7 @@ impl BackendRt {
         })
     }
 
-    /// The index of the next ready endpoint, round-robin; `None` = no ready endpoints (503).
+    /// The index of the next endpoint, round-robin; `None` = no usable endpoints (503).
     /// Ejected endpoints are skipped, unless all are (`outlier.rs`).
     pub fn pick(&self) -> Option<usize> {
         let n = self.endpoints.len();
@@ -285,7 +320,7 @@ impl BackendRt {
         Ok(match &self.upstream {
             Upstream::H1(pools) => {
                 pools[worker % pools.len()]
-                    .send(self.endpoints[ep], req)
+                    .send(self.endpoints[ep], self.connect_timeout, req)
                     .await?
             }
             Upstream::H2c(pools) => pools[worker % pools.len()].request(req).await?,
@@ -294,11 +329,31 @@ impl BackendRt {
     }
 }
 
+/// The addresses of the endpoints a backend sends to, as kube-proxy (ProxyTerminatingEndpoints),
+/// Envoy Gateway and Istio choose them: the ready ones; if there are none, the terminating ones
+/// that still serve, so a backend of one Pod under a rolling update is not 503 while the old Pod
+/// drains (a ready one is preferred the moment there is one); never those that do not serve.
+pub fn usable_endpoints(endpoints: &[config::Endpoint]) -> Vec<SocketAddr> {
+    let with = |state| {
+        endpoints
+            .iter()
+            .filter(move |e| e.state == state)
+            .map(|e| e.address)
+    };
+    let ready: Vec<SocketAddr> = with(EndpointState::Ready).collect();
+    if ready.is_empty() {
+        with(EndpointState::Terminating).collect()
+    } else {
+        ready
+    }
+}
+
 /// Connects TCP to the URI's address and does TLS with the backend policy's SNI name.
 #[derive(Clone)]
 pub struct TlsConnector {
     config: Arc<rustls::ClientConfig>,
     server_name: rustls::pki_types::ServerName<'static>,
+    connect_timeout: Duration,
 }
 
 impl tower_service::Service<Uri> for TlsConnector {
@@ -323,7 +378,7 @@ impl tower_service::Service<Uri> for TlsConnector {
                 uri.port_u16().unwrap_or(443),
             )
                 .into();
-            let tcp = crate::tcp_pool::connect(addr).await?;
+            let tcp = crate::tcp_pool::connect(addr, this.connect_timeout).await?;
             let tls = tokio_rustls::TlsConnector::from(this.config)
                 .connect(this.server_name, tcp)
                 .await?;

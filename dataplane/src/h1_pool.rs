@@ -13,7 +13,7 @@
 use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -61,10 +61,12 @@ pub struct H1Pool {
 }
 
 impl H1Pool {
-    /// Sends `req` (origin-form URI, Host set) to `addr` on an idle pooled connection or a new one.
+    /// Sends `req` (origin-form URI, Host set) to `addr` on an idle pooled connection or a new
+    /// one (whose connect is given up after `connect_timeout`).
     pub async fn send(
         self: &Arc<Self>,
         addr: SocketAddr,
+        connect_timeout: Duration,
         mut req: Request<Body>,
     ) -> Result<Response<Incoming>, SendError> {
         self.start_pruning();
@@ -87,7 +89,7 @@ impl H1Pool {
                 },
             }
         }
-        let mut tx = self.connect(addr).await?;
+        let mut tx = self.connect(addr, connect_timeout).await?;
         let pending = tx.send_request(req);
         self.conns
             .lock()
@@ -101,8 +103,14 @@ impl H1Pool {
         pending.await.map_err(SendError::Upstream)
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<http1::SendRequest<Body>, SendError> {
-        let tcp = upstream::connect(addr).await.map_err(SendError::Connect)?;
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<http1::SendRequest<Body>, SendError> {
+        let tcp = upstream::connect(addr, timeout)
+            .await
+            .map_err(SendError::Connect)?;
         let (tx, conn) = http1::Builder::new()
             .max_buf_size(crate::fields::MAX_RESPONSE_HEAD)
             .handshake(TokioIo::new(tcp))

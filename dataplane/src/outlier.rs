@@ -10,9 +10,14 @@
 //! An ejection lasts [`EJECT_FOR`], doubled for each ejection in a row (up to [`MAX_EJECT`]);
 //! one successful connect ends the streak. If every endpoint is ejected, all are used again:
 //! better a chance than a certain 503.
+//!
+//! An endpoint's health outlives the config: a new config (an endpoint added or removed
+//! elsewhere in the backend, a Pod of it turning ready) keeps it for the addresses that stay
+//! ([`Health::keeping`]), else every EndpointSlice update would end the ejections.
 
-use std::sync::OnceLock;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Consecutive connect failures that eject an endpoint.
@@ -32,10 +37,12 @@ struct Endpoint {
     until_ms: AtomicU64,
 }
 
-/// The health of each of a backend's endpoints, by index.
+/// The health of each of a backend's endpoints, by index. Each is shared with the tables of
+/// earlier configs that had the same address, so what requests still running on them learn
+/// counts too.
 #[derive(Debug, Default)]
 pub struct Health {
-    endpoints: Box<[Endpoint]>,
+    endpoints: Box<[Arc<Endpoint>]>,
 }
 
 fn epoch() -> Instant {
@@ -50,7 +57,21 @@ fn now_ms() -> u64 {
 impl Health {
     pub fn new(n: usize) -> Health {
         Health {
-            endpoints: (0..n).map(|_| Endpoint::default()).collect(),
+            endpoints: (0..n).map(|_| Arc::default()).collect(),
+        }
+    }
+
+    /// The health of endpoints `addrs`: that of `previous` (its endpoints' addresses, and
+    /// their health) for the addresses it had, fresh for the others.
+    pub fn keeping(addrs: &[SocketAddr], previous: (&[SocketAddr], &Health)) -> Health {
+        let (old_addrs, old) = previous;
+        let old: std::collections::HashMap<&SocketAddr, &Arc<Endpoint>> =
+            old_addrs.iter().zip(old.endpoints.iter()).collect();
+        Health {
+            endpoints: addrs
+                .iter()
+                .map(|a| old.get(a).map_or_else(Arc::default, |e| Arc::clone(e)))
+                .collect(),
         }
     }
 
@@ -117,5 +138,33 @@ mod tests {
         for _ in 0..EJECT_AFTER {
             assert!(!h.connect_failed(0));
         }
+    }
+
+    #[test]
+    fn health_is_kept_by_address_across_configs() {
+        let addr = |i: u8| SocketAddr::from(([10, 0, 0, i], 80));
+        let (a, b, c) = (addr(1), addr(2), addr(3));
+        let old = Health::new(2);
+        for _ in 0..EJECT_AFTER {
+            old.connect_failed(1);
+        }
+        old.connect_failed(0);
+        // b stays (now at index 0), a is gone, c is new.
+        let new = Health::keeping(&[b, c], (&[a, b], &old));
+        assert!(new.ejected(0), "b's ejection is kept");
+        assert!(!new.ejected(1), "c starts healthy");
+        // Shared: a failure counted on the old table (a request still running on it) counts.
+        let again = Health::keeping(&[a, b], (&[b, c], &new));
+        assert!(
+            !again.ejected(0),
+            "a came back fresh: its old state was dropped with it"
+        );
+        assert!(again.ejected(1));
+        again.connected(1);
+        assert_eq!(
+            old.endpoints[1].ejections.load(Ordering::Relaxed),
+            0,
+            "one state per address, whichever table holds it"
+        );
     }
 }

@@ -102,7 +102,10 @@ impl Shared {
         let result = config::load::check(config)
             .map_err(ApplyError::from)
             .and_then(|c| {
-                Ok(RouteTable::build(
+                // A snapshot (a reconnect's, say) keeps what the running table learnt of the
+                // endpoints that stay.
+                Ok(RouteTable::build_after(
+                    self.table().as_deref(),
                     version.to_string(),
                     Arc::new(c),
                     &self.clients,

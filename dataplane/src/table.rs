@@ -323,8 +323,10 @@ fn backend_rt(
     name: &str,
     b: &config::Backend,
     clients: &Clients,
+    previous: Option<&RouteTable>,
 ) -> Result<Arc<BackendRt>, BuildError> {
-    let rt = BackendRt::new(name, b, clients).map_err(|source| BuildError::Tls {
+    let previous = previous.and_then(|t| t.backends.get(name)).map(|b| &**b);
+    let rt = BackendRt::new(name, b, clients, previous).map_err(|source| BuildError::Tls {
         path: format!("backends.{name}.tls"),
         source,
     })?;
@@ -338,10 +340,21 @@ impl RouteTable {
         config: Arc<Config>,
         clients: &Clients,
     ) -> Result<Self, BuildError> {
+        Self::build_after(None, version, config, clients)
+    }
+
+    /// [`build`](Self::build), keeping the endpoint health of `previous` (the table running
+    /// until now, if any) for the backends and addresses that stay.
+    pub fn build_after(
+        previous: Option<&RouteTable>,
+        version: String,
+        config: Arc<Config>,
+        clients: &Clients,
+    ) -> Result<Self, BuildError> {
         let backends: HashMap<String, Arc<BackendRt>> = config
             .backends
             .iter()
-            .map(|(name, b)| Ok((name.clone(), backend_rt(name, b, clients)?)))
+            .map(|(name, b)| Ok((name.clone(), backend_rt(name, b, clients, previous)?)))
             .collect::<Result<_, BuildError>>()?;
         let listeners = config
             .listeners
@@ -366,7 +379,8 @@ impl RouteTable {
 
     /// The table of `config`, which a delta that `touched` these parts made from `self`'s:
     /// only the touched backends, listeners and host groups are rebuilt (and the TLS of ports
-    /// whose listeners changed); the rest is shared with `self`, connection health included.
+    /// whose listeners changed); the rest is shared with `self`, connection health included
+    /// (and a rebuilt backend keeps the health of the endpoints that stay).
     pub fn update(
         &self,
         version: String,
@@ -378,7 +392,7 @@ impl RouteTable {
         for name in &touched.backends {
             match config.backends.get(name) {
                 Some(b) => {
-                    backends.insert(name.clone(), backend_rt(name, b, clients)?);
+                    backends.insert(name.clone(), backend_rt(name, b, clients, Some(self))?);
                 }
                 None => {
                     backends.remove(name);

@@ -16,11 +16,12 @@ use tokio::net::TcpStream;
 
 // The limits of every pool of backend connections (this one and the hyper path's `h1_pool`).
 
-/// A connect that takes longer than this fails, and the request moves on to another endpoint
-/// (`BackendRt::failover`) or is answered 503. Inside a cluster a connect takes well under a
-/// millisecond; one that takes a second is to a Pod that is gone (its SYN unanswered), and a
-/// client's patience is a few seconds (was 5 s, the whole of it).
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// By default a connect that takes longer than this fails, and the request moves on to another
+/// endpoint (`BackendRt::failover`) or is answered 503 (a backend's `connectTimeout` sets its
+/// own). Inside a cluster a connect takes well under a millisecond; one that takes a second is
+/// to a Pod that is gone (its SYN unanswered), and a client's patience is a few seconds (was
+/// 5 s, the whole of it).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Data written to a backend and not acknowledged for this long fails the connection
 /// (`TCP_USER_TIMEOUT`): a pooled connection to a Pod that vanished without a FIN or RST (force
 /// deleted, its node gone) would otherwise hold the request until the kernel's retransmissions
@@ -73,9 +74,10 @@ pub fn checkin(addr: SocketAddr, stream: TcpStream) {
     });
 }
 
-/// A new TCP connection to a backend at `addr` (every upstream path dials through here).
-pub async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+/// A new TCP connection to a backend at `addr`, given up after `timeout` (every upstream path
+/// dials through here, with its backend's connect timeout).
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     // Small requests and answers: no Nagle delay between our writes.

@@ -138,7 +138,9 @@ async fn with_every_endpoint_down_the_answer_is_503() {
 #[tokio::test]
 async fn backend_connections_give_up_on_unacknowledged_data() {
     let live = Backend::start("live").await;
-    let s = pylon_dataplane::tcp_pool::connect(live.addr).await.unwrap();
+    let s = pylon_dataplane::tcp_pool::connect(live.addr, Duration::from_secs(1))
+        .await
+        .unwrap();
     let timeout = socket2::SockRef::from(&s).tcp_user_timeout().unwrap();
     assert_eq!(timeout, Some(Duration::from_secs(3)));
 }
@@ -178,4 +180,135 @@ async fn an_idempotent_request_left_unanswered_goes_to_another_endpoint() {
         answers.push(send(&http1(), "POST", &url, &[]).await.status.as_u16());
     }
     assert!(answers.contains(&502), "{answers:?}");
+}
+
+/// `one_route` to a backend with the endpoints and settings `backend` (YAML flow mapping
+/// entries, e.g. `endpoints: [...]`).
+fn route_to(port: u16, backend: &str) -> String {
+    let placeholder = refused_addr();
+    one_route(port, placeholder, "").replace(
+        &format!("endpoints: [{{address: '{placeholder}'}}]"),
+        backend,
+    )
+}
+
+#[tokio::test]
+async fn terminating_endpoints_serve_only_while_none_is_ready() {
+    let old = Backend::start("old").await;
+    let new = Backend::start("new").await;
+    let (ready, not_ready) = ("ready: true", "ready: false");
+    let terminating = "ready: false, serving: true";
+    let not_serving = "ready: false, serving: false";
+    let ep = |b: &Backend, conditions: &str| format!("{{address: '{}', {conditions}}}", b.addr);
+    let cases = [
+        // A rolling update of a one-Pod backend: the old Pod drains, the new one is not
+        // ready yet. The old one serves rather than a 503.
+        (
+            vec![ep(&old, terminating), ep(&new, not_ready)],
+            Some("old"),
+        ),
+        // The new Pod is ready: it takes every request, the draining one none.
+        (vec![ep(&old, terminating), ep(&new, ready)], Some("new")),
+        // Terminating and no longer serving, or just not ready: never sent to.
+        (vec![ep(&old, not_serving), ep(&new, not_ready)], None),
+    ];
+    for engine in [Http1::Native, Http1::Hyper] {
+        for (endpoints, want) in &cases {
+            let port = free_port();
+            let yaml = route_to(port, &format!("endpoints: [{}]", endpoints.join(", ")));
+            let _p = Proxy::start_engine(&yaml, Limits::default(), engine).await;
+            for _ in 0..4 {
+                let got = get(&format!("http://127.0.0.1:{port}/x"), &[]).await;
+                match want {
+                    Some(id) => {
+                        assert_eq!(got.status, 200, "{engine:?} {endpoints:?}: {got:?}");
+                        assert_eq!(got.backend(), *id, "{engine:?} {endpoints:?}");
+                    }
+                    None => assert_eq!(got.status, 503, "{engine:?} {endpoints:?}: {got:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_backend_connect_timeout_replaces_the_default() {
+    let (_hole, _held, dead) = black_hole();
+    let configured = Duration::from_millis(200);
+    let tls = format!(
+        "http1, tls: {{caPem: {}, hostname: backend.internal}}",
+        serde_json::to_string(&pem("ca.pem")).unwrap()
+    );
+    // HTTP/1.1 goes through the pools of either engine, h2c through hyper's connector, TLS
+    // through Pylon's TLS connector for hyper.
+    for (engine, label, protocol) in [
+        (Http1::Native, "http1", "http1"),
+        (Http1::Hyper, "http1", "http1"),
+        (Http1::Native, "h2c", "h2c"),
+        (Http1::Native, "tls", tls.as_str()),
+    ] {
+        let port = free_port();
+        let yaml = route_to(
+            port,
+            &format!(
+                "protocol: {protocol}, connectTimeout: 200ms, endpoints: [{{address: '{dead}'}}]"
+            ),
+        );
+        let _p = Proxy::start_engine(&yaml, Limits::default(), engine).await;
+        let t = std::time::Instant::now();
+        let got = get(&format!("http://127.0.0.1:{port}/x"), &[]).await;
+        let waited = t.elapsed();
+        assert_eq!(got.status, 503, "{engine:?} {label}: {got:?}");
+        // The one endpoint's connect was given up after the backend's timeout, not the
+        // default 1 s (a behaviour check with a wide margin, not a measurement).
+        assert!(
+            waited >= configured - Duration::from_millis(20) && waited < Duration::from_millis(700),
+            "{engine:?} {label}: answered after {waited:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_ejection_outlives_an_endpoint_update() {
+    let live = Backend::start("live").await;
+    let other = Backend::start("other").await;
+    let dead = refused_addr();
+    let port = free_port();
+    let p = Proxy::start(&two_endpoints(port, dead, live.addr)).await;
+    let url = format!("http://127.0.0.1:{port}/x");
+    for _ in 0..8 {
+        assert_eq!(get(&url, &[]).await.status, 200);
+    }
+    assert!(ejected(&p, 0), "the refusing endpoint is not ejected");
+    let index_of = |addr: SocketAddr| {
+        let t = p.shared.table().unwrap();
+        t.backends["a"].endpoints.iter().position(|a| *a == addr)
+    };
+    // An EndpointSlice update adds a Pod (a delta, as the controller sends it): the dead
+    // endpoint stays ejected, the new one starts healthy.
+    let mut backend = p.shared.table().unwrap().config.backends["a"].clone();
+    backend
+        .endpoints
+        .insert(0, pylon_config::Endpoint::ready(other.addr));
+    let delta = pylon_config::delta::Delta {
+        backends: [("a".to_string(), backend.clone())].into(),
+        ..Default::default()
+    };
+    p.shared.apply_delta("v2", "v1", &delta).unwrap();
+    let dead_at = index_of(dead).expect("still an endpoint");
+    assert_eq!(dead_at, 1, "moved by the new endpoint");
+    assert!(ejected(&p, dead_at), "a delta ended the ejection");
+    assert!(!ejected(&p, index_of(other.addr).unwrap()));
+    // A whole snapshot (a reconnect) keeps it as well.
+    let mut config = (*p.shared.table().unwrap().config).clone();
+    config.backends.get_mut("a").unwrap().endpoints.pop();
+    p.shared.apply("v3", config).unwrap();
+    assert!(
+        ejected(&p, index_of(dead).unwrap()),
+        "a snapshot ended the ejection"
+    );
+    // And requests are served meanwhile.
+    for _ in 0..6 {
+        assert_eq!(get(&url, &[]).await.status, 200);
+    }
 }

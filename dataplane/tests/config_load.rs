@@ -185,6 +185,14 @@ fn errors_name_the_field() {
             error_after(|v| v["backends"]["web"]["endpoints"][0]["address"] = yaml("localhost")),
         ),
         (
+            "ready_but_not_serving",
+            error_after(|v| v["backends"]["web"]["endpoints"][0]["serving"] = yaml("false")),
+        ),
+        (
+            "connect_timeout_too_long",
+            error_after(|v| v["backends"]["web"]["connectTimeout"] = yaml("2m")),
+        ),
+        (
             "several_errors",
             error_after(|v| {
                 v["listeners"][0]["port"] = yaml("0");

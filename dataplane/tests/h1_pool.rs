@@ -11,6 +11,7 @@ use http::Request;
 use http_body_util::BodyExt;
 use pylon_dataplane::body::empty;
 use pylon_dataplane::h1_pool::H1Pool;
+use pylon_dataplane::tcp_pool::CONNECT_TIMEOUT;
 
 fn req(path: &str) -> Request<pylon_dataplane::body::Body> {
     Request::builder()
@@ -39,7 +40,10 @@ async fn reuses_connections_and_opens_more_under_concurrency() {
     let a = Backend::start("a").await;
     let pool = Arc::new(H1Pool::default());
     for _ in 0..5 {
-        let resp = pool.send(a.addr, req("/seq")).await.unwrap();
+        let resp = pool
+            .send(a.addr, CONNECT_TIMEOUT, req("/seq"))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         resp.into_body().collect().await.unwrap();
         settle(&pool).await;
@@ -53,7 +57,10 @@ async fn reuses_connections_and_opens_more_under_concurrency() {
     let sends = (0..4).map(|_| {
         let pool = pool.clone();
         async move {
-            let resp = pool.send(a.addr, req("/par")).await.unwrap();
+            let resp = pool
+                .send(a.addr, CONNECT_TIMEOUT, req("/par"))
+                .await
+                .unwrap();
             resp.into_body().collect().await.unwrap();
         }
     });
@@ -68,9 +75,12 @@ async fn reuses_connections_and_opens_more_under_concurrency() {
     let mut r = req("/close");
     r.headers_mut()
         .insert("connection", http::HeaderValue::from_static("close"));
-    let resp = pool.send(a.addr, r).await.unwrap();
+    let resp = pool.send(a.addr, CONNECT_TIMEOUT, r).await.unwrap();
     resp.into_body().collect().await.unwrap();
     assert_eq!(settle(&pool).await, before - 1, "closed connection kept");
-    let resp = pool.send(a.addr, req("/after")).await.unwrap();
+    let resp = pool
+        .send(a.addr, CONNECT_TIMEOUT, req("/after"))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }

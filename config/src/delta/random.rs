@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::delta::route_order;
 use crate::{
-    API_VERSION, Backend, BackendProtocol, BackendRef, BackendTarget, Config, Endpoint, Filter,
-    Listener, ListenerProtocol, Mirror, Route, RouteKind, Rule,
+    API_VERSION, Backend, BackendProtocol, BackendRef, BackendTarget, Config, Endpoint,
+    EndpointState, Filter, Listener, ListenerProtocol, Mirror, Route, RouteKind, Rule,
 };
 
 /// `Upper.example` is invalid (hostnames are lowercase): some routes are, to be found.
@@ -95,7 +95,14 @@ pub fn config(rng: &mut fastrand::Rng) -> Config {
             let endpoints = (0..rng.u8(..3))
                 .map(|i| Endpoint {
                     address: format!("10.0.0.{i}:80").parse().unwrap(),
-                    ready: rng.bool(),
+                    state: *pick(
+                        rng,
+                        &[
+                            EndpointState::Ready,
+                            EndpointState::Terminating,
+                            EndpointState::NotServing,
+                        ],
+                    ),
                 })
                 .collect();
             let protocol = *pick(rng, &[BackendProtocol::Http1, BackendProtocol::H2c]);
@@ -105,6 +112,7 @@ pub fn config(rng: &mut fastrand::Rng) -> Config {
                     protocol,
                     endpoints,
                     tls: None,
+                    connect_timeout: None,
                 },
             )
         })
@@ -125,12 +133,11 @@ pub fn step(rng: &mut fastrand::Rng, c: &Config) -> Config {
     match rng.u8(..4) {
         0 | 1 if !backends.is_empty() => {
             let b = c.backends.get_mut(pick(rng, &backends)).expect("listed");
-            b.endpoints = vec![Endpoint {
-                address: format!("10.1.{}.{}:80", rng.u8(..), rng.u8(..))
+            b.endpoints = vec![Endpoint::ready(
+                format!("10.1.{}.{}:80", rng.u8(..), rng.u8(..))
                     .parse()
                     .unwrap(),
-                ready: true,
-            }];
+            )];
         }
         _ if n > 0 && !backends.is_empty() => {
             let l = &mut c.listeners[rng.usize(..n)];

@@ -131,8 +131,7 @@ fn replaces_routes_out_of_canonical_order() {
         "b0".to_string(),
         Backend {
             protocol: BackendProtocol::Http1,
-            endpoints: vec![],
-            tls: None,
+            ..Default::default()
         },
     )]
     .into();

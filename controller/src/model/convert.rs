@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 
 use super::Meta;
 use super::core::{
-    ConfigMap, Endpoint, EndpointPort, EndpointSlice, LoadBalancerAddress, Namespace, Secret,
+    AnnotationError, CONNECT_TIMEOUT_ACCEPTS, CONNECT_TIMEOUT_ANNOTATION, ConfigMap, Endpoint,
+    EndpointPort, EndpointSlice, InvalidAnnotation, LoadBalancerAddress, Namespace, Secret,
     Service, ServicePort,
 };
 use super::gateway::{
@@ -153,7 +154,14 @@ pub fn service(o: &core::Service) -> Service {
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.clone())
         .unwrap_or_default();
+    let connect_timeout = o
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CONNECT_TIMEOUT_ANNOTATION))
+        .map(|v| connect_timeout(v));
     Service {
+        connect_timeout,
         meta: meta(&o.metadata),
         service_type: spec.type_.unwrap_or_else(|| "ClusterIP".into()),
         ports: spec
@@ -181,6 +189,20 @@ pub fn service(o: &core::Service) -> Service {
             })
             .collect(),
     }
+}
+
+/// Parses a [`CONNECT_TIMEOUT_ANNOTATION`] value.
+fn connect_timeout(value: &str) -> Result<pylon_config::Duration, InvalidAnnotation> {
+    let parsed = value
+        .parse::<pylon_config::Duration>()
+        .map_err(AnnotationError::from)
+        .and_then(|d| pylon_config::check_connect_timeout(d).map_err(AnnotationError::from));
+    parsed.map_err(|error| InvalidAnnotation {
+        name: CONNECT_TIMEOUT_ANNOTATION,
+        accepts: CONNECT_TIMEOUT_ACCEPTS,
+        value: value.to_string(),
+        error,
+    })
 }
 
 /// Converts an EndpointSlice; a slice without its service-name label is an error.
@@ -214,9 +236,16 @@ pub fn endpoint_slice(o: &discovery::EndpointSlice) -> Result<EndpointSlice, Con
         endpoints: o
             .endpoints
             .iter()
-            .map(|e| Endpoint {
-                addresses: e.addresses.clone(),
-                ready: e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true),
+            .map(|e| {
+                let c = e.conditions.as_ref();
+                Endpoint {
+                    addresses: e.addresses.clone(),
+                    state: pylon_config::EndpointState::from_conditions(
+                        c.and_then(|c| c.ready),
+                        c.and_then(|c| c.serving),
+                        c.and_then(|c| c.terminating),
+                    ),
+                }
             })
             .collect(),
         meta: m,
@@ -259,5 +288,30 @@ pub fn config_map(o: &core::ConfigMap) -> ConfigMap {
 pub fn namespace(o: &core::Namespace) -> Namespace {
     Namespace {
         meta: meta(&o.metadata),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connect_timeout_annotation_is_parsed_once_with_its_reason() {
+        let ms = |v: &str| connect_timeout(v).map(|d| d.0.as_millis());
+        assert_eq!(ms("250ms"), Ok(250));
+        assert_eq!(ms("1m"), Ok(60_000));
+        let message = |v: &str| connect_timeout(v).unwrap_err().to_string();
+        assert_eq!(
+            message("0s"),
+            "Service annotation pylon.dev/connect-timeout \"0s\": a connect timeout must be \
+             more than 0; accepted: a Gateway API duration (as HTTPRoute timeouts) more than 0 \
+             and at most 60s, e.g. 250ms or 2s"
+        );
+        assert!(
+            message("2m").contains(": a connect timeout 120s is more than the maximum of 60s;"),
+            "{}",
+            message("2m")
+        );
+        assert!(message("1.5s").contains("invalid duration \"1.5s\""));
     }
 }

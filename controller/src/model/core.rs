@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::Meta;
 
 /// A Service.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Service {
     /// Metadata.
     pub meta: Meta,
@@ -15,6 +15,45 @@ pub struct Service {
     pub ports: Vec<ServicePort>,
     /// Load-balancer ingress addresses (IPs or hostnames), in status order.
     pub load_balancer: Vec<LoadBalancerAddress>,
+    /// [`CONNECT_TIMEOUT_ANNOTATION`], parsed on conversion: only the value is kept, not the
+    /// annotations (a Service's can be large: `kubectl.kubernetes.io/last-applied-configuration`).
+    pub connect_timeout: Option<Result<pylon_config::Duration, InvalidAnnotation>>,
+}
+
+/// The Service annotation that sets its backends' connect timeout (a Gateway API duration).
+pub const CONNECT_TIMEOUT_ANNOTATION: &str = "pylon.dev/connect-timeout";
+/// What [`CONNECT_TIMEOUT_ANNOTATION`] accepts (`pylon_config::check_connect_timeout`).
+pub const CONNECT_TIMEOUT_ACCEPTS: &str =
+    "a Gateway API duration (as HTTPRoute timeouts) more than 0 and at most 60s, e.g. 250ms or 2s";
+
+/// A Pylon annotation whose value does not parse, with the value and why.
+#[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
+#[error("Service annotation {name} {value:?}: {error}; accepted: {accepts}")]
+pub struct InvalidAnnotation {
+    /// The annotation.
+    pub name: &'static str,
+    /// What values it accepts.
+    pub accepts: &'static str,
+    /// Its value as written.
+    pub value: String,
+    /// What is wrong with it.
+    #[serde(serialize_with = "as_text")]
+    pub error: AnnotationError,
+}
+
+/// Why an annotation's value is refused.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum AnnotationError {
+    /// Not a Gateway API duration.
+    #[error("{0}")]
+    Duration(#[from] pylon_config::duration::DurationError),
+    /// A duration, but not one a connect timeout can be.
+    #[error("a connect timeout {0}")]
+    ConnectTimeout(#[from] pylon_config::ConnectTimeoutError),
+}
+
+fn as_text<S: serde::Serializer>(e: &AnnotationError, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(e)
 }
 
 /// A Service port.
@@ -64,8 +103,8 @@ pub struct EndpointPort {
 pub struct Endpoint {
     /// Addresses.
     pub addresses: Vec<String>,
-    /// Ready (an unset condition counts as ready, as the API says).
-    pub ready: bool,
+    /// Its conditions (ready, serving, terminating) as the one state they make.
+    pub state: pylon_config::EndpointState,
 }
 
 /// A Secret; only the keys Pylon uses are kept.

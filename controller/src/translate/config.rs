@@ -35,6 +35,9 @@ pub struct ClusterConfig {
     pub conflicted: Vec<crate::model::ObjectKey>,
     /// Why the applicable policy is invalid: the backend must then not be used in plain text.
     pub tls_error: Option<String>,
+    /// The Service's connect timeout (its annotation), if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<dp::Duration>,
 }
 
 /// Endpoints per backend name.
@@ -65,8 +68,9 @@ impl<'a> SliceIndex<'a> {
         SliceIndex { s, slices }
     }
 
-    /// The endpoints of one cluster (not-ready ones included, flagged, so the data plane can
-    /// prefer ready ones and still see the rest), sorted and without duplicates.
+    /// The endpoints of one cluster (not-ready ones included, with their state, so the data
+    /// plane can prefer ready ones and fall back to terminating ones that still serve), sorted
+    /// and without duplicates.
     pub fn endpoints(&self, c: &ClusterConfig) -> Vec<dp::Endpoint> {
         let key = crate::model::ObjectKey::new(c.namespace.clone(), c.service.clone());
         let port_name = self
@@ -89,7 +93,7 @@ impl<'a> SliceIndex<'a> {
                         let ip: std::net::IpAddr = a.parse().ok()?;
                         Some(dp::Endpoint {
                             address: SocketAddr::new(ip, port),
-                            ready: ep.ready,
+                            state: ep.state,
                         })
                     })
                 })
@@ -123,6 +127,7 @@ pub fn with_backends(
                 protocol: c.protocol,
                 endpoints: endpoints.get(name).cloned().unwrap_or_default(),
                 tls: c.tls.clone(),
+                connect_timeout: c.connect_timeout,
             };
             (name.clone(), backend)
         })

@@ -142,5 +142,8 @@ vocabulary! {
         UnsupportedValue = "UnsupportedValue",
         /// Conflicted (BackendTLSPolicy).
         Conflicted = "Conflicted",
+        /// InvalidServiceAnnotation (routes; Pylon's own): a backend Service's `pylon.dev/`
+        /// annotation has a value Pylon does not accept.
+        InvalidServiceAnnotation = "InvalidServiceAnnotation",
     }
 }

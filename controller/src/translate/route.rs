@@ -108,6 +108,9 @@ pub enum BackendError {
     /// The Service port's appProtocol is not one Pylon speaks.
     #[error("backendRef {0}: appProtocol {1:?} is not supported")]
     UnsupportedProtocol(String, String),
+    /// A Pylon annotation of the Service has a value Pylon does not accept.
+    #[error("backendRef {0}: {1}")]
+    InvalidAnnotation(String, crate::model::core::InvalidAnnotation),
 }
 
 impl BackendError {
@@ -118,6 +121,7 @@ impl BackendError {
             Self::RefNotPermitted(_) => Reason::RefNotPermitted,
             Self::NotFound(..) => Reason::BackendNotFound,
             Self::UnsupportedProtocol(..) => Reason::UnsupportedProtocol,
+            Self::InvalidAnnotation(..) => Reason::InvalidServiceAnnotation,
         }
     }
 }
@@ -173,6 +177,11 @@ pub fn resolve_backend<R: TranslateRule>(
         Some("kubernetes.io/ws") => dp::BackendProtocol::Ws,
         Some(other) => return Err(BackendError::UnsupportedProtocol(shown, other.into())),
     };
+    let connect_timeout = svc
+        .connect_timeout
+        .clone()
+        .transpose()
+        .map_err(|e| BackendError::InvalidAnnotation(shown.clone(), e))?;
     let choice = super::backend_tls::policy_for(s, &ns, &b.name, &sp.name);
     let policy = choice.winner;
     let (tls, tls_error) = match policy.map(|p| super::backend_tls::evaluate(s, p)) {
@@ -189,6 +198,7 @@ pub fn resolve_backend<R: TranslateRule>(
         policy: policy.map(|p| p.meta.key()),
         conflicted: choice.conflicted.iter().map(|p| p.meta.key()).collect(),
         tls_error,
+        connect_timeout,
     };
     Ok((cluster_name(&ns, &b.name, port), cluster))
 }

@@ -102,7 +102,7 @@ async fn send<I: ClientIo>(
         let reused = pooled.is_some();
         let mut up = match pooled.take() {
             Some(up) => up,
-            None => match upstream::connect(addr).await {
+            None => match upstream::connect(addr, backend.connect_timeout).await {
                 Ok(up) => {
                     backend.health.connected(ep);
                     up
