@@ -127,7 +127,9 @@ under_load() {
   fi
   head -10 "$tmp/$name.err"
   echo "--- what moved (EndpointSlices, Pods):"
-  tail -n 12 "$tmp/$name.history"
+  tail -n 10 "$tmp/$name.history"
+  echo "--- connections to $addr the host still tracks, other than TIME_WAIT:"
+  conntrack -L -p tcp -d "$addr" 2>/dev/null | grep -v TIME_WAIT | tail -n 5
   return 1
 }
 

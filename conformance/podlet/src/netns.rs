@@ -130,10 +130,21 @@ pub fn setup(
     Ok(())
 }
 
-/// Removes the netns and veth; missing objects are fine (teardown is idempotent).
+/// Removes the netns and veth, then the host's connection-tracking entries that lead to the
+/// Pod's address; missing objects are fine (teardown is idempotent).
+///
+/// Why the conntrack entries: a Service connection to the Pod that was cut without a full
+/// close (the Pod's network went away under it) leaves its NAT mapping behind, in an
+/// established or closing state, for up to a day. A new connection from the same source port
+/// to the same Service address then matches that entry, which conntrack does not re-open as it
+/// does a TIME_WAIT one: its SYN follows the old mapping to the address nobody answers, and the
+/// client sees a timeout or "no route to host" although the Service has live endpoints. kube-
+/// proxy clears such entries only for UDP; CNI plugins clear them for a deleted Pod IP.
 pub fn teardown(net: &PodNet) {
     let _ = run("ip", &["link", "del", &net.host_veth]);
     let _ = run("ip", &["netns", "del", &net.netns]);
+    // Exits 1 when nothing matched; either way nothing is left to do.
+    let _ = run("conntrack", &["-D", "--reply-src", &net.ip.to_string()]);
 }
 
 /// The Pod IP a netns name made by [`PodNet::new`] encodes.
