@@ -37,15 +37,8 @@ spec:
   listeners:
   - {name: http, protocol: HTTP, port: 80}
 ---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: $ns}
-spec:
-  parentRefs: [{name: gw}]
-  hostnames: ["$host"]
-  rules:
-  - backendRefs: [{name: web, port: 8080}]
 YAML
+    route_yaml
   } | kubectl apply -f - >/dev/null || return 1
   kubectl -n "$ns" wait --for condition=Available --timeout 120s deployment/web || return 1
   kubectl -n "$ns" wait --for condition=Programmed --timeout 120s gateway/gw || return 1
@@ -67,11 +60,13 @@ spec:
   rules:
   - backendRefs: [{name: web, port: 8080}]
 YAML
-  [ -n "${1:-}" ] && cat <<YAML
+  if [ -n "${1:-}" ]; then
+    cat <<YAML
     filters:
     - type: ResponseHeaderModifier
       responseHeaderModifier: {set: [{name: x-edit, value: "$1"}]}
 YAML
+  fi
 }
 edit_route() { route_yaml "$1" | kubectl apply -f - >/dev/null; }
 # served_edit VALUE: the Gateway answers with the edit VALUE (every data-plane replica, as far
