@@ -71,11 +71,64 @@ async fn a_refused_endpoint_is_failed_over_and_ejected() {
             "{engine:?}: the refusing endpoint is not ejected"
         );
         assert!(!ejected(&p, 1), "{engine:?}: the live endpoint is ejected");
-        // A POST with a body also fails over on the native path (the body is still in the
-        // client's socket); on hyper only a buffered or empty body can be sent again.
         let got = send(&http1(), "POST", &url, &[]).await;
         assert_eq!(got.status, 200, "{engine:?}: {got:?}");
     }
+}
+
+/// A streamed request body (chunked HTTP/1.1, which the native engine hands to hyper, and an
+/// HTTP/2 body) fails over too: a failed connect read nothing of it, so it goes whole to the
+/// next endpoint.
+#[tokio::test]
+async fn a_streamed_body_is_failed_over_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = Backend::start("live").await;
+    for engine in [Http1::Native, Http1::Hyper] {
+        let port = free_port();
+        let yaml = two_endpoints(port, refused_addr(), live.addr);
+        let p = Proxy::start_engine(&yaml, Limits::default(), engine).await;
+        // Round-robin: every other request tries the refusing endpoint first (until it is
+        // ejected after 3).
+        for i in 0..4 {
+            let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            c.write_all(
+                b"POST /x HTTP/1.1\r\nHost: a.example.com\r\nTransfer-Encoding: chunked\r\n\
+                  Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            let mut answer = String::new();
+            c.read_to_string(&mut answer).await.unwrap();
+            assert!(
+                answer.starts_with("HTTP/1.1 200"),
+                "{engine:?} chunked {i}: {answer}"
+            );
+            assert!(
+                answer.contains(r#""body":"hello world""#),
+                "{engine:?} chunked {i}: the body did not arrive whole: {answer}"
+            );
+        }
+        assert!(
+            ejected(&p, 0),
+            "{engine:?}: the refusing endpoint is not ejected"
+        );
+    }
+    let port = free_port();
+    let p = Proxy::start(&two_endpoints(port, refused_addr(), live.addr)).await;
+    for i in 0..4 {
+        let req = http::Request::post(format!("http://127.0.0.1:{port}/x"))
+            .header("host", "a.example.com")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                b"over h2",
+            )))
+            .unwrap();
+        let got = collect(h2c().request(req).await.unwrap()).await;
+        assert_eq!(got.status, 200, "h2c {i}: {got:?}");
+        assert_eq!(got.json()["body"], "over h2", "h2c {i}");
+    }
+    assert!(ejected(&p, 0), "h2c: the refusing endpoint is not ejected");
 }
 
 #[tokio::test]

@@ -1,9 +1,9 @@
 //! Forwarding a planned request to its backend over the hyper path: the upstream head, the
 //! body (buffered when retries or mirrors must send it again), mirrors, retries with backoff,
-//! failover to another endpoint after a failed connect, the answer's framing check, and the
-//! WebSocket upgrade.
+//! failover to another endpoint after a failed connect (streamed bodies too: see
+//! [`ReqBody`]), the answer's framing check, and the WebSocket upgrade.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -63,20 +63,92 @@ fn answer_framing_ok(resp: &Response<Incoming>) -> bool {
 }
 
 enum ReqBody {
-    Stream(Option<Incoming>),
+    /// Streamed to the backend as it arrives; in a slot that the body sent upstream takes it
+    /// from on its first poll, so that after a failed connect (the client never polls the
+    /// body before it has a connection) it is still there to go to another endpoint.
+    Stream(Arc<Mutex<Option<Incoming>>>),
     Buffered(Bytes),
 }
 
 impl ReqBody {
     fn take(&mut self) -> Body {
         match self {
-            ReqBody::Stream(b) => match b.take() {
-                Some(b) => b
-                    .map_err(|e| Box::new(ClientBodyError(e)) as BoxError)
-                    .boxed(),
-                None => empty(),
-            },
+            ReqBody::Stream(slot) => {
+                if slot.lock().expect("body slot").is_none() {
+                    return empty();
+                }
+                Unsent {
+                    slot: Arc::clone(slot),
+                    body: None,
+                }
+                .map_err(|e| Box::new(ClientBodyError(e)) as BoxError)
+                .boxed()
+            }
             ReqBody::Buffered(b) => Full::new(b.clone()).map_err(|never| match never {}).boxed(),
+        }
+    }
+
+    /// The body can be sent (again) whole: buffered, or streamed and not yet read from.
+    fn can_send(&self) -> bool {
+        match self {
+            ReqBody::Stream(slot) => slot.lock().expect("body slot").is_some(),
+            ReqBody::Buffered(_) => true,
+        }
+    }
+}
+
+/// The client's streamed body as sent upstream: left in its slot until first polled.
+struct Unsent {
+    slot: Arc<Mutex<Option<Incoming>>>,
+    body: Option<Incoming>,
+}
+
+impl Unsent {
+    /// The body, taken from the slot on first use.
+    fn body(&mut self) -> Option<&mut Incoming> {
+        if self.body.is_none() {
+            self.body = self.slot.lock().expect("body slot").take();
+        }
+        self.body.as_mut()
+    }
+}
+
+impl http_body::Body for Unsent {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut().body() {
+            Some(b) => std::pin::Pin::new(b).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    // Asked before the first poll (to frame the head): answered from the slot, leaving it.
+    fn is_end_stream(&self) -> bool {
+        match &self.body {
+            Some(b) => b.is_end_stream(),
+            None => self
+                .slot
+                .lock()
+                .expect("body slot")
+                .as_ref()
+                .is_none_or(|b| b.is_end_stream()),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match &self.body {
+            Some(b) => b.size_hint(),
+            None => self
+                .slot
+                .lock()
+                .expect("body slot")
+                .as_ref()
+                .map_or_else(|| http_body::SizeHint::with_exact(0), |b| b.size_hint()),
         }
     }
 }
@@ -132,7 +204,7 @@ pub(super) async fn forward(
         // No body (most GETs): the request can go again after a failed connect.
         ReqBody::Buffered(Bytes::new())
     } else {
-        ReqBody::Stream(Some(req.into_body()))
+        ReqBody::Stream(Arc::new(Mutex::new(Some(req.into_body()))))
     };
     for m in mirrors {
         let Some(ep) = m.pick() else { continue };
@@ -163,10 +235,10 @@ pub(super) async fn forward(
             tokio::time::sleep(backoff * (1 << (attempt - 1).min(6))).await;
         }
         let mut ep = backend.pick().ok_or(ProxyError::NoEndpoints)?;
-        // A failed connect goes to another endpoint only with a body that can be sent again
-        // (`failover` then finds whether there is another endpoint to send it to).
-        let replayable = matches!(body, ReqBody::Buffered(_));
-        let can_fail_over = replayable && backend.endpoints.len() > 1;
+        // A failed connect goes to another endpoint (`failover` finds whether there is one)
+        // with the body still whole: buffered, or streamed and not yet read from (a failed
+        // connect reads nothing of it).
+        let can_fail_over = backend.endpoints.len() > 1;
         let mut tried = Tried::first(ep);
         let result = loop {
             let mut up = Request::new(body.take());
@@ -192,7 +264,7 @@ pub(super) async fn forward(
             };
             match &result {
                 // Nothing was sent: another endpoint takes the request, within this attempt.
-                Ok(Err(e)) if e.is_connect() && replayable => {
+                Ok(Err(e)) if e.is_connect() && body.can_send() => {
                     if let Some(next) = backend.failover(&mut tried) {
                         ep = next;
                         continue;
