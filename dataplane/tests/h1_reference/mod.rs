@@ -232,10 +232,15 @@ fn chunked_end(data: &[u8]) -> Option<Option<usize>> {
                 httparse::Status::Partial => Some(None),
             };
         }
-        let end = usize::try_from(size).ok()?.checked_add(at)?;
-        let Some(tail) = data.get(end..) else {
+        // A size past what `usize` holds (16 hex digits are allowed) is not within `data`.
+        let Some(end) = usize::try_from(size)
+            .ok()
+            .and_then(|s| s.checked_add(at))
+            .filter(|&end| end <= data.len())
+        else {
             return Some(None);
         };
+        let tail = &data[end..];
         match tail {
             [b'\r', b'\n', ..] => at = end + 2,
             [] | [b'\r'] => return Some(None),
