@@ -8,7 +8,7 @@ export PYLON_CLUSTER_DIR ?= /var/lib/pylon-cluster
 CARGO ?= cargo
 K8S_KUBECTL = $(shell bash -c 'source conformance/cluster/versions.sh && echo $$K8S_BIN/kubectl')
 
-.PHONY: help deps build lint unit helm-lint release-check h2spec images images-check test e2e check-clean cluster-up cluster-down conformance install demo bench bench-controlplane tools
+.PHONY: help deps build lint unit fuzz helm-lint release-check h2spec images images-check test e2e check-clean cluster-up cluster-down conformance install demo bench bench-controlplane tools
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -32,6 +32,10 @@ unit: deps tools ## unit, golden and loopback integration tests (the podlet test
 	cd conformance/suite && go vet ./... && go test ./...
 	cd e2e/probe && go vet ./...
 	cd bench/controlplane && go vet ./...
+
+# Nightly only, in fuzz/ (a workspace of its own); README.md, "Fuzzing", says how to run longer.
+fuzz: deps ## fuzz the HTTP/1.1 codec and the config decoder, 20 s a target (FUZZ_SECONDS, FUZZ_TARGETS)
+	@bash scripts/fuzz.sh
 
 helm-lint: deps ## helm lint + template of charts/pylon (default and ci/ values), validated offline
 	@bash scripts/helm.sh lint
@@ -93,7 +97,7 @@ check-clean: ## verify that cluster-down left nothing behind
 	@bash conformance/cluster/check-clean.sh
 
 # The cluster is torn down (and checked to leave nothing behind) whether or not e2e passes.
-test: lint unit helm-lint release-check h2spec images-check ## everything CI runs
+test: lint unit fuzz helm-lint release-check h2spec images-check ## everything CI runs
 	@rc=0; $(MAKE) --no-print-directory e2e || rc=$$?; \
 	  $(MAKE) --no-print-directory cluster-down; \
 	  bash conformance/cluster/check-clean.sh || rc=1; \

@@ -76,6 +76,12 @@ pub fn response<'a>(
             .map(|(_, v)| v)
     };
     let c = crate::fields::codings(named(TRANSFER_ENCODING.as_str()));
+    // A Transfer-Encoding field that lists no coding: a recipient that goes by the field's
+    // presence reads the body differently from one that goes by its (empty) list, and the
+    // field would be relayed beside our Content-Length.
+    if !c.any && named(TRANSFER_ENCODING.as_str()).next().is_some() {
+        return Err(FramingError::Chunked);
+    }
     if c.any {
         // Chunked may be applied once (RFC 9112 §7); a body coded twice is not relayed.
         if c.chunked > 1 {
@@ -390,5 +396,18 @@ mod tests {
             Err(FramingError::Chunked)
         );
         assert_eq!(response(&get, ok, h(&[])), Ok(Framing::UntilClose));
+        // Found by the differential test: an empty Transfer-Encoding was ignored, and the
+        // body framed by the Content-Length beside it.
+        for empty in ["", " , "] {
+            let fields = [
+                ("transfer-encoding".as_bytes(), empty.as_bytes()),
+                (b"content-length", b"5"),
+            ];
+            assert_eq!(
+                response(&get, ok, fields.iter().copied()),
+                Err(FramingError::Chunked),
+                "{empty:?}"
+            );
+        }
     }
 }

@@ -108,8 +108,11 @@ pub fn parse_request(buf: &mut BytesMut, max: usize) -> Parsed {
     let Ok(headers) = headers else {
         return Parsed::Unsupported(raw);
     };
-    let Ok(pq) = PathAndQuery::from_maybe_shared(raw.slice(path.0..path.1)) else {
-        return Parsed::Unsupported(raw);
+    // `http` drops a fragment (`#...`), which no request-target has (RFC 9112 §3.2): the
+    // native path would route and forward another target than it received.
+    let pq = match PathAndQuery::from_maybe_shared(raw.slice(path.0..path.1)) {
+        Ok(pq) if pq.as_str().len() == path.1 - path.0 => pq,
+        _ => return Parsed::Unsupported(raw),
     };
     if [header::UPGRADE, header::EXPECT, header::TRANSFER_ENCODING]
         .iter()
@@ -389,6 +392,9 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             "GET / HTTP/1.1\r\nHost x\r\n\r\n",
+            // Found by the differential test: the fragment was dropped, the rest served.
+            "GET /p#frag HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /p?q#frag HTTP/1.1\r\nHost: x\r\n\r\n",
         ] {
             let mut buf = BytesMut::from(s);
             let Parsed::Unsupported(raw) = parse_request(&mut buf, MAX) else {
