@@ -5,6 +5,7 @@
 #
 #   FUZZ_SECONDS  time per target (default 10)
 #   FUZZ_TARGETS  which targets (default: all of fuzz/Cargo.toml's)
+#   FUZZ_BUILD_ONLY=1  build them and stop (make test builds them beside the cluster suites)
 #
 # Built without a sanitizer: the codec and the config decoder are safe Rust (the crate denies
 # `unsafe_code` outside its allocator and socket code, which no target reaches), so what the
@@ -36,6 +37,7 @@ opts=(--sanitizer none --target-dir "${FUZZ_TARGET_DIR:-$PYLON_CACHE/fuzz-target
 "${fuzz[@]}" build "${opts[@]}" >/dev/null 2>"$repo/target/fuzz-build.log" ||
   { cat "$repo/target/fuzz-build.log" >&2; exit 1; }
 echo "fuzz: built in $((SECONDS - start))s"
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && exit 0
 
 failed=()
 for t in $targets; do
