@@ -73,6 +73,10 @@ pub struct Listener {
 pub enum ListenerProtocol {
     Http,
     Https,
+    /// TLS passthrough: the SNI name of the client's ClientHello picks a TLSRoute, and the
+    /// connection's bytes, ClientHello included, are relayed to its backend unchanged (the
+    /// backend terminates TLS). No `tls`; every route is a [`RouteKind::Tls`].
+    Tls,
 }
 
 /// Server certificates of an HTTPS listener.
@@ -128,6 +132,10 @@ pub enum RouteKind {
     Http,
     #[serde(rename = "GRPCRoute")]
     Grpc,
+    /// A TLSRoute on a [`ListenerProtocol::Tls`] listener: `hostnames` are the SNI names it
+    /// takes, and its one rule has only `backendRefs` (no matches, filters, timeouts or retry).
+    #[serde(rename = "TLSRoute")]
+    Tls,
 }
 
 impl RouteKind {
@@ -136,6 +144,7 @@ impl RouteKind {
         match self {
             RouteKind::Http => "HTTPRoute",
             RouteKind::Grpc => "GRPCRoute",
+            RouteKind::Tls => "TLSRoute",
         }
     }
 }

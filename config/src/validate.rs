@@ -121,6 +121,10 @@ impl Validator {
                 (ListenerProtocol::Http, Some(_)) => {
                     self.err(format!("{p}.tls"), "not allowed for HTTP")
                 }
+                (ListenerProtocol::Tls, Some(_)) => self.err(
+                    format!("{p}.tls"),
+                    "not allowed for TLS passthrough (the backend terminates TLS)",
+                ),
                 (_, Some(tls)) => {
                     if scope.is_none_or(|t| t.listeners.contains(&l.name)) {
                         self.listener_tls(&format!("{p}.tls"), tls);
@@ -143,6 +147,16 @@ impl Validator {
             for (j, r) in l.routes.iter().enumerate() {
                 if scope.is_some_and(|t| !t.rebuilds(&l.name, r)) {
                     continue;
+                }
+                if (l.protocol == ListenerProtocol::Tls) != (r.kind == RouteKind::Tls) {
+                    self.err(
+                        format!("{p}.routes[{j}].kind"),
+                        format!(
+                            "{} cannot attach to a {:?} listener (TLSRoutes attach only to TLS ones)",
+                            r.kind.as_str(),
+                            l.protocol
+                        ),
+                    );
                 }
                 self.route(&format!("{p}.routes[{j}]"), r, &|name| {
                     c.backends.contains_key(name)
@@ -207,6 +221,9 @@ impl Validator {
         for (i, h) in r.hostnames.iter().enumerate() {
             self.hostname(format!("{p}.hostnames[{i}]"), h);
         }
+        if r.kind == RouteKind::Tls && r.rules.len() != 1 {
+            self.err(format!("{p}.rules"), "a TLSRoute has exactly one rule");
+        }
         for (i, rule) in r.rules.iter().enumerate() {
             self.rule(&format!("{p}.rules[{i}]"), r.kind, rule, backend_exists);
         }
@@ -219,6 +236,27 @@ impl Validator {
         rule: &Rule,
         backend_exists: &dyn Fn(&str) -> bool,
     ) {
+        if kind == RouteKind::Tls {
+            let backend_filters = rule
+                .backend_refs
+                .iter()
+                .any(|b| matches!(b, BackendRef::Backend(t) if !t.filters.is_empty()));
+            for (set, field) in [
+                (!rule.matches.is_empty(), "matches"),
+                (!rule.filters.is_empty(), "filters"),
+                (backend_filters, "backendRefs[].filters"),
+                (rule.timeouts.is_some(), "timeouts"),
+                (rule.retry.is_some(), "retry"),
+            ] {
+                if set {
+                    self.err(
+                        format!("{p}.{field}"),
+                        "not allowed in a TLSRoute rule (it relays bytes, not requests)",
+                    );
+                }
+            }
+            // Nothing below applies to a rule without matches and filters but its backends.
+        }
         for (i, m) in rule.matches.iter().enumerate() {
             self.route_match(&format!("{p}.matches[{i}]"), kind, m);
         }
@@ -326,6 +364,8 @@ impl Validator {
                     self.err(format!("{p}.grpc"), "only allowed in GRPCRoute rules");
                 }
             }
+            // Reported by `rule`: a TLSRoute rule has no matches at all.
+            RouteKind::Tls => {}
             RouteKind::Grpc => {
                 for (set, field) in [
                     (m.path.is_some(), "path"),
@@ -672,5 +712,84 @@ mod tests {
             .map(|e| format!("listeners[0].routes[0].rules[0].{e}"))
             .collect();
         assert_eq!(whole, prefixed);
+    }
+
+    #[test]
+    fn a_tls_passthrough_listener_takes_only_tls_routes_of_one_plain_rule() {
+        let errors = |listener: &str| {
+            let config: Config = serde_yaml::from_str(&format!(
+                "{{apiVersion: {API_VERSION}, backends: {{web: {{}}}}, listeners: [{listener}]}}"
+            ))
+            .unwrap();
+            validate(&config)
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        };
+        let route = |kind: &str, rules: &str| {
+            format!(
+                "{{kind: {kind}, namespace: n, name: r, creationTimestamp: '2024-01-01T00:00:00Z', \
+                 hostnames: ['*.example.com'], rules: {rules}}}"
+            )
+        };
+        let plain = "[{backendRefs: [{type: Backend, name: web, weight: 2}]}]";
+        let tls = route("TLSRoute", plain);
+        assert_eq!(
+            errors(&format!(
+                "{{name: l, port: 443, protocol: TLS, routes: [{tls}]}}"
+            )),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors(&format!(
+                "{{name: l, port: 443, protocol: TLS, routes: [{}]}}",
+                route("HTTPRoute", plain)
+            )),
+            [
+                "listeners[0].routes[0].kind: HTTPRoute cannot attach to a Tls listener (TLSRoutes attach only to TLS ones)"
+            ]
+        );
+        assert_eq!(
+            errors(&format!(
+                "{{name: l, port: 80, protocol: HTTP, routes: [{tls}]}}"
+            )),
+            [
+                "listeners[0].routes[0].kind: TLSRoute cannot attach to a Http listener (TLSRoutes attach only to TLS ones)"
+            ]
+        );
+        assert_eq!(
+            errors(&format!(
+                "{{name: l, port: 443, protocol: TLS, routes: [{}]}}",
+                route(
+                    "TLSRoute",
+                    &format!("{}, {}", &plain[..plain.len() - 1], &plain[1..])
+                )
+            )),
+            ["listeners[0].routes[0].rules: a TLSRoute has exactly one rule"]
+        );
+        let busy = "[{matches: [{method: GET}], filters: [{type: RequestHeaderModifier}], \
+                    timeouts: {request: 1s}, retry: {attempts: 1}, \
+                    backendRefs: [{type: Backend, name: web, filters: [{type: RequestHeaderModifier}]}]}]";
+        let found = errors(&format!(
+            "{{name: l, port: 443, protocol: TLS, routes: [{}]}}",
+            route("TLSRoute", busy)
+        ));
+        for field in [
+            "matches",
+            "filters",
+            "backendRefs[].filters",
+            "timeouts",
+            "retry",
+        ] {
+            let want = format!(
+                "listeners[0].routes[0].rules[0].{field}: not allowed in a TLSRoute rule (it relays bytes, not requests)"
+            );
+            assert!(found.contains(&want), "{want} missing from {found:?}");
+        }
+        assert!(
+            errors("{name: l, port: 443, protocol: TLS, tls: {certificates: []}}")
+                .iter()
+                .any(|e| e.starts_with("listeners[0].tls: not allowed for TLS passthrough")),
+        );
     }
 }

@@ -114,7 +114,8 @@ impl Matcher {
                 value.len(),
             )),
             (None, RouteKind::Http) => Some(PathCond::Prefix(String::new())),
-            (None, RouteKind::Grpc) => None,
+            // A TLSRoute's connection never reaches request matching (its listener relays bytes).
+            (None, RouteKind::Grpc | RouteKind::Tls) => None,
         };
         let headers = m
             .headers
@@ -295,6 +296,7 @@ impl Ord for Precedence {
         let kind_rank = |k: RouteKind| match k {
             RouteKind::Grpc => 0,
             RouteKind::Http => 1,
+            RouteKind::Tls => 2,
         };
         kind_rank(self.kind)
             .cmp(&kind_rank(o.kind))
