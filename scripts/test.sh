@@ -6,10 +6,11 @@
 #      warm) build beside lint and the workspace's test build;
 #   2. the unit, golden and loopback tests run; helm lint;
 #   3. the end-to-end suites and conformance run on the local cluster, which is mostly waiting,
-#      while the release binaries and the fuzz targets build beside them at the lowest CPU
-#      priority (nice 19), so the cluster's timing is not disturbed; the cluster is torn down
-#      and checked to leave nothing behind whether or not the suites pass;
-#   4. what runs those builds: the fuzz run, release-check, h2spec, images-check.
+#      while the release binaries, the fuzz targets and kopium build beside them at the lowest
+#      CPU priority (nice 19), so the cluster's timing is not disturbed; the cluster is torn
+#      down and checked to leave nothing behind whether or not the suites pass;
+#   4. what runs those builds: the fuzz run, release-check, h2spec, images-check, and the drift
+#      check of the generated Gateway API types.
 #
 # A failure in stage 1 or 2 stops the run (the later stages need their builds); from stage 3 on
 # every check runs, so one run shows everything that is broken. Each step prints its time; the
@@ -90,17 +91,20 @@ stop_if_failed 2
 # 3. The cluster suites, the release and fuzz builds beside them.
 spawn release-build release_builds
 spawn fuzz-build env FUZZ_BUILD_ONLY=1 bash scripts/fuzz.sh
+spawn kopium-build bash scripts/gateway-types.sh install
 step e2e mk e2e
 step cluster-down mk cluster-down
 step check-clean bash conformance/cluster/check-clean.sh
 join release-build
 join fuzz-build
+join kopium-build
 
 # 4. The checks that run the release binaries and the fuzz targets.
 step fuzz mk fuzz
 step release-check mk release-check
 step h2spec mk h2spec
 step images-check mk images-check
+step gateway-types bash scripts/gateway-types.sh check
 
 if [ "$rc" = 0 ]; then
   echo "test: all passed in $((SECONDS - start))s"

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use gateway_api::gatewayclasses::GatewayClass;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
+use pylon_gateway_types::gatewayclasses::GatewayClass;
 
 /// What to check.
 #[derive(Debug, Clone)]

@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gateway_api::experimental as gw;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use kube::api::{ApiResource, ObjectMeta};
 use kube::core::GroupVersionKind;
+use pylon_gateway_types as gw;
 use serde::de::DeserializeOwned;
 
 use crate::model::convert::{self, ConvertError};
@@ -155,7 +155,7 @@ kind!(
 );
 kind!(
     /// BackendTLSPolicy.
-    BackendTlsPolicies, "BackendTLSPolicy", gateway_api::backendtlspolicies::BackendTlsPolicy,
+    BackendTlsPolicies, "BackendTLSPolicy", gw::backendtlspolicies::BackendTlsPolicy,
     ObjectKey, policy::BackendTlsPolicy, backend_tls_policies,
     resource: gateway_api("BackendTLSPolicy"),
     convert: convert::backend_tls_policy

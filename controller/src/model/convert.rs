@@ -1,12 +1,12 @@
-//! The edge: converts generated `gateway-api` and `k8s-openapi` types into Pylon's model.
+//! The edge: converts generated Gateway API (`pylon-gateway-types`) and `k8s-openapi` types into Pylon's model.
 //!
 //! Gateway API specs go through serde: the model's field names follow the API's JSON, and its
 //! `#[serde(default)]`s are the CRD defaults, so one conversion applies them all.
 
-use gateway_api::experimental as gw;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use kube::api::ObjectMeta;
+use pylon_gateway_types as gw;
 use serde::de::DeserializeOwned;
 
 use super::Meta;
@@ -269,7 +269,7 @@ pub fn secret(o: &core::Secret) -> Secret {
 
 /// Converts a BackendTLSPolicy.
 pub fn backend_tls_policy(
-    o: &gateway_api::backendtlspolicies::BackendTlsPolicy,
+    o: &gw::backendtlspolicies::BackendTlsPolicy,
 ) -> Result<BackendTlsPolicy, ConvertError> {
     let m = meta(&o.metadata);
     let spec = via_json("BackendTLSPolicy", &m, &o.spec)?;
