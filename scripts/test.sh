@@ -3,14 +3,15 @@
 # does not compete for the CPU (2 cores), so a fresh machine stays within CI's budget.
 #
 #   1. the Go tools (Kubernetes, etcd, CoreDNS, echo-basic, h2spec, helm; minutes cold, nothing
-#      warm) build beside lint and the workspace's test build;
-#   2. the unit, golden and loopback tests run; helm lint;
+#      warm) build beside lint and the workspace's test build, at the same priority, so each
+#      fills the other's idle core (at nice 19 the Go build waited for cargo: 21 min cold);
+#   2. the unit, golden and loopback tests run; helm lint; the drift check of the generated
+#      Gateway API types (scripts/gateway-types.sh check);
 #   3. the end-to-end suites and conformance run on the local cluster, which is mostly waiting,
-#      while the release binaries, the fuzz targets and kopium build beside them at the lowest
-#      CPU priority (nice 19), so the cluster's timing is not disturbed; the cluster is torn
-#      down and checked to leave nothing behind whether or not the suites pass;
-#   4. what runs those builds: the fuzz run, release-check, h2spec, images-check, and the drift
-#      check of the generated Gateway API types.
+#      while the release binaries and the fuzz targets build beside them at the lowest CPU
+#      priority (nice 19), so the cluster's timing is not disturbed; the cluster is torn down
+#      and checked to leave nothing behind whether or not the suites pass;
+#   4. what runs those builds: the fuzz run, release-check, h2spec, images-check.
 #
 # A failure in stage 1 or 2 stops the run (the later stages need their builds); from stage 3 on
 # every check runs, so one run shows everything that is broken. Each step prints its time; the
@@ -38,14 +39,16 @@ step() {
   fi
 }
 
-# spawn NAME COMMAND...: runs it in the background at nice 19, its output in $logs/NAME.log;
-# join NAME prints that output and its result.
+# spawn [--nice] NAME COMMAND...: runs it in the background (at nice 19 with --nice), its output
+# in $logs/NAME.log; join NAME prints that output and its result.
 declare -A pids starts
 spawn() {
+  local niceness=0
+  if [ "$1" = --nice ]; then niceness=19; shift; fi
   local name=$1; shift
   starts[$name]=$SECONDS
-  # A subshell that lowers its own priority: the commands may be functions, which nice cannot run.
-  (renice -n 19 -p "$BASHPID" >/dev/null && "$@") >"$logs/$name.log" 2>&1 &
+  # A subshell that sets its own priority: the commands may be functions, which nice cannot run.
+  (renice -n "$niceness" -p "$BASHPID" >/dev/null && "$@") >"$logs/$name.log" 2>&1 &
   pids[$name]=$!
 }
 join() {
@@ -86,25 +89,23 @@ stop_if_failed 1
 # 2. The tests that need no cluster.
 step unit mk unit
 step helm-lint mk helm-lint
+step gateway-types bash scripts/gateway-types.sh check
 stop_if_failed 2
 
 # 3. The cluster suites, the release and fuzz builds beside them.
-spawn release-build release_builds
-spawn fuzz-build env FUZZ_BUILD_ONLY=1 bash scripts/fuzz.sh
-spawn kopium-build bash scripts/gateway-types.sh install
+spawn --nice release-build release_builds
+spawn --nice fuzz-build env FUZZ_BUILD_ONLY=1 bash scripts/fuzz.sh
 step e2e mk e2e
 step cluster-down mk cluster-down
 step check-clean bash conformance/cluster/check-clean.sh
 join release-build
 join fuzz-build
-join kopium-build
 
 # 4. The checks that run the release binaries and the fuzz targets.
 step fuzz mk fuzz
 step release-check mk release-check
 step h2spec mk h2spec
 step images-check mk images-check
-step gateway-types bash scripts/gateway-types.sh check
 
 if [ "$rc" = 0 ]; then
   echo "test: all passed in $((SECONDS - start))s"
