@@ -47,6 +47,7 @@ impl FirstStatus {
         for (kind, routes) in [
             ("HTTPRoute", &mut t.http_routes),
             ("GRPCRoute", &mut t.grpc_routes),
+            ("TLSRoute", &mut t.tls_routes),
         ] {
             routes.retain(|key, parents| {
                 if !pending(parents) || has_status(kind, key) {

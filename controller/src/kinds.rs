@@ -147,6 +147,12 @@ kind!(
     convert: convert::grpc_route
 );
 kind!(
+    /// TLSRoute.
+    TlsRoutes, "TLSRoute", gw::tlsroutes::TlsRoute, ObjectKey, route::TlsRoute, tls_routes,
+    resource: gateway_api("TLSRoute"),
+    convert: convert::tls_route
+);
+kind!(
     /// ReferenceGrant.
     ReferenceGrants, "ReferenceGrant", gw::referencegrants::ReferenceGrant, ObjectKey,
     gateway::ReferenceGrant, reference_grants,
@@ -205,7 +211,7 @@ kind!(
 );
 
 /// Number of kinds.
-pub const COUNT: usize = 13;
+pub const COUNT: usize = 14;
 
 /// What applying one object to a snapshot did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

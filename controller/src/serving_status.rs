@@ -254,6 +254,7 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
         gateways,
         http_routes,
         grpc_routes,
+        tls_routes,
         listener_sets,
         backend_tls_policies,
         parameters: _,
@@ -265,6 +266,7 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
         gateways: gateways.clone(),
         http_routes: http_routes.clone(),
         grpc_routes: grpc_routes.clone(),
+        tls_routes: tls_routes.clone(),
         listener_sets: listener_sets.clone(),
         backend_tls_policies: backend_tls_policies.clone(),
         ..Translation::default()
@@ -334,6 +336,7 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
     for (kind, routes) in [
         ("HTTPRoute", &mut out.http_routes),
         ("GRPCRoute", &mut out.grpc_routes),
+        ("TLSRoute", &mut out.tls_routes),
     ] {
         for (route, parents) in routes.iter_mut() {
             // Copied only when a parent waits for its data plane.

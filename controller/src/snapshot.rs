@@ -13,7 +13,7 @@ use crate::model::ObjectKey;
 use crate::model::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
 use crate::model::gateway::{Gateway, GatewayClass, ListenerSet, ReferenceGrant};
 use crate::model::policy::BackendTlsPolicy;
-use crate::model::route::{GrpcRoute, HttpRoute};
+use crate::model::route::{GrpcRoute, HttpRoute, TlsRoute};
 
 /// Options that shape translation output (they are inputs too: translation stays pure).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -60,6 +60,8 @@ pub struct Snapshot {
     pub http_routes: BTreeMap<ObjectKey, Arc<HttpRoute>>,
     /// GRPCRoutes.
     pub grpc_routes: BTreeMap<ObjectKey, Arc<GrpcRoute>>,
+    /// TLSRoutes.
+    pub tls_routes: BTreeMap<ObjectKey, Arc<TlsRoute>>,
     /// ReferenceGrants.
     pub reference_grants: BTreeMap<ObjectKey, Arc<ReferenceGrant>>,
     /// Services.

@@ -43,6 +43,7 @@ const LOADERS: [(&str, Loader); kinds::COUNT] = [
     (kinds::ListenerSets::NAME, load::<kinds::ListenerSets>),
     (kinds::HttpRoutes::NAME, load::<kinds::HttpRoutes>),
     (kinds::GrpcRoutes::NAME, load::<kinds::GrpcRoutes>),
+    (kinds::TlsRoutes::NAME, load::<kinds::TlsRoutes>),
     (kinds::ReferenceGrants::NAME, load::<kinds::ReferenceGrants>),
     (kinds::Services::NAME, load::<kinds::Services>),
     (kinds::EndpointSlices::NAME, load::<kinds::EndpointSlices>),
@@ -119,6 +120,7 @@ impl Snapshot {
             .keys()
             .chain(s.http_routes.keys())
             .chain(s.grpc_routes.keys())
+            .chain(s.tls_routes.keys())
             .chain(s.services.keys())
             .map(|k| k.namespace.clone())
             .collect();

@@ -162,6 +162,7 @@ impl StatusWriter {
         for (kind, entries, fields) in [
             ("HTTPRoute", &t.http_routes, Entries::ROUTE),
             ("GRPCRoute", &t.grpc_routes, Entries::ROUTE),
+            ("TLSRoute", &t.tls_routes, Entries::ROUTE),
             ("BackendTLSPolicy", &t.backend_tls_policies, Entries::POLICY),
         ] {
             for (key, parents) in entries {

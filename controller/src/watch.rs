@@ -87,6 +87,7 @@ pub struct Stores {
     listener_sets: Store<DynamicObject>,
     http_routes: Store<DynamicObject>,
     grpc_routes: Store<DynamicObject>,
+    tls_routes: Store<DynamicObject>,
     backend_tls_policies: Store<DynamicObject>,
 }
 
@@ -324,6 +325,7 @@ impl Stores {
             listener_sets: with_store::<kinds::ListenerSets>(c, o, changes),
             http_routes: with_store::<kinds::HttpRoutes>(c, o, changes),
             grpc_routes: with_store::<kinds::GrpcRoutes>(c, o, changes),
+            tls_routes: with_store::<kinds::TlsRoutes>(c, o, changes),
             backend_tls_policies: with_store::<kinds::BackendTlsPolicies>(c, o, changes),
             objects,
         }
@@ -371,6 +373,7 @@ impl Stores {
             "ListenerSet" => &self.listener_sets,
             "HTTPRoute" => &self.http_routes,
             "GRPCRoute" => &self.grpc_routes,
+            "TLSRoute" => &self.tls_routes,
             "BackendTLSPolicy" => &self.backend_tls_policies,
             _ => return None,
         };

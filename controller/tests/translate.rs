@@ -104,6 +104,8 @@ cases! {
     route_rule_rejected_by_data_plane: "route-rule-rejected-by-data-plane",
     route_section_and_port: "route-section-and-port",
     route_weighted_backends_partly_invalid: "route-weighted-backends-partly-invalid",
+    tls_listener_modes: "tls-listener-modes",
+    tls_route_passthrough: "tls-route-passthrough",
 }
 
 #[test]

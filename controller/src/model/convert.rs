@@ -19,7 +19,7 @@ use super::gateway::{
     Gateway, GatewayClass, GrantFrom, GrantTo, ListenerSet, ParametersRef, ReferenceGrant,
 };
 use super::policy::BackendTlsPolicy;
-use super::route::{GrpcRoute, HttpRoute, Route, RouteRule, RouteSpec};
+use super::route::{GrpcRoute, HttpRoute, Route, RouteRule, RouteSpec, TlsRoute};
 
 /// An object that could not be converted; it is logged and skipped, never fatal.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +115,11 @@ pub fn http_route(o: &gw::httproutes::HttpRoute) -> Result<HttpRoute, ConvertErr
 
 /// Converts a GRPCRoute.
 pub fn grpc_route(o: &gw::grpcroutes::GrpcRoute) -> Result<GrpcRoute, ConvertError> {
+    route(&o.metadata, &o.spec)
+}
+
+/// Converts a TLSRoute.
+pub fn tls_route(o: &gw::tlsroutes::TlsRoute) -> Result<TlsRoute, ConvertError> {
     route(&o.metadata, &o.spec)
 }
 

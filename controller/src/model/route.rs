@@ -1,4 +1,4 @@
-//! HTTPRoute and GRPCRoute: one generic [`Route`] whose rules differ per kind ([`RouteRule`]).
+//! HTTPRoute, GRPCRoute and TLSRoute: one generic [`Route`] whose rules differ per kind ([`RouteRule`]).
 //!
 //! Everything about attaching to parents, hostnames and backend references is shared; only
 //! matching differs, and that lives in the rule types.
@@ -102,6 +102,8 @@ pub trait RouteRule: Clone + std::fmt::Debug {
 pub type HttpRoute = Route<HttpRule>;
 /// GRPCRoute.
 pub type GrpcRoute = Route<GrpcRule>;
+/// TLSRoute.
+pub type TlsRoute = Route<TlsRule>;
 
 /// A reference from a route to its parent (Gateway by default).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -596,6 +598,40 @@ impl RouteRule for GrpcRule {
                 validate_value_match(h)?;
             }
         }
+        Ok(())
+    }
+}
+
+/// A TLSRoute rule: only backends (its listener relays the connection's bytes, so there is no
+/// request to match or filter).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsRule {
+    /// Rule name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Backends.
+    #[serde(default)]
+    pub backend_refs: Vec<WeightedBackendRef>,
+}
+
+impl RouteRule for TlsRule {
+    const KIND: &'static str = "TLSRoute";
+
+    fn default_rules() -> Vec<Self> {
+        // The CRD requires exactly one rule.
+        vec![]
+    }
+
+    fn backend_refs(&self) -> &[WeightedBackendRef] {
+        &self.backend_refs
+    }
+
+    fn filters(&self) -> &[Filter] {
+        &[]
+    }
+
+    fn validate_matches(&self) -> Result<(), String> {
         Ok(())
     }
 }

@@ -50,6 +50,7 @@ pub fn class_status(s: &Snapshot, class: &GatewayClass) -> GatewayClassStatus {
 fn kinds_for(protocol: &str) -> &'static [&'static str] {
     match protocol {
         "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
+        "TLS" => &["TLSRoute"],
         _ => &[],
     }
 }
@@ -144,6 +145,7 @@ pub fn listeners<'a>(
         .iter()
         .map(|l| validate(s, gw, l, Owner::Gateway, &gw.meta.namespace))
         .collect();
+    mark_tls_mode_conflicts(&mut out);
     mark_conflicts(&mut out);
     for set in sets {
         for l in &set.spec.listeners {
@@ -249,6 +251,26 @@ fn validate<'a>(
             }
         }
     }
+    if l.protocol == "TLS" {
+        // Terminating TLS for TLSRoutes (`TLSRouteModeTerminate`) is not served yet.
+        match l.tls.as_ref().map(|t| t.mode.as_str()) {
+            Some("Passthrough") => {}
+            Some(mode) => {
+                p.not_accepted.get_or_insert((
+                    Reason::UnsupportedValue,
+                    format!(
+                        "tls mode {mode:?} is not supported on TLS listeners (only Passthrough)"
+                    ),
+                ));
+            }
+            None => {
+                p.not_accepted.get_or_insert((
+                    Reason::UnsupportedValue,
+                    "a TLS listener needs tls.mode Passthrough".into(),
+                ));
+            }
+        }
+    }
     let mut client_validation = None;
     let frontend = gw.spec.tls.as_ref().and_then(|t| t.frontend.as_ref());
     if l.protocol == "HTTPS"
@@ -282,6 +304,37 @@ fn validate<'a>(
         certificates,
         client_validation,
         problems: p,
+    }
+}
+
+/// TLS listeners sharing a port must agree on the mode: a port is served either by relaying
+/// (Passthrough) or by terminating, not both (`TLSRouteModeMixed` is not supported), so every
+/// TLS listener of a port with both modes is refused with ProtocolConflict, whichever is valid
+/// on its own.
+fn mark_tls_mode_conflicts(infos: &mut [ListenerInfo<'_>]) {
+    let mode = |i: &ListenerInfo<'_>| {
+        (i.listener.protocol == "TLS")
+            .then(|| i.listener.tls.as_ref().map(|t| t.mode.clone()))
+            .flatten()
+    };
+    let mut modes: BTreeMap<i32, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for i in infos.iter() {
+        if let Some(m) = mode(i) {
+            modes.entry(i.listener.port).or_default().insert(m);
+        }
+    }
+    for i in infos.iter_mut() {
+        if mode(i).is_some() && modes[&i.listener.port].len() > 1 {
+            let why = (
+                Reason::ProtocolConflict,
+                format!(
+                    "port {} has TLS listeners in both Passthrough and Terminate mode, which Pylon does not serve on one port",
+                    i.listener.port
+                ),
+            );
+            i.problems.not_accepted = Some(why.clone());
+            i.problems.conflicted = Some(why);
+        }
     }
 }
 

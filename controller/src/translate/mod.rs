@@ -123,6 +123,7 @@ pub fn translate_with(s: &Snapshot, parts: &mut impl Parts) -> Translation {
     }
     t.http_routes = attach_all(s, &s.http_routes, parts, &mut owned);
     t.grpc_routes = attach_all(s, &s.grpc_routes, parts, &mut owned);
+    t.tls_routes = attach_all(s, &s.tls_routes, parts, &mut owned);
     let mut uses = backend_tls::Uses::default();
     for (key, o) in &owned {
         for c in o.clusters.values() {
@@ -195,15 +196,17 @@ fn attach_all<R: TranslateRule + Send + Sync + 'static>(
 /// A programmed listener in the data plane's terms (`None` if its port does not fit a u16,
 /// which the CRD already forbids).
 fn dp_listener(l: &gateway::ListenerInfo<'_>) -> Option<dp::Listener> {
-    let https = l.listener.protocol == "HTTPS";
+    // Only protocols `gateway::validate` accepts are programmed; TLS is passthrough there.
+    let protocol = match l.listener.protocol.as_str() {
+        "HTTPS" => dp::ListenerProtocol::Https,
+        "TLS" => dp::ListenerProtocol::Tls,
+        _ => dp::ListenerProtocol::Http,
+    };
+    let https = protocol == dp::ListenerProtocol::Https;
     Some(dp::Listener {
         name: l.config_name(),
         port: u16::try_from(l.listener.port).ok()?,
-        protocol: if https {
-            dp::ListenerProtocol::Https
-        } else {
-            dp::ListenerProtocol::Http
-        },
+        protocol,
         hostname: l.listener.hostname.clone(),
         tls: https.then(|| dp::ListenerTls {
             certificates: l

@@ -131,6 +131,9 @@ pub struct Translation {
     pub http_routes: BTreeMap<ObjectKey, ParentStatuses>,
     /// GRPCRoute parent statuses written by this controller (every route; empty = none ours).
     pub grpc_routes: BTreeMap<ObjectKey, ParentStatuses>,
+    /// TLSRoute parent statuses written by this controller (every route; empty = none ours).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tls_routes: BTreeMap<ObjectKey, ParentStatuses>,
     /// ListenerSet statuses (those naming a Gateway of this controller).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub listener_sets: BTreeMap<ObjectKey, ListenerSetStatus>,

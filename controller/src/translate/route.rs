@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::route::{
-    BackendRef, FilterKind, GrpcRule, HttpRule, ParentRef, Route, RouteRule,
+    BackendRef, FilterKind, GrpcRule, HttpRule, ParentRef, Route, RouteRule, TlsRule,
 };
 use crate::model::{GATEWAY_GROUP, ObjectKey};
 use crate::snapshot::Snapshot;
@@ -72,6 +72,22 @@ impl TranslateRule for GrpcRule {
     const DEFAULT_UPSTREAM: dp::BackendProtocol = dp::BackendProtocol::H2c;
     fn config_matches(&self) -> Vec<dp::RouteMatch> {
         self.matches.iter().map(config::grpc_match).collect()
+    }
+    fn config_timeouts(&self) -> Option<&crate::model::route::HttpTimeouts> {
+        None
+    }
+    fn rule_name(&self) -> Option<String> {
+        self.name.clone()
+    }
+}
+
+impl TranslateRule for TlsRule {
+    const DP_KIND: dp::RouteKind = dp::RouteKind::Tls;
+    const FILTERS: &'static [FilterKind] = &[];
+    // Unused: a passthrough listener relays bytes whatever the Service port says.
+    const DEFAULT_UPSTREAM: dp::BackendProtocol = dp::BackendProtocol::Http1;
+    fn config_matches(&self) -> Vec<dp::RouteMatch> {
+        vec![]
     }
     fn config_timeouts(&self) -> Option<&crate::model::route::HttpTimeouts> {
         None
