@@ -79,6 +79,20 @@ https_serves() {
   [ "$(jq -r .namespace <<<"$body")" = pylon-https ] || { echo "$body"; return 1; }
 }
 https_redirect() { location secure.example.com / https://secure.example.com/; }
+# The backend's own certificate answers through the Gateway: the handshake was relayed untouched.
+passthrough_serves() {
+  local body
+  body=$(curl -sS --max-time 5 --cacert "$cert_dir/examples/tls-passthrough/tls.crt" \
+    --resolve "passthrough.example.com:443:$addr" https://passthrough.example.com/) || return 1
+  [ "$(jq -r .namespace <<<"$body")" = pylon-tls-passthrough ] || { echo "$body"; return 1; }
+}
+# A name no TLSRoute takes gets no backend: the connection is closed before any answer.
+passthrough_unknown_name() {
+  if curl -sSk --max-time 5 --resolve "other.example.com:443:$addr" https://other.example.com/ 2>&1; then
+    echo "other.example.com was answered"; return 1
+  fi
+  return 0
+}
 grpc_echo() {
   # An empty EchoRequest is a 5-byte gRPC frame (uncompressed, length 0); the reply names the pod.
   local out
@@ -106,7 +120,9 @@ grant_required() {
 # becomes ready, and point $addr at its Gateway for the checks that follow.
 setup_example() {
   apply "$1" || return 1
-  if [ "$1" = https ]; then PYLON_CACHE=$cert_dir "$examples/https/make-cert.sh" >/dev/null || return 1; fi
+  case $1 in https | tls-passthrough)
+    PYLON_CACHE=$cert_dir "$examples/$1/make-cert.sh" >/dev/null || return 1 ;;
+  esac
   ready "$@"
 }
 example() {
@@ -149,6 +165,10 @@ example https pylon-https https
 expect "https: TLS with the generated certificate" eventually 30 https_serves
 expect "https: http redirected to https" eventually 30 https_redirect
 
+example tls-passthrough pylon-tls-passthrough passthrough
+expect "tls-passthrough: the backend's certificate and answer, by SNI" eventually 30 passthrough_serves
+expect "tls-passthrough: a name no route takes is closed" passthrough_unknown_name
+
 example grpc pylon-grpc grpc
 expect "grpc: GrpcEcho/Echo answered by the gRPC backend" eventually 30 grpc_echo
 
@@ -163,7 +183,7 @@ example cross-namespace pylon-xns-infra shared
 expect "cross-namespace: route in another namespace reaches the backend" eventually 30 cross_namespace
 expect "cross-namespace: without the ReferenceGrant, RefNotPermitted" grant_required
 
-for d in quickstart canary header-query-routing redirects-rewrites https grpc mirroring listener-sets cross-namespace; do
+for d in quickstart canary header-query-routing redirects-rewrites https tls-passthrough grpc mirroring listener-sets cross-namespace; do
   kubectl delete -f "$examples/$d/" --wait=false >/dev/null 2>&1
 done
 rm -rf "$cert_dir"

@@ -7,12 +7,18 @@
 #
 # The key and certificate stay outside the repository, in $PYLON_CACHE/examples/https; curl
 # trusts the certificate with --cacert "$PYLON_CACHE/examples/https/tls.crt".
+# CERT_EXAMPLE, CERT_HOST, CERT_NAMESPACE and CERT_SECRET make it another example's (see
+# examples/tls-passthrough/make-cert.sh).
 set -euo pipefail
-dir=${PYLON_CACHE:-$HOME/.cache/pylon}/examples/https
+example=${CERT_EXAMPLE:-https}
+host=${CERT_HOST:-secure.example.com}
+namespace=${CERT_NAMESPACE:-pylon-https}
+name=${CERT_SECRET:-secure-example-com}
+dir=${PYLON_CACHE:-$HOME/.cache/pylon}/examples/$example
 mkdir -p "$dir"
 if [ ! -s "$dir/tls.crt" ] || [ ! -s "$dir/tls.key" ]; then
-  openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=secure.example.com" \
-    -addext "subjectAltName=DNS:secure.example.com" \
+  openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=$host" \
+    -addext "subjectAltName=DNS:$host" \
     -keyout "$dir/tls.key" -out "$dir/tls.crt" 2>/dev/null
   chmod 600 "$dir/tls.key"
 fi
@@ -22,8 +28,8 @@ secret() {
 apiVersion: v1
 kind: Secret
 metadata:
-  name: secure-example-com
-  namespace: pylon-https
+  name: $name
+  namespace: $namespace
 type: kubernetes.io/tls
 data:
   tls.crt: $(base64 -w0 <"$dir/tls.crt")
