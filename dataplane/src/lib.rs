@@ -12,6 +12,7 @@ pub mod alloc;
 pub mod backend;
 pub mod body;
 pub mod client;
+pub mod client_hello;
 pub mod deadline;
 pub mod errors;
 pub mod fields;
