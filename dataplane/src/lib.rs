@@ -30,6 +30,7 @@ pub mod memory;
 pub mod metrics;
 pub mod native;
 pub mod outlier;
+pub mod passthrough;
 pub mod proxy;
 pub mod random;
 pub mod san;
