@@ -140,6 +140,49 @@ mod tests {
         out
     }
 
+    /// `record` (one ClientHello record) with the extension `(ty, data)` put first among its
+    /// extensions, every length around it grown to match.
+    fn with_extension(record: &[u8], ty: u16, data: &[u8]) -> Vec<u8> {
+        let added = 4 + data.len();
+        // Record header 5, handshake header 4, version 2, random 32.
+        let mut at = 5 + 4 + 2 + 32;
+        at += 1 + record[at] as usize; // session id
+        at += 2 + u16::from_be_bytes([record[at], record[at + 1]]) as usize; // cipher suites
+        at += 1 + record[at] as usize; // compression methods
+        let mut out = record.to_vec();
+        let grow16 = |out: &mut Vec<u8>, i: usize| {
+            let n = u16::from_be_bytes([out[i], out[i + 1]]) as usize + added;
+            out[i..i + 2].copy_from_slice(&(n as u16).to_be_bytes());
+        };
+        grow16(&mut out, 3);
+        let hs = u32::from_be_bytes([0, out[6], out[7], out[8]]) as usize + added;
+        out[6..9].copy_from_slice(&(hs as u32).to_be_bytes()[1..]);
+        grow16(&mut out, at);
+        let mut ext = ty.to_be_bytes().to_vec();
+        ext.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        ext.extend_from_slice(data);
+        out.splice(at + 2..at + 2, ext);
+        out
+    }
+
+    #[test]
+    fn grease_ech_and_unknown_extensions_are_ignored() {
+        // An outer ECH extension (draft-ietf-tls-esni §5): outer, HKDF-SHA256 / AES-128-GCM, config 0x42,
+        // a 32-byte encapsulated key, a 16-byte payload (as a client's ECH GREASE sends).
+        let mut ech = vec![0u8, 0, 1, 0, 1, 0x42, 0, 32];
+        ech.extend([7u8; 32]);
+        ech.extend([0, 16]);
+        ech.extend([9u8; 16]);
+        let mut hello = client_hello("a.example.com");
+        // GREASE (RFC 8701), an ECH outer extension with an opaque payload, and an unassigned
+        // type: the SNI (the ECH public name, for ECH) still routes.
+        for (ty, data) in [(0x0a0a, &b""[..]), (0xfe0d, &ech[..]), (0x7777, b"x")] {
+            hello = with_extension(&hello, ty, data);
+        }
+        let got = sni_of(&[&hello]).unwrap().unwrap();
+        assert_eq!(got.sni.as_deref(), Some("a.example.com"));
+    }
+
     fn sni_of(chunks: &[&[u8]]) -> Result<Option<Hello>, HelloError> {
         let mut peek = Peek::default();
         for c in chunks {
