@@ -1,7 +1,7 @@
-//! The JSON access log: one line per request on stdout. Lines are serialised straight into a
-//! shared buffer (no JSON tree, no per-line `println!` and its write syscall) and written in
-//! batches by [`AccessLog::flush`], which the binary calls every 100 ms and once at exit; a full
-//! buffer is written at once so memory stays bounded.
+//! The JSON access log: one line per request (per connection for TLS passthrough) on stdout.
+//! Lines are serialised straight into a shared buffer (no JSON tree, no per-line `println!` and
+//! its write syscall) and written in batches by [`AccessLog::flush`], which the binary calls
+//! every 100 ms and once at exit; a full buffer is written at once so memory stays bounded.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -26,6 +26,26 @@ pub struct Line<'a> {
     pub duration_ms: f64,
 }
 
+/// One TLS passthrough connection as logged (`crate::passthrough`): no request is seen, so
+/// the SNI name, the backend address and the bytes each way stand for method, path and status.
+#[derive(Debug, Serialize)]
+pub struct PassthroughLine<'a> {
+    pub ts_ms: u64,
+    pub peer: SocketAddr,
+    pub port: u16,
+    /// The ClientHello's SNI name; absent if it had none (or was not read).
+    pub sni: Option<&'a str>,
+    /// `namespace/name` of the TLSRoute, `_none` if none took the connection.
+    pub route: &'a str,
+    /// The endpoint relayed to, if one was connected.
+    pub backend: Option<SocketAddr>,
+    pub bytes_from_client: u64,
+    pub bytes_to_client: u64,
+    pub duration_ms: f64,
+    /// `metrics::PassthroughOutcome`'s label.
+    pub outcome: &'a str,
+}
+
 /// Buffered access-log lines waiting to be written.
 #[derive(Debug, Default)]
 pub struct AccessLog {
@@ -34,7 +54,7 @@ pub struct AccessLog {
 
 impl AccessLog {
     /// Appends `line` (JSON + newline); writes the batch now if the buffer is full.
-    pub fn log(&self, line: &Line<'_>) {
+    pub fn log<L: Serialize>(&self, line: &L) {
         let full = {
             let mut buf = self.buf.lock().expect("access log poisoned");
             if serde_json::to_writer(&mut *buf, line).is_err() {

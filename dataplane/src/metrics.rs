@@ -36,6 +36,52 @@ impl Engine {
     }
 }
 
+/// How a TLS passthrough connection ended (`crate::passthrough`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassthroughOutcome {
+    /// Relayed to a backend until both sides were done (or the idle timeout).
+    Relayed,
+    /// No TLSRoute takes the SNI name (or no listener of the port does).
+    NoRoute,
+    /// Not a TLS ClientHello, malformed, too large, or not complete in time.
+    BadClientHello,
+    /// The route's backendRef chosen is one the controller found invalid (or none has weight).
+    InvalidBackend,
+    /// No usable endpoint, or every connect tried failed.
+    BackendUnavailable,
+}
+
+impl PassthroughOutcome {
+    const ALL: [PassthroughOutcome; 5] = [
+        PassthroughOutcome::Relayed,
+        PassthroughOutcome::NoRoute,
+        PassthroughOutcome::BadClientHello,
+        PassthroughOutcome::InvalidBackend,
+        PassthroughOutcome::BackendUnavailable,
+    ];
+
+    /// The metric label and access-log value.
+    pub fn label(self) -> &'static str {
+        match self {
+            PassthroughOutcome::Relayed => "relayed",
+            PassthroughOutcome::NoRoute => "no_route",
+            PassthroughOutcome::BadClientHello => "bad_client_hello",
+            PassthroughOutcome::InvalidBackend => "invalid_backend",
+            PassthroughOutcome::BackendUnavailable => "backend_unavailable",
+        }
+    }
+}
+
+/// TLS passthrough counters: one increment per connection and two per relay, so plain
+/// atomics (no per-worker shards as for requests).
+#[derive(Debug, Default)]
+struct Passthrough {
+    /// Connections per [`PassthroughOutcome`], indexed by its discriminant.
+    outcomes: [AtomicU64; PassthroughOutcome::ALL.len()],
+    from_client: AtomicU64,
+    to_client: AtomicU64,
+}
+
 /// route → code → count.
 type Series = HashMap<String, BTreeMap<u16, u64>>;
 
@@ -60,6 +106,7 @@ struct Shard(Mutex<Counts>);
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: [Shard; SHARDS],
+    passthrough: Passthrough,
     pub active_connections: AtomicI64,
     /// The highest `active_connections` since [`crate::memory`] last looked.
     pub peak_connections: AtomicI64,
@@ -101,6 +148,24 @@ impl Metrics {
         c.latency_count += 1;
         c.latency_sum_us += latency.as_micros() as u64;
         c.engines[engine as usize] += 1;
+    }
+
+    /// Counts a finished TLS passthrough connection and the bytes it relayed each way.
+    pub fn record_passthrough(
+        &self,
+        outcome: PassthroughOutcome,
+        from_client: u64,
+        to_client: u64,
+    ) {
+        let p = &self.passthrough;
+        p.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        p.from_client.fetch_add(from_client, Ordering::Relaxed);
+        p.to_client.fetch_add(to_client, Ordering::Relaxed);
+    }
+
+    /// TLS passthrough connections that ended with `outcome` so far.
+    pub fn passthrough(&self, outcome: PassthroughOutcome) -> u64 {
+        self.passthrough.outcomes[outcome as usize].load(Ordering::Relaxed)
     }
 
     /// Requests served by `engine` so far, summed over the workers.
@@ -174,6 +239,26 @@ impl Metrics {
                 engines[engine as usize]
             );
         }
+        s.push_str("# HELP pylon_tls_passthrough_connections_total TLS passthrough connections by how they ended.\n# TYPE pylon_tls_passthrough_connections_total counter\n");
+        for outcome in PassthroughOutcome::ALL {
+            let _ = writeln!(
+                s,
+                "pylon_tls_passthrough_connections_total{{outcome=\"{}\"}} {}",
+                outcome.label(),
+                self.passthrough(outcome)
+            );
+        }
+        s.push_str("# HELP pylon_tls_passthrough_bytes_total Bytes TLS passthrough connections relayed, by direction.\n# TYPE pylon_tls_passthrough_bytes_total counter\n");
+        for (direction, n) in [
+            ("client_to_backend", &self.passthrough.from_client),
+            ("backend_to_client", &self.passthrough.to_client),
+        ] {
+            let _ = writeln!(
+                s,
+                "pylon_tls_passthrough_bytes_total{{direction=\"{direction}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             s,
             "# TYPE pylon_active_connections gauge\npylon_active_connections {}",
@@ -228,6 +313,25 @@ mod tests {
                 && text.contains("pylon_requests_by_engine_total{engine=\"hyper\"} 3\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn passthrough_connections_are_counted_by_outcome() {
+        let m = Metrics::default();
+        m.record_passthrough(PassthroughOutcome::Relayed, 10, 20);
+        m.record_passthrough(PassthroughOutcome::Relayed, 1, 2);
+        m.record_passthrough(PassthroughOutcome::NoRoute, 0, 0);
+        assert_eq!(m.passthrough(PassthroughOutcome::Relayed), 2);
+        let text = m.render(true);
+        for line in [
+            "pylon_tls_passthrough_connections_total{outcome=\"relayed\"} 2\n",
+            "pylon_tls_passthrough_connections_total{outcome=\"no_route\"} 1\n",
+            "pylon_tls_passthrough_connections_total{outcome=\"backend_unavailable\"} 0\n",
+            "pylon_tls_passthrough_bytes_total{direction=\"client_to_backend\"} 11\n",
+            "pylon_tls_passthrough_bytes_total{direction=\"backend_to_client\"} 22\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

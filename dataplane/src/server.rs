@@ -1,6 +1,6 @@
 //! Listener sockets: binds a socket per configured port (and unbinds removed ones) whenever a
 //! new table is swapped in; serves HTTP/1.1, h2c and TLS (SNI certificate, ALPN h2) with the
-//! connection limits; drains gracefully.
+//! connection limits, and TLS passthrough ports (`crate::passthrough`); drains gracefully.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +21,7 @@ use crate::limits::Limits;
 use crate::native::ClientIo;
 use crate::proxy::{ConnInfo, Transport};
 use crate::state::Shared;
+use pylon_config::ListenerProtocol;
 
 /// Which code serves HTTP/1.1 client connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -280,10 +281,25 @@ async fn serve_connection(
     port: u16,
     serving: Serving,
 ) {
-    let tls = serving
+    let (protocol, tls) = serving
         .shared
-        .table()
-        .and_then(|t| t.ports.get(&port).and_then(|p| p.tls.clone()));
+        .table_guard()
+        .as_ref()
+        .and_then(|t| t.ports.get(&port))
+        .map_or((ListenerProtocol::Http, None), |p| {
+            (p.protocol, p.tls.clone())
+        });
+    if protocol == ListenerProtocol::Tls {
+        // Reads the ClientHello at once: registered from the start, like a handshake.
+        let Ok(stream) = TcpStream::from_std(stream.into()) else {
+            return;
+        };
+        let Serving { shared, limits, .. } = serving;
+        return Box::pin(crate::passthrough::serve(
+            stream, peer, port, &shared, &limits,
+        ))
+        .await;
+    }
     // The TLS path is boxed: its state machine is several kB, and an unboxed one would make
     // every connection's task that big (allocated and moved on each accept).
     if let Some(cfg) = tls {

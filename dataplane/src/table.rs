@@ -191,27 +191,41 @@ pub struct Found<'a> {
 }
 
 impl ListenerTable {
-    /// The winning rule for a request to `host` (normalised), if any.
-    pub fn lookup(&self, host: &str, req: &RequestView<'_>, grpc: bool) -> Option<Found<'_>> {
-        let groups = self
-            .exact
+    /// The host groups that may take `host`, in hostname precedence: exact, longer wildcards,
+    /// routes without hostnames.
+    fn groups(&self, host: &str) -> impl Iterator<Item = &HostGroup> {
+        self.exact
             .get(host)
             .map(|g| &**g)
             .into_iter()
             .chain(
                 self.wildcard
                     .iter()
-                    .filter(|(p, _)| host_matches(p, host))
+                    .filter(move |(p, _)| host_matches(p, host))
                     .map(|(_, g)| &**g),
             )
-            .chain(std::iter::once(&*self.any));
-        groups
+            .chain(std::iter::once(&*self.any))
+    }
+
+    /// The winning rule for a request to `host` (normalised), if any.
+    pub fn lookup(&self, host: &str, req: &RequestView<'_>, grpc: bool) -> Option<Found<'_>> {
+        self.groups(host)
             .filter_map(|g| g.find(req, grpc))
             .map(|e| Found {
                 rule: &e.rule,
                 matcher: &e.matcher,
             })
             .next()
+    }
+
+    /// The rule of the TLSRoute that takes a passthrough connection whose ClientHello named
+    /// `sni` (lowercase; `""` without SNI, which only routes without hostnames take): the
+    /// same hostname precedence as [`lookup`](Self::lookup), then within a host group the
+    /// oldest route, then `namespace/name` (a TLSRoute rule has no matches to rank).
+    pub fn lookup_sni(&self, sni: &str) -> Option<&Arc<CompiledRule>> {
+        self.groups(sni)
+            .find_map(|g| g.entries.iter().find(|e| e.rule.kind == RouteKind::Tls))
+            .map(|e| &e.rule)
     }
 
     fn build(

@@ -7,8 +7,8 @@
 mod module_graph;
 
 const LAYERS: &[&[&str]] = &[
-    // Foundation: the body type, field and header parsers, per-thread helpers, matching. Nothing
-    // here knows of a connection or a backend.
+    // Foundation: the body type, field and header parsers (and the ClientHello reader),
+    // per-thread helpers, matching. Nothing here knows of a connection or a backend.
     &[
         "alloc",
         "body",
@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
         "idle",
         "lazy_tcp",
         "san",
+        "client_hello",
         "outlier",
         "accesslog",
         "filters",
@@ -43,8 +44,8 @@ const LAYERS: &[&[&str]] = &[
     // The request path: selection, plan, forwarding, tunnels.
     &["proxy"],
     // The serving engines: hyper's and the native HTTP/1.1 one (which hands hyper what it
-    // does not serve).
-    &["hyper_serve", "native"],
+    // does not serve), and TLS passthrough (which relays bytes, no requests).
+    &["hyper_serve", "native", "passthrough"],
     // Listeners.
     &["server"],
     // What runs beside the listeners: the controller client, the admin server, memory upkeep.
