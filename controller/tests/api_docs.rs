@@ -407,6 +407,11 @@ fn label_note(label: &str) -> &'static str {
             "`engine`: `native` (the HTTP/1.1 engine) or `hyper` (HTTP/2, h2c, and what the \
              native engine hands over)"
         }
+        "outcome" => {
+            "`outcome`: how a TLS passthrough connection ended: `relayed`, `no_route`, \
+             `bad_client_hello`, `invalid_backend` or `backend_unavailable`"
+        }
+        "direction" => "`direction`: `client_to_backend` or `backend_to_client`",
         other => panic!("label {other} is undocumented; describe it in label_note"),
     }
 }

@@ -167,8 +167,8 @@ mod tests {
 
     #[test]
     fn grease_ech_and_unknown_extensions_are_ignored() {
-        // An outer ECH extension (draft-ietf-tls-esni §5): outer, HKDF-SHA256 / AES-128-GCM, config 0x42,
-        // a 32-byte encapsulated key, a 16-byte payload (as a client's ECH GREASE sends).
+        // An outer ECH extension (draft-ietf-tls-esni §5): outer, HKDF-SHA256 / AES-128-GCM,
+        // config 0x42, a 32-byte encapsulated key, a 16-byte payload (as ECH GREASE sends).
         let mut ech = vec![0u8, 0, 1, 0, 1, 0x42, 0, 32];
         ech.extend([7u8; 32]);
         ech.extend([0, 16]);
