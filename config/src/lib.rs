@@ -59,7 +59,7 @@ pub struct Listener {
     /// Exact (`foo.example.com`) or wildcard (`*.example.com`); absent = any host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
-    /// Required for HTTPS, forbidden for HTTP.
+    /// Required for HTTPS, forbidden for HTTP; for TLS, present = terminate, absent = passthrough.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ListenerTls>,
     /// Routes attached to this listener (already filtered by the controller). Shared (`Arc`):
@@ -73,13 +73,16 @@ pub struct Listener {
 pub enum ListenerProtocol {
     Http,
     Https,
-    /// TLS passthrough: the SNI name of the client's ClientHello picks a TLSRoute, and the
-    /// connection's bytes, ClientHello included, are relayed to its backend unchanged (the
-    /// backend terminates TLS). No `tls`; every route is a [`RouteKind::Tls`].
+    /// TLSRoutes: the SNI name of the client's ClientHello picks the listener (most specific
+    /// hostname) and a TLSRoute of it; every route is a [`RouteKind::Tls`]. Without `tls` the
+    /// listener passes TLS through: the connection's bytes, ClientHello included, are relayed
+    /// to the backend unchanged (the backend terminates TLS). With `tls` it terminates: the
+    /// data plane completes the handshake with its certificates and relays the decrypted bytes
+    /// to the backend in plain TCP. Listeners of both kinds may share a port (SNI decides).
     Tls,
 }
 
-/// Server certificates of an HTTPS listener.
+/// Server certificates of an HTTPS listener or a terminating TLS one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListenerTls {

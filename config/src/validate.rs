@@ -121,10 +121,6 @@ impl Validator {
                 (ListenerProtocol::Http, Some(_)) => {
                     self.err(format!("{p}.tls"), "not allowed for HTTP")
                 }
-                (ListenerProtocol::Tls, Some(_)) => self.err(
-                    format!("{p}.tls"),
-                    "not allowed for TLS passthrough (the backend terminates TLS)",
-                ),
                 (_, Some(tls)) => {
                     if scope.is_none_or(|t| t.listeners.contains(&l.name)) {
                         self.listener_tls(&format!("{p}.tls"), tls);
@@ -786,10 +782,25 @@ mod tests {
             );
             assert!(found.contains(&want), "{want} missing from {found:?}");
         }
+        // A terminating TLS listener's certificates are checked as an HTTPS listener's are, and
+        // it shares a port with passthrough ones.
         assert!(
             errors("{name: l, port: 443, protocol: TLS, tls: {certificates: []}}")
                 .iter()
-                .any(|e| e.starts_with("listeners[0].tls: not allowed for TLS passthrough")),
+                .any(|e| e.starts_with("listeners[0].tls.certificates: ")),
+        );
+        // Only the (dummy) certificate is refused: nothing about mixing modes on a port.
+        let mixed = errors(&format!(
+            "{{name: t, port: 443, protocol: TLS, hostname: t.example.com, \
+             tls: {{certificates: [{{certPem: x, keyPem: y}}]}}, routes: [{tls}]}}, \
+             {{name: p, port: 443, protocol: TLS, hostname: p.example.com, routes: [{tls}]}}"
+        ));
+        assert!(!mixed.is_empty());
+        assert!(
+            mixed
+                .iter()
+                .all(|e| e.starts_with("listeners[0].tls.certificates[0].")),
+            "{mixed:?}"
         );
     }
 }
