@@ -78,14 +78,12 @@ conformance: install ## Gateway API v1.5.1 conformance: report, summary, regress
 
 # Every suite runs even when an earlier one fails, so one run shows everything that is broken.
 e2e: install ## end-to-end tests against the local cluster (leaves it up, Pylon uninstalled last)
-	@rc=0; \
-	  bash e2e/cluster.sh || rc=1; \
-	  bash e2e/gateway.sh || rc=1; \
-	  bash e2e/faults.sh || rc=1; \
-	  bash examples/e2e.sh || rc=1; \
-	  bash scripts/conformance.sh || rc=1; \
-	  bash e2e/uninstall.sh || rc=1; \
-	  exit $$rc
+	@failed=; \
+	  for suite in e2e/cluster.sh e2e/gateway.sh e2e/faults.sh examples/e2e.sh scripts/conformance.sh e2e/uninstall.sh; do \
+	    bash $$suite || failed="$$failed $$suite"; \
+	  done; \
+	  if [ -n "$$failed" ]; then echo "e2e: FAILED:$$failed (their 'not ok' lines above)"; exit 1; fi; \
+	  echo "e2e: all suites passed"
 
 demo: ## on a machine with no cluster: local cluster, Pylon, the quickstart, one request through it
 	@bash scripts/demo.sh

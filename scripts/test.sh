@@ -95,7 +95,10 @@ stop_if_failed 2
 # 3. The cluster suites, the release and fuzz builds beside them.
 spawn --nice release-build release_builds
 spawn --nice fuzz-build env FUZZ_BUILD_ONLY=1 bash scripts/fuzz.sh
-step e2e mk e2e
+# Its output is also kept, so the failures can be repeated at the end, where a truncated CI log
+# still shows them.
+e2e() { mk e2e 2>&1 | tee "$logs/e2e.log"; }
+step e2e e2e
 step cluster-down mk cluster-down
 step check-clean bash conformance/cluster/check-clean.sh
 join release-build
@@ -110,6 +113,10 @@ step images-check mk images-check
 if [ "$rc" = 0 ]; then
   echo "test: all passed in $((SECONDS - start))s"
 else
+  # What failed, gathered from the suites' output: each "FAIL - " check with the first lines of
+  # its output, and e2e's list of failed suites.
+  awk '/^FAIL - |^e2e: FAILED/ { n = 12; print; next } n > 0 && /^       / { n--; print; next } { n = 0 }' \
+    "$logs"/*.log 2>/dev/null | sed 's/^/test: failure: /'
   echo "test: FAILED after $((SECONDS - start))s (the steps marked FAILED above)"
 fi
 exit "$rc"
