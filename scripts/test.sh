@@ -48,17 +48,25 @@ spawn() {
   local name=$1; shift
   starts[$name]=$SECONDS
   # A subshell that sets its own priority: the commands may be functions, which nice cannot run.
-  (renice -n "$niceness" -p "$BASHPID" >/dev/null && "$@") >"$logs/$name.log" 2>&1 &
+  # It writes how long it took itself: join may come much later.
+  (
+    renice -n "$niceness" -p "$BASHPID" >/dev/null && "$@"
+    status=$?
+    echo "$((SECONDS - starts[$name]))" >"$logs/$name.time"
+    exit "$status"
+  ) >"$logs/$name.log" 2>&1 &
   pids[$name]=$!
 }
 join() {
   local name=$1 status=0
   wait "${pids[$name]}" || status=$?
   sed "s/^/[$name] /" "$logs/$name.log"
+  local took
+  took="$(cat "$logs/$name.time" 2>/dev/null || echo '?')s, joined after $((SECONDS - starts[$name]))s"
   if [ "$status" = 0 ]; then
-    echo "test: $name ok (background, $((SECONDS - starts[$name]))s)"
+    echo "test: $name ok (background, $took)"
   else
-    echo "test: $name FAILED (background, $((SECONDS - starts[$name]))s)"
+    echo "test: $name FAILED (background, $took)"
     rc=1
   fi
 }
