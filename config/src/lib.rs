@@ -80,6 +80,35 @@ pub enum ListenerProtocol {
     /// data plane completes the handshake with its certificates and relays the decrypted bytes
     /// to the backend in plain TCP. Listeners of both kinds may share a port (SNI decides).
     Tls,
+    /// TCPRoutes: each connection is relayed to a backend of the listener's route (the first
+    /// in canonical order; one listener per port, no hostname, no `tls`).
+    Tcp,
+    /// UDPRoutes: each client address is a session relayed to a backend of the listener's
+    /// route (as for TCP), ended after an idle timeout.
+    Udp,
+}
+
+impl ListenerProtocol {
+    /// The route kinds that attach to a listener of this protocol.
+    pub fn takes(self, kind: RouteKind) -> bool {
+        matches!(
+            (self, kind),
+            (
+                ListenerProtocol::Http | ListenerProtocol::Https,
+                RouteKind::Http | RouteKind::Grpc
+            ) | (ListenerProtocol::Tls, RouteKind::Tls)
+                | (ListenerProtocol::Tcp, RouteKind::Tcp)
+                | (ListenerProtocol::Udp, RouteKind::Udp)
+        )
+    }
+
+    /// Whether its connections are relayed as bytes (no HTTP): TLS, TCP and UDP.
+    pub fn is_l4(self) -> bool {
+        matches!(
+            self,
+            ListenerProtocol::Tls | ListenerProtocol::Tcp | ListenerProtocol::Udp
+        )
+    }
 }
 
 /// Server certificates of an HTTPS listener or a terminating TLS one.
@@ -128,7 +157,8 @@ pub struct Certificate {
     pub key_pem: String,
 }
 
-/// Ordered: HTTPRoute before GRPCRoute in a listener's canonical route order (`delta::route_order`).
+/// Ordered: HTTPRoute before GRPCRoute in a listener's canonical route order (`delta::route_order`);
+/// the L4 kinds never share a listener with another kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RouteKind {
     #[serde(rename = "HTTPRoute")]
@@ -139,6 +169,13 @@ pub enum RouteKind {
     /// takes, and its one rule has only `backendRefs` (no matches, filters, timeouts or retry).
     #[serde(rename = "TLSRoute")]
     Tls,
+    /// A TCPRoute on a [`ListenerProtocol::Tcp`] listener: no hostnames, one rule of
+    /// `backendRefs` only.
+    #[serde(rename = "TCPRoute")]
+    Tcp,
+    /// A UDPRoute on a [`ListenerProtocol::Udp`] listener: as a TCPRoute.
+    #[serde(rename = "UDPRoute")]
+    Udp,
 }
 
 impl RouteKind {
@@ -148,7 +185,14 @@ impl RouteKind {
             RouteKind::Http => "HTTPRoute",
             RouteKind::Grpc => "GRPCRoute",
             RouteKind::Tls => "TLSRoute",
+            RouteKind::Tcp => "TCPRoute",
+            RouteKind::Udp => "UDPRoute",
         }
+    }
+
+    /// Whether it relays bytes (TLS, TCP, UDP): exactly one rule, of `backendRefs` only.
+    pub fn is_l4(self) -> bool {
+        matches!(self, RouteKind::Tls | RouteKind::Tcp | RouteKind::Udp)
     }
 }
 

@@ -76,8 +76,9 @@ impl Validator {
             );
         }
         let mut names = BTreeSet::new();
-        let mut by_port: BTreeMap<u16, (ListenerProtocol, BTreeSet<Option<String>>)> =
-            BTreeMap::new();
+        // Per (UDP?, port): the port's protocol and its listeners' hostnames.
+        type PortUse<'c> = (ListenerProtocol, BTreeSet<Option<&'c str>>);
+        let mut by_port: BTreeMap<(bool, u16), PortUse<'_>> = BTreeMap::new();
         // One TLS handshake serves every listener of a port, so they share client validation.
         let mut validation_by_port = BTreeMap::new();
         for (i, l) in c.listeners.iter().enumerate() {
@@ -93,11 +94,19 @@ impl Validator {
             if l.port == 0 {
                 self.err(format!("{p}.port"), "must be 1-65535");
             }
-            if let Some(h) = &l.hostname {
-                self.hostname(format!("{p}.hostname"), h);
+            let bare = matches!(l.protocol, ListenerProtocol::Tcp | ListenerProtocol::Udp);
+            match &l.hostname {
+                // Nothing in a TCP segment or UDP datagram names a host to choose by.
+                Some(_) if bare => self.err(
+                    format!("{p}.hostname"),
+                    format!("not allowed for {:?} (nothing names a host)", l.protocol),
+                ),
+                Some(h) => self.hostname(format!("{p}.hostname"), h),
+                None => {}
             }
+            // UDP ports are a space of their own: TCP and UDP listeners may share a number.
             let entry = by_port
-                .entry(l.port)
+                .entry((l.protocol == ListenerProtocol::Udp, l.port))
                 .or_insert_with(|| (l.protocol, BTreeSet::new()));
             if entry.0 != l.protocol {
                 self.err(
@@ -108,7 +117,7 @@ impl Validator {
                     ),
                 );
             }
-            if !entry.1.insert(l.hostname.clone()) {
+            if !entry.1.insert(l.hostname.as_deref()) {
                 self.err(
                     format!("{p}.hostname"),
                     format!("another listener on port {} has the same hostname", l.port),
@@ -118,9 +127,13 @@ impl Validator {
                 (ListenerProtocol::Https, None) => {
                     self.err(format!("{p}.tls"), "required for HTTPS")
                 }
-                (ListenerProtocol::Http, Some(_)) => {
-                    self.err(format!("{p}.tls"), "not allowed for HTTP")
-                }
+                (
+                    ListenerProtocol::Http | ListenerProtocol::Tcp | ListenerProtocol::Udp,
+                    Some(_),
+                ) => self.err(
+                    format!("{p}.tls"),
+                    format!("not allowed for {:?}", l.protocol),
+                ),
                 (_, Some(tls)) => {
                     if scope.is_none_or(|t| t.listeners.contains(&l.name)) {
                         self.listener_tls(&format!("{p}.tls"), tls);
@@ -144,11 +157,11 @@ impl Validator {
                 if scope.is_some_and(|t| !t.rebuilds(&l.name, r)) {
                     continue;
                 }
-                if (l.protocol == ListenerProtocol::Tls) != (r.kind == RouteKind::Tls) {
+                if !l.protocol.takes(r.kind) {
                     self.err(
                         format!("{p}.routes[{j}].kind"),
                         format!(
-                            "{} cannot attach to a {:?} listener (TLSRoutes attach only to TLS ones)",
+                            "{} cannot attach to a {:?} listener",
                             r.kind.as_str(),
                             l.protocol
                         ),
@@ -217,8 +230,17 @@ impl Validator {
         for (i, h) in r.hostnames.iter().enumerate() {
             self.hostname(format!("{p}.hostnames[{i}]"), h);
         }
-        if r.kind == RouteKind::Tls && r.rules.len() != 1 {
-            self.err(format!("{p}.rules"), "a TLSRoute has exactly one rule");
+        if r.kind.is_l4() && r.rules.len() != 1 {
+            self.err(
+                format!("{p}.rules"),
+                format!("a {} has exactly one rule", r.kind.as_str()),
+            );
+        }
+        if matches!(r.kind, RouteKind::Tcp | RouteKind::Udp) && !r.hostnames.is_empty() {
+            self.err(
+                format!("{p}.hostnames"),
+                format!("not allowed in a {}", r.kind.as_str()),
+            );
         }
         for (i, rule) in r.rules.iter().enumerate() {
             self.rule(&format!("{p}.rules[{i}]"), r.kind, rule, backend_exists);
@@ -232,7 +254,7 @@ impl Validator {
         rule: &Rule,
         backend_exists: &dyn Fn(&str) -> bool,
     ) {
-        if kind == RouteKind::Tls {
+        if kind.is_l4() {
             let backend_filters = rule
                 .backend_refs
                 .iter()
@@ -247,7 +269,10 @@ impl Validator {
                 if set {
                     self.err(
                         format!("{p}.{field}"),
-                        "not allowed in a TLSRoute rule (it relays bytes, not requests)",
+                        format!(
+                            "not allowed in a {} rule (it relays bytes, not requests)",
+                            kind.as_str()
+                        ),
                     );
                 }
             }
@@ -360,8 +385,8 @@ impl Validator {
                     self.err(format!("{p}.grpc"), "only allowed in GRPCRoute rules");
                 }
             }
-            // Reported by `rule`: a TLSRoute rule has no matches at all.
-            RouteKind::Tls => {}
+            // Reported by `rule`: an L4 rule has no matches at all.
+            RouteKind::Tls | RouteKind::Tcp | RouteKind::Udp => {}
             RouteKind::Grpc => {
                 for (set, field) in [
                     (m.path.is_some(), "path"),
@@ -741,17 +766,13 @@ mod tests {
                 "{{name: l, port: 443, protocol: TLS, routes: [{}]}}",
                 route("HTTPRoute", plain)
             )),
-            [
-                "listeners[0].routes[0].kind: HTTPRoute cannot attach to a Tls listener (TLSRoutes attach only to TLS ones)"
-            ]
+            ["listeners[0].routes[0].kind: HTTPRoute cannot attach to a Tls listener"]
         );
         assert_eq!(
             errors(&format!(
                 "{{name: l, port: 80, protocol: HTTP, routes: [{tls}]}}"
             )),
-            [
-                "listeners[0].routes[0].kind: TLSRoute cannot attach to a Http listener (TLSRoutes attach only to TLS ones)"
-            ]
+            ["listeners[0].routes[0].kind: TLSRoute cannot attach to a Http listener"]
         );
         assert_eq!(
             errors(&format!(
@@ -788,6 +809,36 @@ mod tests {
             errors("{name: l, port: 443, protocol: TLS, tls: {certificates: []}}")
                 .iter()
                 .any(|e| e.starts_with("listeners[0].tls.certificates: ")),
+        );
+        // TCP and UDP: one rule, no hostnames anywhere, and a TCP and a UDP listener may share
+        // a port number.
+        let tcp = |hostnames: &str| {
+            format!(
+                "{{kind: TCPRoute, namespace: n, name: t, creationTimestamp: '2024-01-01T00:00:00Z', \
+                 hostnames: [{hostnames}], rules: {plain}}}"
+            )
+        };
+        let udp = tcp("").replace("TCPRoute", "UDPRoute");
+        assert_eq!(
+            errors(&format!(
+                "{{name: t, port: 53, protocol: TCP, routes: [{}]}}, \
+                 {{name: u, port: 53, protocol: UDP, routes: [{udp}]}}",
+                tcp("")
+            )),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors(&format!(
+                "{{name: t, port: 53, protocol: TCP, hostname: a.example.com, routes: [{}]}}, \
+                 {{name: u, port: 53, protocol: UDP, routes: [{}]}}",
+                tcp("a.example.com"),
+                tcp("")
+            )),
+            [
+                "listeners[0].hostname: not allowed for Tcp (nothing names a host)",
+                "listeners[0].routes[0].hostnames: not allowed in a TCPRoute",
+                "listeners[1].routes[0].kind: TCPRoute cannot attach to a Udp listener",
+            ]
         );
         // Only the (dummy) certificate is refused: nothing about mixing modes on a port.
         let mixed = errors(&format!(

@@ -114,8 +114,8 @@ impl Matcher {
                 value.len(),
             )),
             (None, RouteKind::Http) => Some(PathCond::Prefix(String::new())),
-            // A TLSRoute's connection never reaches request matching (its listener relays bytes).
-            (None, RouteKind::Grpc | RouteKind::Tls) => None,
+            // An L4 route's connection never reaches request matching (its listener relays bytes).
+            (None, RouteKind::Grpc | RouteKind::Tls | RouteKind::Tcp | RouteKind::Udp) => None,
         };
         let headers = m
             .headers
@@ -296,7 +296,8 @@ impl Ord for Precedence {
         let kind_rank = |k: RouteKind| match k {
             RouteKind::Grpc => 0,
             RouteKind::Http => 1,
-            RouteKind::Tls => 2,
+            // Never beside HTTP kinds on a listener: any rank would do.
+            RouteKind::Tls | RouteKind::Tcp | RouteKind::Udp => 2,
         };
         kind_rank(self.kind)
             .cmp(&kind_rank(o.kind))

@@ -31,6 +31,13 @@ pub enum BuildError {
         #[source]
         source: pylon_config::pem::PemError,
     },
+    /// A listener protocol the contract names but this data plane does not serve yet: refused
+    /// rather than served as something else.
+    #[error("listener {listener}: protocol {protocol:?} is not served by this data plane")]
+    Unserved {
+        listener: String,
+        protocol: ListenerProtocol,
+    },
 }
 
 /// Filters of a rule or of one backendRef, by kind.
@@ -469,6 +476,12 @@ fn assemble(
 ) -> Result<BTreeMap<u16, PortTable>, BuildError> {
     let mut ports: BTreeMap<u16, PortTable> = BTreeMap::new();
     for (l, lt) in config.listeners.iter().zip(listeners) {
+        if matches!(l.protocol, ListenerProtocol::Tcp | ListenerProtocol::Udp) {
+            return Err(BuildError::Unserved {
+                listener: l.name.clone(),
+                protocol: l.protocol,
+            });
+        }
         let port = ports.entry(l.port).or_insert_with(|| PortTable {
             protocol: l.protocol,
             listeners: Vec::new(),

@@ -147,3 +147,17 @@ fn a_backend_change_rebuilds_the_groups_that_use_it() {
     ));
     assert_eq!(shape(&after), shape(&build(&new)));
 }
+
+#[test]
+fn a_listener_protocol_not_served_yet_is_refused_not_served_as_http() {
+    let config: Config = serde_yaml::from_str(&format!(
+        "{{apiVersion: {}, listeners: [{{name: db, port: 5432, protocol: TCP}}]}}",
+        pylon_config::API_VERSION
+    ))
+    .unwrap();
+    let err = RouteTable::build("v".into(), Arc::new(config), &Clients::new()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "listener db: protocol Tcp is not served by this data plane"
+    );
+}
