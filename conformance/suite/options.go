@@ -34,6 +34,7 @@ const (
 var defaultProfiles = []string{
 	string(suite.GatewayHTTPConformanceProfileName),
 	string(suite.GatewayGRPCConformanceProfileName),
+	string(suite.GatewayTLSConformanceProfileName),
 }
 
 // knownProfiles are the profile names the v1.5.1 suite defines.

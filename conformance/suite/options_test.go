@@ -25,8 +25,9 @@ func TestDefaultsBuildInferringOptions(t *testing.T) {
 		t.Errorf("options would not infer features from the GatewayClass: %+v", opts)
 	}
 	if !opts.ConformanceProfiles.Has(suite.GatewayHTTPConformanceProfileName) ||
-		!opts.ConformanceProfiles.Has(suite.GatewayGRPCConformanceProfileName) || opts.ConformanceProfiles.Len() != 2 {
-		t.Errorf("profiles = %v, want GATEWAY-HTTP and GATEWAY-GRPC", opts.ConformanceProfiles.UnsortedList())
+		!opts.ConformanceProfiles.Has(suite.GatewayGRPCConformanceProfileName) ||
+		!opts.ConformanceProfiles.Has(suite.GatewayTLSConformanceProfileName) || opts.ConformanceProfiles.Len() != 3 {
+		t.Errorf("profiles = %v, want GATEWAY-HTTP, GATEWAY-GRPC and GATEWAY-TLS", opts.ConformanceProfiles.UnsortedList())
 	}
 	impl := opts.Implementation
 	if impl.Organization != "pylon-dev" || impl.Project != "pylon" || impl.URL != "https://github.com/pylon-dev/pylon" ||

@@ -44,11 +44,7 @@ impl FirstStatus {
     ) -> Option<Instant> {
         let mut waiting = BTreeMap::new();
         let mut next: Option<Instant> = None;
-        for (kind, routes) in [
-            ("HTTPRoute", &mut t.http_routes),
-            ("GRPCRoute", &mut t.grpc_routes),
-            ("TLSRoute", &mut t.tls_routes),
-        ] {
+        for (kind, routes) in t.routes_mut() {
             routes.retain(|key, parents| {
                 if !pending(parents) || has_status(kind, key) {
                     return true;

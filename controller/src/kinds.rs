@@ -77,12 +77,26 @@ pub trait Kind: Send + Sync + 'static {
 }
 
 /// A Gateway API resource at the version Pylon reads.
+/// That is the version of its generated type (the pinned CRD's storage version), so moving the
+/// pins moves what is watched.
 pub fn gateway_api(kind: &str) -> ApiResource {
-    let version = match kind {
-        "ReferenceGrant" => "v1beta1",
-        _ => "v1",
-    };
-    ApiResource::from_gvk(&GroupVersionKind::gvk(GATEWAY_GROUP, version, kind))
+    fn of<T: kube::Resource<DynamicType = ()>>() -> ApiResource {
+        ApiResource::erase::<T>(&())
+    }
+    match kind {
+        "GatewayClass" => of::<gw::gatewayclasses::GatewayClass>(),
+        "Gateway" => of::<gw::gateways::Gateway>(),
+        "ListenerSet" => of::<gw::listenersets::ListenerSet>(),
+        "HTTPRoute" => of::<gw::httproutes::HttpRoute>(),
+        "GRPCRoute" => of::<gw::grpcroutes::GrpcRoute>(),
+        "TLSRoute" => of::<gw::tlsroutes::TlsRoute>(),
+        "TCPRoute" => of::<gw::tcproutes::TcpRoute>(),
+        "UDPRoute" => of::<gw::udproutes::UdpRoute>(),
+        "ReferenceGrant" => of::<gw::referencegrants::ReferenceGrant>(),
+        "BackendTLSPolicy" => of::<gw::backendtlspolicies::BackendTlsPolicy>(),
+        // Not a kind Pylon reads: the API's GA version.
+        _ => ApiResource::from_gvk(&GroupVersionKind::gvk(GATEWAY_GROUP, "v1", kind)),
+    }
 }
 
 /// Implements [`Kind`] for a marker type. `$convert` maps `&Api` to `Result<Model, _>`.
@@ -153,6 +167,18 @@ kind!(
     convert: convert::tls_route
 );
 kind!(
+    /// TCPRoute.
+    TcpRoutes, "TCPRoute", gw::tcproutes::TcpRoute, ObjectKey, route::TcpRoute, tcp_routes,
+    resource: gateway_api("TCPRoute"),
+    convert: convert::tcp_route
+);
+kind!(
+    /// UDPRoute.
+    UdpRoutes, "UDPRoute", gw::udproutes::UdpRoute, ObjectKey, route::UdpRoute, udp_routes,
+    resource: gateway_api("UDPRoute"),
+    convert: convert::udp_route
+);
+kind!(
     /// ReferenceGrant.
     ReferenceGrants, "ReferenceGrant", gw::referencegrants::ReferenceGrant, ObjectKey,
     gateway::ReferenceGrant, reference_grants,
@@ -211,7 +237,7 @@ kind!(
 );
 
 /// Number of kinds.
-pub const COUNT: usize = 14;
+pub const COUNT: usize = 16;
 
 /// What applying one object to a snapshot did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -255,6 +255,8 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
         http_routes,
         grpc_routes,
         tls_routes,
+        tcp_routes,
+        udp_routes,
         listener_sets,
         backend_tls_policies,
         parameters: _,
@@ -267,6 +269,8 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
         http_routes: http_routes.clone(),
         grpc_routes: grpc_routes.clone(),
         tls_routes: tls_routes.clone(),
+        tcp_routes: tcp_routes.clone(),
+        udp_routes: udp_routes.clone(),
         listener_sets: listener_sets.clone(),
         backend_tls_policies: backend_tls_policies.clone(),
         ..Translation::default()
@@ -333,11 +337,7 @@ pub fn apply(t: &Translation, served: &Served) -> Translation {
         .iter()
         .map(|(k, st)| (k.clone(), st.gateway.clone()))
         .collect();
-    for (kind, routes) in [
-        ("HTTPRoute", &mut out.http_routes),
-        ("GRPCRoute", &mut out.grpc_routes),
-        ("TLSRoute", &mut out.tls_routes),
-    ] {
+    for (kind, routes) in out.routes_mut() {
         for (route, parents) in routes.iter_mut() {
             // Copied only when a parent waits for its data plane.
             let waiting: Vec<(usize, String)> = parents

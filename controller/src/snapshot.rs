@@ -13,7 +13,7 @@ use crate::model::ObjectKey;
 use crate::model::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
 use crate::model::gateway::{Gateway, GatewayClass, ListenerSet, ReferenceGrant};
 use crate::model::policy::BackendTlsPolicy;
-use crate::model::route::{GrpcRoute, HttpRoute, TlsRoute};
+use crate::model::route::{GrpcRoute, HttpRoute, TcpRoute, TlsRoute, UdpRoute};
 
 /// Options that shape translation output (they are inputs too: translation stays pure).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -62,6 +62,10 @@ pub struct Snapshot {
     pub grpc_routes: BTreeMap<ObjectKey, Arc<GrpcRoute>>,
     /// TLSRoutes.
     pub tls_routes: BTreeMap<ObjectKey, Arc<TlsRoute>>,
+    /// TCPRoutes.
+    pub tcp_routes: BTreeMap<ObjectKey, Arc<TcpRoute>>,
+    /// UDPRoutes.
+    pub udp_routes: BTreeMap<ObjectKey, Arc<UdpRoute>>,
     /// ReferenceGrants.
     pub reference_grants: BTreeMap<ObjectKey, Arc<ReferenceGrant>>,
     /// Services.

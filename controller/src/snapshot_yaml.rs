@@ -44,6 +44,8 @@ const LOADERS: [(&str, Loader); kinds::COUNT] = [
     (kinds::HttpRoutes::NAME, load::<kinds::HttpRoutes>),
     (kinds::GrpcRoutes::NAME, load::<kinds::GrpcRoutes>),
     (kinds::TlsRoutes::NAME, load::<kinds::TlsRoutes>),
+    (kinds::TcpRoutes::NAME, load::<kinds::TcpRoutes>),
+    (kinds::UdpRoutes::NAME, load::<kinds::UdpRoutes>),
     (kinds::ReferenceGrants::NAME, load::<kinds::ReferenceGrants>),
     (kinds::Services::NAME, load::<kinds::Services>),
     (kinds::EndpointSlices::NAME, load::<kinds::EndpointSlices>),
@@ -121,6 +123,8 @@ impl Snapshot {
             .chain(s.http_routes.keys())
             .chain(s.grpc_routes.keys())
             .chain(s.tls_routes.keys())
+            .chain(s.tcp_routes.keys())
+            .chain(s.udp_routes.keys())
             .chain(s.services.keys())
             .map(|k| k.namespace.clone())
             .collect();

@@ -159,12 +159,11 @@ impl StatusWriter {
         for (key, st) in &t.listener_sets {
             jobs.push(("ListenerSet", key.clone(), Desired::ListenerSet(st.clone())));
         }
-        for (kind, entries, fields) in [
-            ("HTTPRoute", &t.http_routes, Entries::ROUTE),
-            ("GRPCRoute", &t.grpc_routes, Entries::ROUTE),
-            ("TLSRoute", &t.tls_routes, Entries::ROUTE),
-            ("BackendTLSPolicy", &t.backend_tls_policies, Entries::POLICY),
-        ] {
+        let routes = t
+            .routes()
+            .map(|(kind, entries)| (kind, entries, Entries::ROUTE));
+        let policies = [("BackendTLSPolicy", &t.backend_tls_policies, Entries::POLICY)];
+        for (kind, entries, fields) in routes.into_iter().chain(policies) {
             for (key, parents) in entries {
                 jobs.push((kind, key.clone(), Desired::Entries(parents.clone(), fields)));
             }

@@ -88,6 +88,8 @@ pub struct Stores {
     http_routes: Store<DynamicObject>,
     grpc_routes: Store<DynamicObject>,
     tls_routes: Store<DynamicObject>,
+    tcp_routes: Store<DynamicObject>,
+    udp_routes: Store<DynamicObject>,
     backend_tls_policies: Store<DynamicObject>,
 }
 
@@ -326,6 +328,8 @@ impl Stores {
             http_routes: with_store::<kinds::HttpRoutes>(c, o, changes),
             grpc_routes: with_store::<kinds::GrpcRoutes>(c, o, changes),
             tls_routes: with_store::<kinds::TlsRoutes>(c, o, changes),
+            tcp_routes: with_store::<kinds::TcpRoutes>(c, o, changes),
+            udp_routes: with_store::<kinds::UdpRoutes>(c, o, changes),
             backend_tls_policies: with_store::<kinds::BackendTlsPolicies>(c, o, changes),
             objects,
         }
@@ -374,6 +378,8 @@ impl Stores {
             "HTTPRoute" => &self.http_routes,
             "GRPCRoute" => &self.grpc_routes,
             "TLSRoute" => &self.tls_routes,
+            "TCPRoute" => &self.tcp_routes,
+            "UDPRoute" => &self.udp_routes,
             "BackendTLSPolicy" => &self.backend_tls_policies,
             _ => return None,
         };

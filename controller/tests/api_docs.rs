@@ -315,6 +315,7 @@ fn feature_area(name: &str) -> &'static str {
         ("Gateway", "Gateway"),
         ("ListenerSet", "ListenerSet"),
         ("ReferenceGrant", "ReferenceGrant"),
+        ("TLSRoute", "TLSRoute"),
     ] {
         if name.starts_with(prefix) {
             return area;

@@ -21,6 +21,8 @@ spec:
     port: 443
     protocol: HTTPS
     tls: {certificateRefs: [{name: tls}]}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+  - {name: dns, port: 53, protocol: UDP}
 "#;
 
 #[test]

@@ -19,7 +19,9 @@ use super::gateway::{
     Gateway, GatewayClass, GrantFrom, GrantTo, ListenerSet, ParametersRef, ReferenceGrant,
 };
 use super::policy::BackendTlsPolicy;
-use super::route::{GrpcRoute, HttpRoute, Route, RouteRule, RouteSpec, TlsRoute};
+use super::route::{
+    GrpcRoute, HttpRoute, Route, RouteRule, RouteSpec, TcpRoute, TlsRoute, UdpRoute,
+};
 
 /// An object that could not be converted; it is logged and skipped, never fatal.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,16 @@ pub fn grpc_route(o: &gw::grpcroutes::GrpcRoute) -> Result<GrpcRoute, ConvertErr
 
 /// Converts a TLSRoute.
 pub fn tls_route(o: &gw::tlsroutes::TlsRoute) -> Result<TlsRoute, ConvertError> {
+    route(&o.metadata, &o.spec)
+}
+
+/// Converts a TCPRoute.
+pub fn tcp_route(o: &gw::tcproutes::TcpRoute) -> Result<TcpRoute, ConvertError> {
+    route(&o.metadata, &o.spec)
+}
+
+/// Converts a UDPRoute.
+pub fn udp_route(o: &gw::udproutes::UdpRoute) -> Result<UdpRoute, ConvertError> {
     route(&o.metadata, &o.spec)
 }
 

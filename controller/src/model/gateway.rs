@@ -286,15 +286,24 @@ pub struct Listener {
 #[serde(rename_all = "camelCase")]
 pub struct ListenerTls {
     /// Terminate (CRD default) or Passthrough.
-    #[serde(default = "default_tls_mode")]
-    pub mode: String,
+    #[serde(default)]
+    pub mode: TlsMode,
     /// Certificate references.
     #[serde(default)]
     pub certificate_refs: Vec<SecretObjectReference>,
 }
 
-fn default_tls_mode() -> String {
-    "Terminate".into()
+/// `listener.tls.mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsMode {
+    /// The Gateway completes the handshake with the listener's certificates.
+    #[default]
+    Terminate,
+    /// The Gateway relays the client's TLS bytes to the backend, which terminates.
+    Passthrough,
+    /// A mode a newer API might add: refused with UnsupportedValue, never served.
+    #[serde(other)]
+    Unknown,
 }
 
 /// A reference to a Secret-like object (group "" and kind Secret by default).

@@ -1,4 +1,5 @@
-//! HTTPRoute, GRPCRoute and TLSRoute: one generic [`Route`] whose rules differ per kind ([`RouteRule`]).
+//! HTTPRoute, GRPCRoute, TLSRoute, TCPRoute and UDPRoute: one generic [`Route`] whose rules
+//! differ per kind ([`RouteRule`]; the three L4 kinds share [`L4Rule`]).
 //!
 //! Everything about attaching to parents, hostnames and backend references is shared; only
 //! matching differs, and that lives in the rule types.
@@ -88,6 +89,8 @@ pub struct RouteSpec<R: RouteRule> {
 pub trait RouteRule: Clone + std::fmt::Debug {
     /// The route kind these rules belong to ("HTTPRoute", "GRPCRoute").
     const KIND: &'static str;
+    /// Whether route and listener hostnames apply to it (not to TCPRoute and UDPRoute).
+    const HOSTNAMES: bool = true;
     /// The rules to use when the spec has none (the CRD default).
     fn default_rules() -> Vec<Self>;
     /// The rule's backend references.
@@ -104,6 +107,10 @@ pub type HttpRoute = Route<HttpRule>;
 pub type GrpcRoute = Route<GrpcRule>;
 /// TLSRoute.
 pub type TlsRoute = Route<TlsRule>;
+/// TCPRoute.
+pub type TcpRoute = Route<TcpRule>;
+/// UDPRoute.
+pub type UdpRoute = Route<UdpRule>;
 
 /// A reference from a route to its parent (Gateway by default).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -602,24 +609,67 @@ impl RouteRule for GrpcRule {
     }
 }
 
-/// A TLSRoute rule: only backends (its listener relays the connection's bytes, so there is no
-/// request to match or filter).
+/// The kinds whose listeners relay bytes, not requests (TLSRoute, TCPRoute, UDPRoute): their
+/// one rule holds only backends.
+pub trait L4Kind: Clone + Copy + std::fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// The route kind ("TLSRoute").
+    const KIND: &'static str;
+    /// Whether route and listener hostnames apply (TLS: the SNI name; TCP and UDP have none).
+    const HOSTNAMES: bool;
+}
+
+/// TLSRoute's [`L4Kind`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TlsKind;
+impl L4Kind for TlsKind {
+    const KIND: &'static str = "TLSRoute";
+    const HOSTNAMES: bool = true;
+}
+
+/// TCPRoute's [`L4Kind`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TcpKind;
+impl L4Kind for TcpKind {
+    const KIND: &'static str = "TCPRoute";
+    const HOSTNAMES: bool = false;
+}
+
+/// UDPRoute's [`L4Kind`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UdpKind;
+impl L4Kind for UdpKind {
+    const KIND: &'static str = "UDPRoute";
+    const HOSTNAMES: bool = false;
+}
+
+/// A rule of an [`L4Kind`] route: only backends (its listener relays the connection's bytes,
+/// so there is no request to match or filter).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TlsRule {
+#[serde(rename_all = "camelCase", bound = "")]
+pub struct L4Rule<K: L4Kind> {
     /// Rule name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Backends.
     #[serde(default)]
     pub backend_refs: Vec<WeightedBackendRef>,
+    #[serde(skip)]
+    kind: std::marker::PhantomData<K>,
 }
 
-impl RouteRule for TlsRule {
-    const KIND: &'static str = "TLSRoute";
+/// A TLSRoute rule.
+pub type TlsRule = L4Rule<TlsKind>;
+/// A TCPRoute rule.
+pub type TcpRule = L4Rule<TcpKind>;
+/// A UDPRoute rule.
+pub type UdpRule = L4Rule<UdpKind>;
+
+impl<K: L4Kind> RouteRule for L4Rule<K> {
+    const KIND: &'static str = K::KIND;
+    const HOSTNAMES: bool = K::HOSTNAMES;
 
     fn default_rules() -> Vec<Self> {
-        // The CRD requires exactly one rule.
+        // The CRDs require at least one rule.
         vec![]
     }
 

@@ -104,15 +104,17 @@ fn meta(gw: &Gateway, params: &GatewayParametersSpec) -> ObjectMeta {
     }
 }
 
-/// Distinct listener ports with a name for each, in ascending order.
-fn ports(gw: &Gateway) -> Vec<(String, i32)> {
-    let mut by_port: BTreeMap<i32, String> = BTreeMap::new();
+/// Distinct listener ports with a name and the transport ("TCP", "UDP") of each, TCP ones first,
+/// each in ascending order (a TCP and a UDP listener may share a number).
+fn ports(gw: &Gateway) -> Vec<(String, i32, &'static str)> {
+    let mut by_port: BTreeMap<(&'static str, i32), String> = BTreeMap::new();
     for l in &gw.spec.listeners {
+        let transport = if l.protocol == "UDP" { "UDP" } else { "TCP" };
         by_port
-            .entry(l.port)
+            .entry((transport, l.port))
             .or_insert_with(|| format!("{}-{}", l.protocol.to_lowercase(), l.port));
     }
-    by_port.into_iter().map(|(p, n)| (n, p)).collect()
+    by_port.into_iter().map(|((t, p), n)| (n, p, t)).collect()
 }
 
 /// Renders the ServiceAccount, Deployment and Service of a Gateway's data plane with its
@@ -123,10 +125,10 @@ pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -
     let listener_ports = ports(gw);
     let mut container_ports: Vec<ContainerPort> = listener_ports
         .iter()
-        .map(|(name, port)| ContainerPort {
+        .map(|(name, port, transport)| ContainerPort {
             name: Some(truncate_port_name(name)),
             container_port: *port,
-            protocol: Some("TCP".into()),
+            protocol: Some(transport.to_string()),
             ..Default::default()
         })
         .collect();
@@ -271,11 +273,11 @@ pub fn render(gw: &Gateway, options: &Options, params: &GatewayParametersSpec) -
             ports: Some(
                 listener_ports
                     .iter()
-                    .map(|(name, port)| ServicePort {
+                    .map(|(name, port, transport)| ServicePort {
                         name: Some(truncate_port_name(name)),
                         port: *port,
                         target_port: Some(IntOrString::Int(*port)),
-                        protocol: Some("TCP".into()),
+                        protocol: Some(transport.to_string()),
                         ..Default::default()
                     })
                     .collect(),

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use crate::features::SUPPORTED_FEATURES;
 use crate::model::GATEWAY_GROUP;
 use crate::model::ObjectKey;
-use crate::model::gateway::{Gateway, GatewayClass, Listener, ListenerSet, RouteGroupKind};
+use crate::model::gateway::{
+    Gateway, GatewayClass, Listener, ListenerSet, RouteGroupKind, TlsMode,
+};
 use crate::snapshot::Snapshot;
 
 use super::output::{Condition, GatewayClassStatus, ListenerStatus};
@@ -51,7 +53,24 @@ fn kinds_for(protocol: &str) -> &'static [&'static str] {
     match protocol {
         "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
         "TLS" => &["TLSRoute"],
+        // TCP and UDP (TCPRoute, UDPRoute) are translated, but the data plane does not relay
+        // them yet: until it does they stay UnsupportedProtocol, so nothing is promised.
         _ => &[],
+    }
+}
+
+/// The port a listener takes: UDP ports are a space of their own, so a TCP and a UDP listener
+/// may share a number.
+fn port_key(l: &Listener) -> (bool, i32) {
+    (l.protocol == "UDP", l.port)
+}
+
+/// The hostname that tells a listener from others on its port: TCP and UDP listeners have
+/// none (nothing in a segment or datagram names a host), so two of them on a port clash.
+pub fn effective_hostname(l: &Listener) -> Option<&str> {
+    match l.protocol.as_str() {
+        "TCP" | "UDP" => None,
+        _ => l.hostname.as_deref(),
     }
 }
 
@@ -79,9 +98,12 @@ pub struct ListenerInfo<'a> {
     pub accepted: bool,
     /// Whether it is served (accepted, refs resolved, not conflicted).
     pub programmed: bool,
-    /// Resolved certificates (HTTPS).
+    /// Whether it terminates TLS (HTTPS, or TLS in Terminate mode): then `certificates` and
+    /// `client_validation` apply.
+    pub terminates: bool,
+    /// Resolved certificates (when it terminates).
     pub certificates: Vec<Certificate>,
-    /// Client certificate validation of its port (HTTPS, Gateway `spec.tls.frontend`).
+    /// Client certificate validation of its port (Gateway `spec.tls.frontend`).
     pub client_validation: Option<pylon_config::ClientValidation>,
     /// Conditions other than the ones derived at the end.
     pub problems: ListenerProblems,
@@ -145,7 +167,6 @@ pub fn listeners<'a>(
         .iter()
         .map(|l| validate(s, gw, l, Owner::Gateway, &gw.meta.namespace))
         .collect();
-    mark_tls_mode_conflicts(&mut out);
     mark_conflicts(&mut out);
     for set in sets {
         for l in &set.spec.listeners {
@@ -213,67 +234,66 @@ fn validate<'a>(
             }
             ok
         };
+    let mode = l.tls.as_ref().map(|t| t.mode);
+    // Whether the data plane completes the handshake: then the certificates (and the
+    // Gateway's client validation) apply.
+    let terminates = match (l.protocol.as_str(), mode) {
+        ("HTTPS", Some(TlsMode::Terminate)) | ("TLS", Some(TlsMode::Terminate)) => true,
+        ("TLS", Some(TlsMode::Passthrough)) => false,
+        ("HTTPS", None) => {
+            p.not_accepted
+                .get_or_insert((Reason::UnsupportedValue, "HTTPS needs tls".into()));
+            false
+        }
+        ("HTTPS" | "TLS", Some(m)) => {
+            p.not_accepted.get_or_insert((
+                Reason::UnsupportedValue,
+                format!("tls mode {m:?} is not supported on {}", l.protocol),
+            ));
+            false
+        }
+        ("TLS", None) => {
+            p.not_accepted.get_or_insert((
+                Reason::UnsupportedValue,
+                "a TLS listener needs tls.mode (Passthrough or Terminate)".into(),
+            ));
+            false
+        }
+        _ => false,
+    };
     let mut certificates = vec![];
-    if l.protocol == "HTTPS" {
-        match &l.tls {
-            None => {
-                p.not_accepted
-                    .get_or_insert((Reason::UnsupportedValue, "HTTPS needs tls".into()));
-            }
-            Some(tls) if tls.mode != "Terminate" => {
-                p.not_accepted.get_or_insert((
-                    Reason::UnsupportedValue,
-                    format!("tls mode {:?} is not supported on HTTPS", tls.mode),
-                ));
-            }
-            Some(tls) if tls.certificate_refs.is_empty() => {
-                p.unresolved = Some((
-                    Reason::InvalidCertificateRef,
-                    "HTTPS listener has no certificateRefs".into(),
-                ));
-            }
-            Some(tls) => {
-                for r in &tls.certificate_refs {
-                    let from_kind = match owner {
-                        Owner::Gateway => "Gateway",
-                        Owner::ListenerSet(_) => "ListenerSet",
-                    };
-                    match refs::certificate(s, from_kind, namespace, r) {
-                        Ok(c) => certificates.push(c),
-                        Err(e) => {
-                            // The first problem decides the reason; later ones add nothing new.
-                            if p.unresolved.is_none() {
-                                p.unresolved = Some((e.reason(), e.to_string()));
-                            }
+    match l.tls.as_ref().filter(|_| terminates) {
+        Some(tls) if tls.certificate_refs.is_empty() => {
+            p.unresolved = Some((
+                Reason::InvalidCertificateRef,
+                format!(
+                    "{} listener terminates TLS but has no certificateRefs",
+                    l.protocol
+                ),
+            ));
+        }
+        Some(tls) => {
+            let from_kind = match owner {
+                Owner::Gateway => "Gateway",
+                Owner::ListenerSet(_) => "ListenerSet",
+            };
+            for r in &tls.certificate_refs {
+                match refs::certificate(s, from_kind, namespace, r) {
+                    Ok(c) => certificates.push(c),
+                    Err(e) => {
+                        // The first problem decides the reason; later ones add nothing new.
+                        if p.unresolved.is_none() {
+                            p.unresolved = Some((e.reason(), e.to_string()));
                         }
                     }
                 }
             }
         }
-    }
-    if l.protocol == "TLS" {
-        // Terminating TLS for TLSRoutes (`TLSRouteModeTerminate`) is not served yet.
-        match l.tls.as_ref().map(|t| t.mode.as_str()) {
-            Some("Passthrough") => {}
-            Some(mode) => {
-                p.not_accepted.get_or_insert((
-                    Reason::UnsupportedValue,
-                    format!(
-                        "tls mode {mode:?} is not supported on TLS listeners (only Passthrough)"
-                    ),
-                ));
-            }
-            None => {
-                p.not_accepted.get_or_insert((
-                    Reason::UnsupportedValue,
-                    "a TLS listener needs tls.mode Passthrough".into(),
-                ));
-            }
-        }
+        None => {}
     }
     let mut client_validation = None;
     let frontend = gw.spec.tls.as_ref().and_then(|t| t.frontend.as_ref());
-    if l.protocol == "HTTPS"
+    if terminates
         && let Some(v) = frontend.and_then(|f| super::ca::frontend_validation(s, gw, f, l.port))
     {
         if let Some(e) = &v.error {
@@ -301,50 +321,20 @@ fn validate<'a>(
         kinds,
         accepted: false,
         programmed: false,
+        terminates,
         certificates,
         client_validation,
         problems: p,
     }
 }
 
-/// TLS listeners sharing a port must agree on the mode: a port is served either by relaying
-/// (Passthrough) or by terminating, not both (`TLSRouteModeMixed` is not supported), so every
-/// TLS listener of a port with both modes is refused with ProtocolConflict, whichever is valid
-/// on its own.
-fn mark_tls_mode_conflicts(infos: &mut [ListenerInfo<'_>]) {
-    let mode = |i: &ListenerInfo<'_>| {
-        (i.listener.protocol == "TLS")
-            .then(|| i.listener.tls.as_ref().map(|t| t.mode.clone()))
-            .flatten()
-    };
-    let mut modes: BTreeMap<i32, std::collections::BTreeSet<String>> = BTreeMap::new();
-    for i in infos.iter() {
-        if let Some(m) = mode(i) {
-            modes.entry(i.listener.port).or_default().insert(m);
-        }
-    }
-    for i in infos.iter_mut() {
-        if mode(i).is_some() && modes[&i.listener.port].len() > 1 {
-            let why = (
-                Reason::ProtocolConflict,
-                format!(
-                    "port {} has TLS listeners in both Passthrough and Terminate mode, which Pylon does not serve on one port",
-                    i.listener.port
-                ),
-            );
-            i.problems.not_accepted = Some(why.clone());
-            i.problems.conflicted = Some(why);
-        }
-    }
-}
-
 /// Marks listeners sharing a port with a different protocol (ProtocolConflict) or with the same
 /// protocol and hostname (HostnameConflict).
 fn mark_conflicts(infos: &mut [ListenerInfo<'_>]) {
-    let mut by_port: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    let mut by_port: BTreeMap<(bool, i32), Vec<usize>> = BTreeMap::new();
     for (i, info) in infos.iter().enumerate() {
         if info.problems.not_accepted.is_none() {
-            by_port.entry(info.listener.port).or_default().push(i);
+            by_port.entry(port_key(info.listener)).or_default().push(i);
         }
     }
     for idx in by_port.values() {
@@ -356,7 +346,7 @@ fn mark_conflicts(infos: &mut [ListenerInfo<'_>]) {
             let host_clash = idx.iter().any(|&j| {
                 j != i
                     && infos[j].listener.protocol == me.protocol
-                    && infos[j].listener.hostname == me.hostname
+                    && effective_hostname(infos[j].listener) == effective_hostname(me)
             });
             if protocol_clash {
                 infos[i].problems.conflicted = Some((
@@ -381,7 +371,7 @@ fn mark_conflicts(infos: &mut [ListenerInfo<'_>]) {
 fn mark_conflict_with_earlier(info: &mut ListenerInfo<'_>, earlier: &[ListenerInfo<'_>]) {
     let me = info.listener;
     let live = earlier.iter().filter(|e| {
-        e.listener.port == me.port
+        port_key(e.listener) == port_key(me)
             && e.problems.not_accepted.is_none()
             && e.problems.conflicted.is_none()
     });
@@ -399,7 +389,7 @@ fn mark_conflict_with_earlier(info: &mut ListenerInfo<'_>, earlier: &[ListenerIn
             ));
             break;
         }
-        if e.listener.hostname == me.hostname {
+        if effective_hostname(e.listener) == effective_hostname(me) {
             conflict.get_or_insert((
                 Reason::HostnameConflict,
                 format!(

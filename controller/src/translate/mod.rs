@@ -124,6 +124,8 @@ pub fn translate_with(s: &Snapshot, parts: &mut impl Parts) -> Translation {
     t.http_routes = attach_all(s, &s.http_routes, parts, &mut owned);
     t.grpc_routes = attach_all(s, &s.grpc_routes, parts, &mut owned);
     t.tls_routes = attach_all(s, &s.tls_routes, parts, &mut owned);
+    t.tcp_routes = attach_all(s, &s.tcp_routes, parts, &mut owned);
+    t.udp_routes = attach_all(s, &s.udp_routes, parts, &mut owned);
     let mut uses = backend_tls::Uses::default();
     for (key, o) in &owned {
         for c in o.clusters.values() {
@@ -196,19 +198,21 @@ fn attach_all<R: TranslateRule + Send + Sync + 'static>(
 /// A programmed listener in the data plane's terms (`None` if its port does not fit a u16,
 /// which the CRD already forbids).
 fn dp_listener(l: &gateway::ListenerInfo<'_>) -> Option<dp::Listener> {
-    // Only protocols `gateway::validate` accepts are programmed; TLS is passthrough there.
+    // Only protocols `gateway::validate` accepts are programmed.
     let protocol = match l.listener.protocol.as_str() {
         "HTTPS" => dp::ListenerProtocol::Https,
         "TLS" => dp::ListenerProtocol::Tls,
+        "TCP" => dp::ListenerProtocol::Tcp,
+        "UDP" => dp::ListenerProtocol::Udp,
         _ => dp::ListenerProtocol::Http,
     };
-    let https = protocol == dp::ListenerProtocol::Https;
     Some(dp::Listener {
         name: l.config_name(),
         port: u16::try_from(l.listener.port).ok()?,
         protocol,
-        hostname: l.listener.hostname.clone(),
-        tls: https.then(|| dp::ListenerTls {
+        hostname: gateway::effective_hostname(l.listener).map(str::to_string),
+        // A TLS listener without it passes TLS through.
+        tls: l.terminates.then(|| dp::ListenerTls {
             certificates: l
                 .certificates
                 .iter()

@@ -134,6 +134,12 @@ pub struct Translation {
     /// TLSRoute parent statuses written by this controller (every route; empty = none ours).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tls_routes: BTreeMap<ObjectKey, ParentStatuses>,
+    /// TCPRoute parent statuses written by this controller (every route; empty = none ours).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tcp_routes: BTreeMap<ObjectKey, ParentStatuses>,
+    /// UDPRoute parent statuses written by this controller (every route; empty = none ours).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub udp_routes: BTreeMap<ObjectKey, ParentStatuses>,
     /// ListenerSet statuses (those naming a Gateway of this controller).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub listener_sets: BTreeMap<ObjectKey, ListenerSetStatus>,
@@ -148,4 +154,33 @@ pub struct Translation {
     /// full translation.
     #[serde(skip)]
     pub clusters: BTreeMap<ObjectKey, BTreeMap<String, ClusterConfig>>,
+}
+
+/// The route kinds' parent statuses in a [`Translation`], by kind name.
+pub type RouteStatuses<'a> = [(&'static str, &'a BTreeMap<ObjectKey, ParentStatuses>); 5];
+/// As [`RouteStatuses`], to change.
+pub type RouteStatusesMut<'a> = [(&'static str, &'a mut BTreeMap<ObjectKey, ParentStatuses>); 5];
+
+impl Translation {
+    /// Every route kind's parent statuses: what treats route kinds alike goes through this.
+    pub fn routes(&self) -> RouteStatuses<'_> {
+        [
+            ("HTTPRoute", &self.http_routes),
+            ("GRPCRoute", &self.grpc_routes),
+            ("TLSRoute", &self.tls_routes),
+            ("TCPRoute", &self.tcp_routes),
+            ("UDPRoute", &self.udp_routes),
+        ]
+    }
+
+    /// As [`routes`](Self::routes), to change.
+    pub fn routes_mut(&mut self) -> RouteStatusesMut<'_> {
+        [
+            ("HTTPRoute", &mut self.http_routes),
+            ("GRPCRoute", &mut self.grpc_routes),
+            ("TLSRoute", &mut self.tls_routes),
+            ("TCPRoute", &mut self.tcp_routes),
+            ("UDPRoute", &mut self.udp_routes),
+        ]
+    }
 }

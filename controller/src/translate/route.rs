@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::route::{
-    BackendRef, FilterKind, GrpcRule, HttpRule, ParentRef, Route, RouteRule, TlsRule,
+    BackendRef, FilterKind, GrpcRule, HttpRule, L4Kind, L4Rule, ParentRef, Route, RouteRule,
+    TcpKind, TlsKind, UdpKind,
 };
 use crate::model::{GATEWAY_GROUP, ObjectKey};
 use crate::snapshot::Snapshot;
@@ -81,10 +82,25 @@ impl TranslateRule for GrpcRule {
     }
 }
 
-impl TranslateRule for TlsRule {
+/// The data plane's kind for an [`L4Kind`] (the model stays below the config contract).
+pub trait L4DpKind: L4Kind {
+    /// The data plane's name for this kind.
+    const DP_KIND: dp::RouteKind;
+}
+impl L4DpKind for TlsKind {
     const DP_KIND: dp::RouteKind = dp::RouteKind::Tls;
+}
+impl L4DpKind for TcpKind {
+    const DP_KIND: dp::RouteKind = dp::RouteKind::Tcp;
+}
+impl L4DpKind for UdpKind {
+    const DP_KIND: dp::RouteKind = dp::RouteKind::Udp;
+}
+
+impl<K: L4DpKind> TranslateRule for L4Rule<K> {
+    const DP_KIND: dp::RouteKind = K::DP_KIND;
     const FILTERS: &'static [FilterKind] = &[];
-    // Unused: a passthrough listener relays bytes whatever the Service port says.
+    // Unused: an L4 listener relays bytes whatever the Service port says.
     const DEFAULT_UPSTREAM: dp::BackendProtocol = dp::BackendProtocol::Http1;
     fn config_matches(&self) -> Vec<dp::RouteMatch> {
         vec![]
@@ -607,7 +623,12 @@ fn attach_parent<R: TranslateRule>(
         .into_iter()
         .filter_map(|i| {
             refs::intersect_hostnames(
-                owned.listeners[i].listener.hostname.as_deref(),
+                // A TCP or UDP listener's hostname is ignored (nothing names a host).
+                owned.listeners[i]
+                    .listener
+                    .hostname
+                    .as_deref()
+                    .filter(|_| R::HOSTNAMES),
                 &route.spec.hostnames,
             )
             .map(|h| (i, h))
