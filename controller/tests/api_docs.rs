@@ -409,8 +409,9 @@ fn label_note(label: &str) -> &'static str {
              native engine hands over)"
         }
         "outcome" => {
-            "`outcome`: how a TLS passthrough connection ended: `relayed`, `no_route`, \
-             `bad_client_hello`, `invalid_backend` or `backend_unavailable`"
+            "`outcome`: how a connection to a TLS listener ended: `relayed`, `no_route`, \
+             `bad_client_hello`, `handshake_failed` (a terminating listener's), \
+             `invalid_backend` or `backend_unavailable`"
         }
         "direction" => "`direction`: `client_to_backend` or `backend_to_client`",
         other => panic!("label {other} is undocumented; describe it in label_note"),

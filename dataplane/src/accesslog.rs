@@ -1,4 +1,4 @@
-//! The JSON access log: one line per request (per connection for TLS passthrough) on stdout.
+//! The JSON access log: one line per request (per connection for TLS listeners) on stdout.
 //! Lines are serialised straight into a shared buffer (no JSON tree, no per-line `println!` and
 //! its write syscall) and written in batches by [`AccessLog::flush`], which the binary calls
 //! every 100 ms and once at exit; a full buffer is written at once so memory stays bounded.
@@ -26,23 +26,26 @@ pub struct Line<'a> {
     pub duration_ms: f64,
 }
 
-/// One TLS passthrough connection as logged (`crate::passthrough`): no request is seen, so
-/// the SNI name, the backend address and the bytes each way stand for method, path and status.
+/// One connection to a TLS listener as logged (`crate::l4`): no request is seen, so the SNI
+/// name, the backend address and the bytes each way stand for method, path and status.
 #[derive(Debug, Serialize)]
-pub struct PassthroughLine<'a> {
+pub struct TlsLine<'a> {
     pub ts_ms: u64,
     pub peer: SocketAddr,
     pub port: u16,
-    /// The ClientHello's SNI name; absent if it had none (or was not read).
+    /// The ClientHello's SNI name; null if it had none (or was not read).
     pub sni: Option<&'a str>,
+    /// `passthrough` or `terminate`: what the listener of the route does; null if no route
+    /// took the connection.
+    pub mode: Option<&'a str>,
     /// `namespace/name` of the TLSRoute, `_none` if none took the connection.
     pub route: &'a str,
-    /// The endpoint relayed to, if one was connected.
+    /// The endpoint relayed to; null if none was connected.
     pub backend: Option<SocketAddr>,
     pub bytes_from_client: u64,
     pub bytes_to_client: u64,
     pub duration_ms: f64,
-    /// `metrics::PassthroughOutcome`'s label.
+    /// `metrics::TlsOutcome`'s label.
     pub outcome: &'a str,
 }
 

@@ -36,48 +36,53 @@ impl Engine {
     }
 }
 
-/// How a TLS passthrough connection ended (`crate::passthrough`).
+/// How a connection to a TLS listener ended (`crate::l4`), passthrough or terminating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassthroughOutcome {
+pub enum TlsOutcome {
     /// Relayed to a backend until both sides were done (or the idle timeout).
     Relayed,
     /// No TLSRoute takes the SNI name (or no listener of the port does).
     NoRoute,
     /// Not a TLS ClientHello, malformed, too large, or not complete in time.
     BadClientHello,
+    /// A terminating listener's handshake failed or did not complete in time (the client did
+    /// not trust the certificate, had no valid client certificate, spoke no common version).
+    HandshakeFailed,
     /// The route's backendRef chosen is one the controller found invalid (or none has weight).
     InvalidBackend,
     /// No usable endpoint, or every connect tried failed.
     BackendUnavailable,
 }
 
-impl PassthroughOutcome {
-    const ALL: [PassthroughOutcome; 5] = [
-        PassthroughOutcome::Relayed,
-        PassthroughOutcome::NoRoute,
-        PassthroughOutcome::BadClientHello,
-        PassthroughOutcome::InvalidBackend,
-        PassthroughOutcome::BackendUnavailable,
+impl TlsOutcome {
+    const ALL: [TlsOutcome; 6] = [
+        TlsOutcome::Relayed,
+        TlsOutcome::NoRoute,
+        TlsOutcome::BadClientHello,
+        TlsOutcome::HandshakeFailed,
+        TlsOutcome::InvalidBackend,
+        TlsOutcome::BackendUnavailable,
     ];
 
     /// The metric label and access-log value.
     pub fn label(self) -> &'static str {
         match self {
-            PassthroughOutcome::Relayed => "relayed",
-            PassthroughOutcome::NoRoute => "no_route",
-            PassthroughOutcome::BadClientHello => "bad_client_hello",
-            PassthroughOutcome::InvalidBackend => "invalid_backend",
-            PassthroughOutcome::BackendUnavailable => "backend_unavailable",
+            TlsOutcome::Relayed => "relayed",
+            TlsOutcome::NoRoute => "no_route",
+            TlsOutcome::BadClientHello => "bad_client_hello",
+            TlsOutcome::HandshakeFailed => "handshake_failed",
+            TlsOutcome::InvalidBackend => "invalid_backend",
+            TlsOutcome::BackendUnavailable => "backend_unavailable",
         }
     }
 }
 
-/// TLS passthrough counters: one increment per connection and two per relay, so plain
-/// atomics (no per-worker shards as for requests).
+/// TLS listener counters: one increment per connection and two per relay, so plain atomics
+/// (no per-worker shards as for requests).
 #[derive(Debug, Default)]
-struct Passthrough {
-    /// Connections per [`PassthroughOutcome`], indexed by its discriminant.
-    outcomes: [AtomicU64; PassthroughOutcome::ALL.len()],
+struct TlsCounts {
+    /// Connections per [`TlsOutcome`], indexed by its discriminant.
+    outcomes: [AtomicU64; TlsOutcome::ALL.len()],
     from_client: AtomicU64,
     to_client: AtomicU64,
 }
@@ -106,7 +111,7 @@ struct Shard(Mutex<Counts>);
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: [Shard; SHARDS],
-    passthrough: Passthrough,
+    tls: TlsCounts,
     pub active_connections: AtomicI64,
     /// The highest `active_connections` since [`crate::memory`] last looked.
     pub peak_connections: AtomicI64,
@@ -150,22 +155,18 @@ impl Metrics {
         c.engines[engine as usize] += 1;
     }
 
-    /// Counts a finished TLS passthrough connection and the bytes it relayed each way.
-    pub fn record_passthrough(
-        &self,
-        outcome: PassthroughOutcome,
-        from_client: u64,
-        to_client: u64,
-    ) {
-        let p = &self.passthrough;
-        p.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
-        p.from_client.fetch_add(from_client, Ordering::Relaxed);
-        p.to_client.fetch_add(to_client, Ordering::Relaxed);
+    /// Counts a finished connection to a TLS listener and the bytes it relayed each way (as
+    /// received: TLS records when passing through, decrypted bytes when terminating).
+    pub fn record_tls(&self, outcome: TlsOutcome, from_client: u64, to_client: u64) {
+        let t = &self.tls;
+        t.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        t.from_client.fetch_add(from_client, Ordering::Relaxed);
+        t.to_client.fetch_add(to_client, Ordering::Relaxed);
     }
 
-    /// TLS passthrough connections that ended with `outcome` so far.
-    pub fn passthrough(&self, outcome: PassthroughOutcome) -> u64 {
-        self.passthrough.outcomes[outcome as usize].load(Ordering::Relaxed)
+    /// Connections to TLS listeners that ended with `outcome` so far.
+    pub fn tls_connections(&self, outcome: TlsOutcome) -> u64 {
+        self.tls.outcomes[outcome as usize].load(Ordering::Relaxed)
     }
 
     /// Requests served by `engine` so far, summed over the workers.
@@ -239,19 +240,20 @@ impl Metrics {
                 engines[engine as usize]
             );
         }
-        s.push_str("# HELP pylon_tls_passthrough_connections_total TLS passthrough connections by how they ended.\n# TYPE pylon_tls_passthrough_connections_total counter\n");
-        for outcome in PassthroughOutcome::ALL {
+        // The names predate terminating TLS listeners; both kinds are counted here.
+        s.push_str("# HELP pylon_tls_passthrough_connections_total Connections to TLS listeners (passthrough or terminating) by how they ended.\n# TYPE pylon_tls_passthrough_connections_total counter\n");
+        for outcome in TlsOutcome::ALL {
             let _ = writeln!(
                 s,
                 "pylon_tls_passthrough_connections_total{{outcome=\"{}\"}} {}",
                 outcome.label(),
-                self.passthrough(outcome)
+                self.tls_connections(outcome)
             );
         }
-        s.push_str("# HELP pylon_tls_passthrough_bytes_total Bytes TLS passthrough connections relayed, by direction.\n# TYPE pylon_tls_passthrough_bytes_total counter\n");
+        s.push_str("# HELP pylon_tls_passthrough_bytes_total Bytes connections to TLS listeners relayed, by direction (TLS records when passing through, decrypted bytes when terminating).\n# TYPE pylon_tls_passthrough_bytes_total counter\n");
         for (direction, n) in [
-            ("client_to_backend", &self.passthrough.from_client),
-            ("backend_to_client", &self.passthrough.to_client),
+            ("client_to_backend", &self.tls.from_client),
+            ("backend_to_client", &self.tls.to_client),
         ] {
             let _ = writeln!(
                 s,
@@ -316,16 +318,18 @@ mod tests {
     }
 
     #[test]
-    fn passthrough_connections_are_counted_by_outcome() {
+    fn tls_connections_are_counted_by_outcome() {
         let m = Metrics::default();
-        m.record_passthrough(PassthroughOutcome::Relayed, 10, 20);
-        m.record_passthrough(PassthroughOutcome::Relayed, 1, 2);
-        m.record_passthrough(PassthroughOutcome::NoRoute, 0, 0);
-        assert_eq!(m.passthrough(PassthroughOutcome::Relayed), 2);
+        m.record_tls(TlsOutcome::Relayed, 10, 20);
+        m.record_tls(TlsOutcome::Relayed, 1, 2);
+        m.record_tls(TlsOutcome::NoRoute, 0, 0);
+        m.record_tls(TlsOutcome::HandshakeFailed, 0, 0);
+        assert_eq!(m.tls_connections(TlsOutcome::Relayed), 2);
         let text = m.render(true);
         for line in [
             "pylon_tls_passthrough_connections_total{outcome=\"relayed\"} 2\n",
             "pylon_tls_passthrough_connections_total{outcome=\"no_route\"} 1\n",
+            "pylon_tls_passthrough_connections_total{outcome=\"handshake_failed\"} 1\n",
             "pylon_tls_passthrough_connections_total{outcome=\"backend_unavailable\"} 0\n",
             "pylon_tls_passthrough_bytes_total{direction=\"client_to_backend\"} 11\n",
             "pylon_tls_passthrough_bytes_total{direction=\"backend_to_client\"} 22\n",

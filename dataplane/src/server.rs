@@ -1,6 +1,7 @@
 //! Listener sockets: binds a socket per configured port (and unbinds removed ones) whenever a
 //! new table is swapped in; serves HTTP/1.1, h2c and TLS (SNI certificate, ALPN h2) with the
-//! connection limits, and TLS passthrough ports (`crate::passthrough`); drains gracefully.
+//! connection limits, and TLS ports (`crate::l4`: passthrough or terminating, by SNI); drains
+//! gracefully.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -290,15 +291,13 @@ async fn serve_connection(
             (p.protocol, p.tls.clone())
         });
     if protocol == ListenerProtocol::Tls {
-        // Reads the ClientHello at once: registered from the start, like a handshake.
+        // Reads the ClientHello at once: registered from the start, like a handshake. No port
+        // config here: which listener, and so which certificates if any, is the SNI name's.
         let Ok(stream) = TcpStream::from_std(stream.into()) else {
             return;
         };
         let Serving { shared, limits, .. } = serving;
-        return Box::pin(crate::passthrough::serve(
-            stream, peer, port, &shared, &limits,
-        ))
-        .await;
+        return Box::pin(crate::l4::serve(stream, peer, port, &shared, &limits)).await;
     }
     // The TLS path is boxed: its state machine is several kB, and an unboxed one would make
     // every connection's task that big (allocated and moved on each accept).

@@ -185,6 +185,11 @@ impl HostGroup {
 pub struct ListenerTable {
     pub name: String,
     pub hostname: Option<String>,
+    /// A TLS listener's server config if it terminates TLS (it has `tls`); `None` for one that
+    /// passes TLS through, and for HTTP and HTTPS listeners (HTTPS ports handshake before a
+    /// listener is chosen: their config is the port's). Built with the table so a connection
+    /// parses no PEM.
+    pub terminate: Option<Arc<rustls::ServerConfig>>,
     exact: HashMap<String, Arc<HostGroup>>,
     /// (`*.suffix` pattern, group), longest first.
     wildcard: Vec<(String, Arc<HostGroup>)>,
@@ -225,7 +230,7 @@ impl ListenerTable {
             .next()
     }
 
-    /// The rule of the TLSRoute that takes a passthrough connection whose ClientHello named
+    /// The rule of the TLSRoute that takes a TLS listener's connection whose ClientHello named
     /// `sni` (lowercase; `""` without SNI, which only routes without hostnames take): the
     /// same hostname precedence as [`lookup`](Self::lookup), then within a host group the
     /// oldest route, then `namespace/name` (a TLSRoute rule has no matches to rank).
@@ -243,6 +248,7 @@ impl ListenerTable {
         let mut t = ListenerTable {
             name: l.name.clone(),
             hostname: l.hostname.clone(),
+            terminate: terminate_config(path, l)?,
             exact: HashMap::new(),
             wildcard: Vec::new(),
             any: Arc::default(),
@@ -261,9 +267,11 @@ impl ListenerTable {
         backends: &HashMap<String, Arc<BackendRt>>,
     ) -> Result<Self, BuildError> {
         let mut groups = build_groups(path, l, Some(dirty), backends)?;
+        // A listener whose settings changed is sent whole and built anew: its TLS is as before.
         let mut t = ListenerTable {
             name: l.name.clone(),
             hostname: l.hostname.clone(),
+            terminate: self.terminate.clone(),
             exact: self.exact.clone(),
             wildcard: self.wildcard.clone(),
             any: self.any.clone(),
@@ -305,11 +313,32 @@ impl ListenerTable {
     }
 }
 
+/// The server config of `l` if it is a terminating TLS listener.
+fn terminate_config(
+    path: &str,
+    l: &config::Listener,
+) -> Result<Option<Arc<rustls::ServerConfig>>, BuildError> {
+    let (ListenerProtocol::Tls, Some(tls)) = (l.protocol, &l.tls) else {
+        return Ok(None);
+    };
+    let err = |source| BuildError::Tls {
+        path: format!("{path}.tls"),
+        source,
+    };
+    let resolver = SniResolver::build(&[l]).map_err(err)?;
+    Ok(Some(
+        resolver
+            .relay_config(tls.client_validation.as_ref())
+            .map_err(err)?,
+    ))
+}
+
 #[derive(Debug)]
 pub struct PortTable {
     pub protocol: ListenerProtocol,
     /// Most specific hostname first (exact, longer wildcard, none).
     pub listeners: Vec<Arc<ListenerTable>>,
+    /// An HTTPS port's server config (TLS ports: see [`ListenerTable::terminate`]).
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 

@@ -22,7 +22,12 @@ fn shape(t: &RouteTable) -> Vec<String> {
     for (port, pt) in &t.ports {
         out.push(format!("port {port} {:?}", pt.protocol));
         for l in &pt.listeners {
-            out.push(format!(" listener {} {:?}", l.name, l.hostname));
+            out.push(format!(
+                " listener {} {:?} terminates {}",
+                l.name,
+                l.hostname,
+                l.terminate.is_some()
+            ));
             let mut exact: Vec<_> = l.exact.iter().collect();
             exact.sort_by(|a, b| a.0.cmp(b.0));
             for (h, g) in exact {
@@ -160,4 +165,45 @@ fn a_listener_protocol_not_served_yet_is_refused_not_served_as_http() {
         err.to_string(),
         "listener db: protocol Tcp is not served by this data plane"
     );
+}
+
+/// A terminating TLS listener's server config is built with the table, offers no ALPN, and is
+/// shared by tables whose deltas did not send the listener; dropping `tls` makes it pass
+/// through.
+#[test]
+fn a_terminating_listener_has_its_server_config_until_its_tls_changes() {
+    let config = |backend: &str, tls: bool| -> Config {
+        let mut listener = serde_json::json!({"name": "tls", "port": 443, "protocol": "TLS",
+            "routes": [{"kind": "TLSRoute", "namespace": "ns", "name": "r",
+                "creationTimestamp": "2024-01-01T00:00:00Z", "hostnames": ["a.example.com"],
+                "rules": [{"backendRefs": [{"type": "Backend", "name": backend}]}]}]});
+        if tls {
+            listener["tls"] = serde_json::json!({"certificates": [{
+                "certPem": include_str!("../tests/certs/example.pem"),
+                "keyPem": include_str!("../tests/certs/example.key")}]});
+        }
+        let eps = serde_json::json!({"endpoints": [{"address": "10.0.0.1:80"}]});
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "pylon.dev/dataplane/v1", "listeners": [listener],
+            "backends": {"a": eps, "b": eps}}))
+        .unwrap()
+    };
+    let step = |before: &RouteTable, old: &Config, new: &Config| {
+        let (c, touched) = delta::apply(old, &delta::diff(old, new).unwrap()).unwrap();
+        let after = before
+            .update("v2".into(), Arc::new(c), &touched, &Clients::new())
+            .unwrap();
+        assert_eq!(shape(&after), shape(&build(new)));
+        after
+    };
+    let terminate = |t: &RouteTable| t.ports[&443].listeners[0].terminate.clone();
+    let old = config("a", true);
+    let before = build(&old);
+    let cfg = terminate(&before).expect("terminates");
+    assert!(cfg.alpn_protocols.is_empty(), "{:?}", cfg.alpn_protocols);
+    let routed = config("b", true);
+    let after = step(&before, &old, &routed);
+    assert!(Arc::ptr_eq(&cfg, &terminate(&after).unwrap()));
+    let passthrough = step(&after, &routed, &config("b", false));
+    assert!(terminate(&passthrough).is_none());
 }

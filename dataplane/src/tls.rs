@@ -1,5 +1,6 @@
-//! TLS setup: the SNI certificate resolver and server config of HTTPS listeners, client
-//! certificate verifiers, and client configs for backend TLS and the config server.
+//! TLS setup: the SNI certificate resolver and server configs of HTTPS listeners and
+//! terminating TLS ones, client certificate verifiers, and client configs for backend TLS and
+//! the config server.
 //!
 //! PEM parsing lives in `pylon_config::pem`, shared with the validator and the controller.
 
@@ -8,15 +9,15 @@ use std::sync::Arc;
 use pylon_config::pem::{PemError, certified_key, parse_certs, parse_key, root_store};
 use rustls::pki_types::CertificateDer;
 
-/// Chooses an HTTPS listener port's certificate by SNI: exact name, then the longest matching
-/// wildcard, then the port's first certificate.
+/// Chooses a certificate by SNI among those of an HTTPS port's listeners (or of one terminating
+/// TLS listener): exact name, then the longest matching wildcard, then the first certificate.
 #[derive(Debug)]
 pub struct SniResolver {
     certs: Vec<(Option<String>, Arc<rustls::sign::CertifiedKey>)>,
 }
 
 impl SniResolver {
-    /// All certificates of the listeners sharing one port.
+    /// All certificates of `listeners` (an HTTPS port's, or one terminating TLS listener).
     pub fn build(listeners: &[&pylon_config::Listener]) -> Result<Self, PemError> {
         let mut certs = Vec::new();
         for l in listeners {
@@ -49,12 +50,32 @@ impl SniResolver {
         by_name.or(self.certs.first()).map(|(_, k)| k.clone())
     }
 
-    /// A server config using this resolver, offering h2 and http/1.1 by ALPN, and validating
-    /// client certificates when `clients` says so.
+    /// An HTTPS port's server config: this resolver, h2 and http/1.1 offered by ALPN, client
+    /// certificates validated when `clients` says so.
     pub fn server_config(
         self,
         clients: Option<&pylon_config::ClientValidation>,
     ) -> Result<Arc<rustls::ServerConfig>, PemError> {
+        let mut cfg = self.config(clients)?;
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+
+    /// A terminating TLS listener's server config: as [`server_config`](Self::server_config)
+    /// but offering no ALPN protocol. What the client speaks inside TLS goes to the backend
+    /// unread, so agreeing on h2 or http/1.1 would promise what nobody checks; a client's
+    /// offer is ignored, as RFC 7301 lets a server do.
+    pub fn relay_config(
+        self,
+        clients: Option<&pylon_config::ClientValidation>,
+    ) -> Result<Arc<rustls::ServerConfig>, PemError> {
+        Ok(Arc::new(self.config(clients)?))
+    }
+
+    fn config(
+        self,
+        clients: Option<&pylon_config::ClientValidation>,
+    ) -> Result<rustls::ServerConfig, PemError> {
         let builder = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -64,9 +85,7 @@ impl SniResolver {
             None => builder.with_no_client_auth(),
             Some(v) => builder.with_client_cert_verifier(client_verifier(v)?),
         };
-        let mut cfg = builder.with_cert_resolver(Arc::new(self));
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(cfg))
+        Ok(builder.with_cert_resolver(Arc::new(self)))
     }
 }
 

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
         "head_budget",
         "idle",
         "lazy_tcp",
+        "rewind",
         "san",
         "client_hello",
         "outlier",
@@ -44,8 +45,8 @@ const LAYERS: &[&[&str]] = &[
     // The request path: selection, plan, forwarding, tunnels.
     &["proxy"],
     // The serving engines: hyper's and the native HTTP/1.1 one (which hands hyper what it
-    // does not serve), and TLS passthrough (which relays bytes, no requests).
-    &["hyper_serve", "native", "passthrough"],
+    // does not serve), and TLS listeners' (which relay bytes, no requests).
+    &["hyper_serve", "native", "l4"],
     // Listeners.
     &["server"],
     // What runs beside the listeners: the controller client, the admin server, memory upkeep.

@@ -3,188 +3,25 @@
 //! the backend's certificate proves the bytes were relayed unchanged.
 
 mod common;
+#[path = "common/tls_route.rs"]
+mod tls_route;
 
 use std::io::{BufRead, Write as _};
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Proxy, free_port, pem};
+use common::{Proxy, free_port};
 use pylon_dataplane::limits::Limits;
-use pylon_dataplane::metrics::PassthroughOutcome as Outcome;
+use pylon_dataplane::metrics::TlsOutcome as Outcome;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::client::TlsStream;
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A TLS backend serving the test certificate `cert` (`example`: example.com and
-/// *.example.com; `other`: other.org and www.other.org). Per line it reads it answers
-/// `<id> <line>`; when the client is done sending (close_notify, FIN) it answers `<id> eof`
-/// and closes.
-struct TlsBackend {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-}
-
-impl TlsBackend {
-    async fn start(id: &str, cert: &str) -> TlsBackend {
-        let certs = pylon_config::pem::parse_certs(&pem(&format!("{cert}.pem"))).unwrap();
-        let key = pylon_config::pem::parse_key(&pem(&format!("{cert}.key"))).unwrap();
-        let cfg = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let (id, counter) = (id.to_string(), hits.clone());
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, id, counter) = (acceptor.clone(), id.clone(), counter.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let (r, mut w) = tokio::io::split(tls);
-                    let mut lines = BufReader::new(r).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        if w.write_all(format!("{id} {line}\n").as_bytes())
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    let _ = w.write_all(format!("{id} eof\n").as_bytes()).await;
-                    let _ = w.shutdown().await;
-                });
-            }
-        });
-        TlsBackend { addr, hits }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-/// The test CA's clients.
-fn client_config() -> Arc<rustls::ClientConfig> {
-    let roots = pylon_config::pem::root_store(&pem("ca.pem")).unwrap();
-    let cfg = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(cfg)
-}
-
-/// A TLS client to the proxy's `port`, sending SNI `sni` and verifying the certificate for it.
-async fn connect(port: u16, sni: &str) -> Result<TlsStream<TcpStream>, String> {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(sni.to_string()).unwrap();
-    tokio_rustls::TlsConnector::from(client_config())
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// Sends `line` and reads the answer line.
-async fn ask(tls: &mut TlsStream<TcpStream>, line: &str) -> String {
-    tls.write_all(format!("{line}\n").as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let mut byte = [0u8; 1];
-    while tls.read_exact(&mut byte).await.is_ok() && byte[0] != b'\n' {
-        answer.push(byte[0]);
-    }
-    String::from_utf8(answer).unwrap()
-}
-
-/// Which backend answers a new connection with SNI `sni` (its id), or the handshake error.
-async fn who(port: u16, sni: &str) -> Result<String, String> {
-    let mut tls = connect(port, sni).await?;
-    let answer = ask(&mut tls, "ping").await;
-    Ok(answer
-        .strip_suffix(" ping")
-        .unwrap_or_else(|| panic!("{sni}: {answer:?}"))
-        .to_string())
-}
-
-/// A TLSRoute: `hostnames` a YAML list, `refs` its backendRefs (a YAML list).
-fn route(name: &str, created: &str, hostnames: &str, refs: &str) -> String {
-    format!(
-        "{{kind: TLSRoute, namespace: d, name: {name}, creationTimestamp: '{created}', hostnames: {hostnames}, rules: [{{backendRefs: {refs}}}]}}"
-    )
-}
-
-fn to(backend: &str) -> String {
-    format!("[{{type: Backend, name: {backend}}}]")
-}
-
-/// A config of TLS listeners on `port`: `(name, hostname, routes)`; `backends` by id.
-fn config(port: u16, listeners: &[(&str, Option<&str>, Vec<String>)], backends: &str) -> String {
-    let mut yaml = String::from("apiVersion: pylon.dev/dataplane/v1\nlisteners:\n");
-    for (name, hostname, routes) in listeners {
-        yaml += &format!("- name: {name}\n  port: {port}\n  protocol: TLS\n");
-        if let Some(h) = hostname {
-            yaml += &format!("  hostname: '{h}'\n");
-        }
-        yaml += &format!("  routes: [{}]\n", routes.join(", "));
-    }
-    yaml + &format!("backends: {backends}\n")
-}
-
-fn endpoints(backends: &[(&str, &[SocketAddr])]) -> String {
-    let each: Vec<String> = backends
-        .iter()
-        .map(|(name, addrs)| {
-            let eps: Vec<String> = addrs
-                .iter()
-                .map(|a| format!("{{address: '{a}'}}"))
-                .collect();
-            format!("{name}: {{endpoints: [{}]}}", eps.join(", "))
-        })
-        .collect();
-    format!("{{{}}}", each.join(", "))
-}
-
-const T1: &str = "2024-01-01T00:00:00Z";
-const T2: &str = "2024-02-01T00:00:00Z";
-
-/// Waits (up to 2 s) until `done` holds.
-async fn eventually(what: &str, done: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never: {what}");
-}
-
-/// True if the peer closes `s` (EOF or reset) within 3 s without sending anything.
-async fn closed_silently(s: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 64];
-    matches!(
-        tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await,
-        Ok(Ok(0) | Err(_))
-    )
-}
+use tls_route::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn the_backend_terminates_tls_and_data_flows_both_ways() {
-    let a = TlsBackend::start("a", "example").await;
+    let a = LineBackend::tls("a", "example").await;
     let port = free_port();
     let yaml = config(
         port,
@@ -205,7 +42,7 @@ async fn the_backend_terminates_tls_and_data_flows_both_ways() {
     drop(tls);
     let m = &p.shared.metrics;
     eventually("a relayed connection counted", || {
-        m.passthrough(Outcome::Relayed) == 1
+        m.tls_connections(Outcome::Relayed) == 1
     })
     .await;
     let text = m.render(true);
@@ -218,9 +55,9 @@ async fn the_backend_terminates_tls_and_data_flows_both_ways() {
         bytes("client_to_backend") > 100 && bytes("backend_to_client") > 500,
         "{text}"
     );
-    let log = String::from_utf8(p.shared.log.pending()).unwrap();
-    let line: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    let line = last_log_line(&p.shared).await;
     assert_eq!(line["sni"], "app.example.com", "{line}");
+    assert_eq!(line["mode"], "passthrough");
     assert_eq!(line["route"], "d/r");
     assert_eq!(line["backend"], a.addr.to_string());
     assert_eq!(line["outcome"], "relayed");
@@ -230,9 +67,9 @@ async fn the_backend_terminates_tls_and_data_flows_both_ways() {
 
 #[tokio::test]
 async fn sni_picks_the_route_exact_before_wildcard_and_unknown_names_are_closed() {
-    let www = TlsBackend::start("www", "example").await;
-    let wild = TlsBackend::start("wild", "example").await;
-    let other = TlsBackend::start("other", "other").await;
+    let www = LineBackend::tls("www", "example").await;
+    let wild = LineBackend::tls("wild", "example").await;
+    let other = LineBackend::tls("other", "other").await;
     let port = free_port();
     // The wildcard route is older: the exact one must win by hostname, not by age.
     let yaml = config(
@@ -262,15 +99,15 @@ async fn sni_picks_the_route_exact_before_wildcard_and_unknown_names_are_closed(
         "a wildcard takes no apex"
     );
     eventually("two connections without a route", || {
-        p.shared.metrics.passthrough(Outcome::NoRoute) == 2
+        p.shared.metrics.tls_connections(Outcome::NoRoute) == 2
     })
     .await;
 }
 
 #[tokio::test]
 async fn the_most_specific_listener_of_the_port_takes_the_name() {
-    let www = TlsBackend::start("www", "example").await;
-    let wild = TlsBackend::start("wild", "example").await;
+    let www = LineBackend::tls("www", "example").await;
+    let wild = LineBackend::tls("wild", "example").await;
     let port = free_port();
     // Listener isolation: the wildcard listener's route (any name) does not take
     // www.example.com, which the exact listener accepts.
@@ -359,9 +196,9 @@ async fn who_without_sni(port: u16) -> Result<String, String> {
 #[tokio::test]
 async fn without_sni_only_routes_and_listeners_without_hostnames_take_it() {
     let (old, new, named) = (
-        TlsBackend::start("old", "example").await,
-        TlsBackend::start("new", "example").await,
-        TlsBackend::start("named", "example").await,
+        LineBackend::tls("old", "example").await,
+        LineBackend::tls("new", "example").await,
+        LineBackend::tls("named", "example").await,
     );
     let port = free_port();
     // Two routes for any name: the older wins (then namespace/name).
@@ -428,15 +265,10 @@ enum Written {
 /// A blocking rustls client that writes its ClientHello as `how` says, then completes the
 /// handshake (verifying the certificate for `sni`) and asks `ping`; returns the answer.
 fn ask_with_hello_written(port: u16, sni: &str, how: Written) -> std::io::Result<String> {
-    let name = ServerName::try_from(sni.to_string()).unwrap();
-    let mut conn = rustls::ClientConnection::new(client_config(), name).unwrap();
+    let (mut conn, hello) = client_hello(sni);
     let mut sock = std::net::TcpStream::connect(("127.0.0.1", port))?;
     sock.set_nodelay(true)?;
     sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut hello = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut hello)?;
-    }
     assert_eq!(hello[0], 0x16, "one handshake record");
     assert_eq!(
         u16::from_be_bytes([hello[3], hello[4]]) as usize,
@@ -472,8 +304,8 @@ fn ask_with_hello_written(port: u16, sni: &str, how: Written) -> std::io::Result
 
 #[tokio::test]
 async fn a_client_hello_fragmented_over_reads_or_records_still_routes() {
-    let a = TlsBackend::start("a", "example").await;
-    let b = TlsBackend::start("b", "other").await;
+    let a = LineBackend::tls("a", "example").await;
+    let b = LineBackend::tls("b", "other").await;
     let port = free_port();
     let yaml = config(
         port,
@@ -503,7 +335,7 @@ async fn a_client_hello_fragmented_over_reads_or_records_still_routes() {
 
 #[tokio::test]
 async fn a_half_close_keeps_the_other_direction_open() {
-    let a = TlsBackend::start("a", "example").await;
+    let a = LineBackend::tls("a", "example").await;
     let port = free_port();
     let yaml = config(
         port,
@@ -526,8 +358,8 @@ async fn a_half_close_keeps_the_other_direction_open() {
 #[tokio::test]
 async fn backend_refs_are_weighted_and_invalid_ones_close() {
     let (a, b) = (
-        TlsBackend::start("a", "example").await,
-        TlsBackend::start("b", "example").await,
+        LineBackend::tls("a", "example").await,
+        LineBackend::tls("b", "example").await,
     );
     let port = free_port();
     let refs = "[{type: Backend, name: a, weight: 1}, {type: Backend, name: b, weight: 0}]";
@@ -551,14 +383,14 @@ async fn backend_refs_are_weighted_and_invalid_ones_close() {
     assert_eq!((a.hits(), b.hits()), (6, 0));
     assert!(who(port, "bad.example.com").await.is_err());
     eventually("an invalid backendRef counted", || {
-        p.shared.metrics.passthrough(Outcome::InvalidBackend) == 1
+        p.shared.metrics.tls_connections(Outcome::InvalidBackend) == 1
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_dead_endpoint_fails_over_to_a_live_one() {
-    let live = TlsBackend::start("live", "example").await;
+    let live = LineBackend::tls("live", "example").await;
     // Bound and released: connects are refused.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -585,7 +417,10 @@ async fn a_dead_endpoint_fails_over_to_a_live_one() {
         .unwrap();
     assert!(who(port, "app.example.com").await.is_err());
     eventually("an unavailable backend counted", || {
-        p.shared.metrics.passthrough(Outcome::BackendUnavailable) == 1
+        p.shared
+            .metrics
+            .tls_connections(Outcome::BackendUnavailable)
+            == 1
     })
     .await;
 }
@@ -593,8 +428,8 @@ async fn a_dead_endpoint_fails_over_to_a_live_one() {
 #[tokio::test]
 async fn a_config_swap_keeps_established_connections_relaying() {
     let (a, b) = (
-        TlsBackend::start("a", "example").await,
-        TlsBackend::start("b", "example").await,
+        LineBackend::tls("a", "example").await,
+        LineBackend::tls("b", "example").await,
     );
     let port = free_port();
     let to_backend = |name: &str| {
@@ -623,7 +458,7 @@ async fn a_config_swap_keeps_established_connections_relaying() {
 
 #[tokio::test]
 async fn what_is_no_client_hello_in_time_is_closed_and_idle_relays_end() {
-    let a = TlsBackend::start("a", "example").await;
+    let a = LineBackend::tls("a", "example").await;
     let port = free_port();
     let yaml = config(
         port,
@@ -636,7 +471,7 @@ async fn what_is_no_client_hello_in_time_is_closed_and_idle_relays_end() {
         ..Limits::default()
     };
     let p = Proxy::start_with(&yaml, limits).await;
-    let bad = || p.shared.metrics.passthrough(Outcome::BadClientHello);
+    let bad = || p.shared.metrics.tls_connections(Outcome::BadClientHello);
     // `Proxy::start`'s probe of the port connected and closed without a byte.
     eventually("the start-up probe counted", || bad() == 1).await;
     let mut plain = TcpStream::connect(("127.0.0.1", port)).await.unwrap();

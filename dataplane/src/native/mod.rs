@@ -17,7 +17,6 @@
 //! backends (`CompiledRule::native_h1`).
 
 mod exchange;
-mod rewind;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -242,7 +241,7 @@ async fn fallback<I: ClientIo>(c: Conn<I>, head: Bytes, info: Arc<ConnInfo>, sha
     drop(head);
     buffers::give(c.rd);
     buffers::give(c.urd);
-    let io = TokioIo::new(rewind::Rewind::new(pre.freeze(), c.io));
+    let io = TokioIo::new(crate::rewind::Rewind::new(pre.freeze(), c.io));
     // Boxed: hyper's connection state would otherwise make every native connection's task
     // several kB bigger.
     // Served here only without ALPN h2: HTTP/1.1, or h2c by prior knowledge on plain TCP.

@@ -1,5 +1,6 @@
-//! A connection with bytes already read from it put back in front, so the hyper path can take
-//! over a connection after the native path has looked at (and declined) a request head.
+//! A connection with bytes already read from it put back in front: the hyper path takes over
+//! a connection after the native path has looked at (and declined) a request head, and a
+//! terminating TLS listener's handshake starts with the ClientHello read to choose the route.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
