@@ -409,10 +409,11 @@ fn label_note(label: &str) -> &'static str {
              native engine hands over)"
         }
         "outcome" => {
-            "`outcome`: how a connection to a TLS listener ended: `relayed`, `no_route`, \
-             `bad_client_hello`, `handshake_failed` (a terminating listener's), \
-             `invalid_backend` or `backend_unavailable`"
+            "`outcome`: how a connection to a TLS or TCP listener ended: `relayed`, \
+             `no_route`, `bad_client_hello` (TLS), `handshake_failed` (a terminating TLS \
+             listener's), `invalid_backend` or `backend_unavailable`"
         }
+        "protocol" => "`protocol`: the listener's, `tls` or `tcp`",
         "direction" => "`direction`: `client_to_backend` or `backend_to_client`",
         other => panic!("label {other} is undocumented; describe it in label_note"),
     }

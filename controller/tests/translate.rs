@@ -105,6 +105,7 @@ cases! {
     route_section_and_port: "route-section-and-port",
     route_weighted_backends_partly_invalid: "route-weighted-backends-partly-invalid",
     tls_listener_modes: "tls-listener-modes",
+    tcp_route: "tcp-route",
     tls_route_passthrough: "tls-route-passthrough",
 }
 

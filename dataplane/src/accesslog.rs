@@ -26,13 +26,15 @@ pub struct Line<'a> {
     pub duration_ms: f64,
 }
 
-/// One connection to a TLS listener as logged (`crate::l4`): no request is seen, so the SNI
-/// name, the backend address and the bytes each way stand for method, path and status.
+/// One connection to a TLS or TCP listener as logged (`crate::l4`): no request is seen, so the
+/// SNI name, the backend address and the bytes each way stand for method, path and status.
 #[derive(Debug, Serialize)]
-pub struct TlsLine<'a> {
+pub struct L4Line<'a> {
     pub ts_ms: u64,
     pub peer: SocketAddr,
     pub port: u16,
+    /// `metrics::L4Protocol`'s label: `tls` or `tcp`.
+    pub protocol: &'a str,
     /// The ClientHello's SNI name; null if it had none (or was not read).
     pub sni: Option<&'a str>,
     /// `passthrough` or `terminate`: what the listener of the route does; null if no route
@@ -45,7 +47,7 @@ pub struct TlsLine<'a> {
     pub bytes_from_client: u64,
     pub bytes_to_client: u64,
     pub duration_ms: f64,
-    /// `metrics::TlsOutcome`'s label.
+    /// `metrics::L4Outcome`'s label.
     pub outcome: &'a str,
 }
 

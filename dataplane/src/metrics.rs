@@ -36,17 +36,38 @@ impl Engine {
     }
 }
 
-/// How a connection to a TLS listener ended (`crate::l4`), passthrough or terminating.
+/// The listener protocols whose connections `crate::l4` relays as bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsOutcome {
+pub enum L4Protocol {
+    /// TLS listeners, passthrough or terminating (TLSRoutes).
+    Tls,
+    /// TCP listeners (TCPRoutes).
+    Tcp,
+}
+
+impl L4Protocol {
+    const ALL: [L4Protocol; 2] = [L4Protocol::Tls, L4Protocol::Tcp];
+
+    /// The metric label and access-log value.
+    pub fn label(self) -> &'static str {
+        match self {
+            L4Protocol::Tls => "tls",
+            L4Protocol::Tcp => "tcp",
+        }
+    }
+}
+
+/// How a connection to a TLS or TCP listener ended (`crate::l4`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4Outcome {
     /// Relayed to a backend until both sides were done (or the idle timeout).
     Relayed,
-    /// No TLSRoute takes the SNI name (or no listener of the port does).
+    /// No route takes the connection (for TLS: its SNI name, or no listener of the port does).
     NoRoute,
-    /// Not a TLS ClientHello, malformed, too large, or not complete in time.
+    /// TLS: not a TLS ClientHello, malformed, too large, or not complete in time.
     BadClientHello,
-    /// A terminating listener's handshake failed or did not complete in time (the client did
-    /// not trust the certificate, had no valid client certificate, spoke no common version).
+    /// TLS: a terminating listener's handshake failed or did not complete in time (the client
+    /// did not trust the certificate, had no valid client certificate, spoke no common version).
     HandshakeFailed,
     /// The route's backendRef chosen is one the controller found invalid (or none has weight).
     InvalidBackend,
@@ -54,35 +75,41 @@ pub enum TlsOutcome {
     BackendUnavailable,
 }
 
-impl TlsOutcome {
-    const ALL: [TlsOutcome; 6] = [
-        TlsOutcome::Relayed,
-        TlsOutcome::NoRoute,
-        TlsOutcome::BadClientHello,
-        TlsOutcome::HandshakeFailed,
-        TlsOutcome::InvalidBackend,
-        TlsOutcome::BackendUnavailable,
+impl L4Outcome {
+    const ALL: [L4Outcome; 6] = [
+        L4Outcome::Relayed,
+        L4Outcome::NoRoute,
+        L4Outcome::BadClientHello,
+        L4Outcome::HandshakeFailed,
+        L4Outcome::InvalidBackend,
+        L4Outcome::BackendUnavailable,
     ];
 
     /// The metric label and access-log value.
     pub fn label(self) -> &'static str {
         match self {
-            TlsOutcome::Relayed => "relayed",
-            TlsOutcome::NoRoute => "no_route",
-            TlsOutcome::BadClientHello => "bad_client_hello",
-            TlsOutcome::HandshakeFailed => "handshake_failed",
-            TlsOutcome::InvalidBackend => "invalid_backend",
-            TlsOutcome::BackendUnavailable => "backend_unavailable",
+            L4Outcome::Relayed => "relayed",
+            L4Outcome::NoRoute => "no_route",
+            L4Outcome::BadClientHello => "bad_client_hello",
+            L4Outcome::HandshakeFailed => "handshake_failed",
+            L4Outcome::InvalidBackend => "invalid_backend",
+            L4Outcome::BackendUnavailable => "backend_unavailable",
         }
+    }
+
+    /// Whether a connection of `protocol` can end so (a TCP one has no handshake).
+    fn applies_to(self, protocol: L4Protocol) -> bool {
+        protocol == L4Protocol::Tls
+            || !matches!(self, L4Outcome::BadClientHello | L4Outcome::HandshakeFailed)
     }
 }
 
-/// TLS listener counters: one increment per connection and two per relay, so plain atomics
-/// (no per-worker shards as for requests).
+/// One L4 protocol's counters: one increment per connection and two per relay, so plain
+/// atomics (no per-worker shards as for requests).
 #[derive(Debug, Default)]
-struct TlsCounts {
-    /// Connections per [`TlsOutcome`], indexed by its discriminant.
-    outcomes: [AtomicU64; TlsOutcome::ALL.len()],
+struct L4Counts {
+    /// Connections per [`L4Outcome`], indexed by its discriminant.
+    outcomes: [AtomicU64; L4Outcome::ALL.len()],
     from_client: AtomicU64,
     to_client: AtomicU64,
 }
@@ -111,7 +138,8 @@ struct Shard(Mutex<Counts>);
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: [Shard; SHARDS],
-    tls: TlsCounts,
+    /// Per [`L4Protocol`], indexed by its discriminant.
+    l4: [L4Counts; L4Protocol::ALL.len()],
     pub active_connections: AtomicI64,
     /// The highest `active_connections` since [`crate::memory`] last looked.
     pub peak_connections: AtomicI64,
@@ -155,18 +183,24 @@ impl Metrics {
         c.engines[engine as usize] += 1;
     }
 
-    /// Counts a finished connection to a TLS listener and the bytes it relayed each way (as
-    /// received: TLS records when passing through, decrypted bytes when terminating).
-    pub fn record_tls(&self, outcome: TlsOutcome, from_client: u64, to_client: u64) {
-        let t = &self.tls;
+    /// Counts a finished connection to a TLS or TCP listener and the bytes it relayed each way
+    /// (as received: TLS records when passing through, decrypted bytes when terminating).
+    pub fn record_l4(
+        &self,
+        protocol: L4Protocol,
+        outcome: L4Outcome,
+        from_client: u64,
+        to_client: u64,
+    ) {
+        let t = &self.l4[protocol as usize];
         t.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
         t.from_client.fetch_add(from_client, Ordering::Relaxed);
         t.to_client.fetch_add(to_client, Ordering::Relaxed);
     }
 
-    /// Connections to TLS listeners that ended with `outcome` so far.
-    pub fn tls_connections(&self, outcome: TlsOutcome) -> u64 {
-        self.tls.outcomes[outcome as usize].load(Ordering::Relaxed)
+    /// Connections to `protocol` listeners that ended with `outcome` so far.
+    pub fn l4_connections(&self, protocol: L4Protocol, outcome: L4Outcome) -> u64 {
+        self.l4[protocol as usize].outcomes[outcome as usize].load(Ordering::Relaxed)
     }
 
     /// Requests served by `engine` so far, summed over the workers.
@@ -240,26 +274,35 @@ impl Metrics {
                 engines[engine as usize]
             );
         }
-        // The names predate terminating TLS listeners; both kinds are counted here.
-        s.push_str("# HELP pylon_tls_passthrough_connections_total Connections to TLS listeners (passthrough or terminating) by how they ended.\n# TYPE pylon_tls_passthrough_connections_total counter\n");
-        for outcome in TlsOutcome::ALL {
-            let _ = writeln!(
-                s,
-                "pylon_tls_passthrough_connections_total{{outcome=\"{}\"}} {}",
-                outcome.label(),
-                self.tls_connections(outcome)
-            );
+        s.push_str("# HELP pylon_l4_connections_total Connections to TLS and TCP listeners by protocol and how they ended.\n# TYPE pylon_l4_connections_total counter\n");
+        for protocol in L4Protocol::ALL {
+            for outcome in L4Outcome::ALL
+                .into_iter()
+                .filter(|o| o.applies_to(protocol))
+            {
+                let _ = writeln!(
+                    s,
+                    "pylon_l4_connections_total{{protocol=\"{}\",outcome=\"{}\"}} {}",
+                    protocol.label(),
+                    outcome.label(),
+                    self.l4_connections(protocol, outcome)
+                );
+            }
         }
-        s.push_str("# HELP pylon_tls_passthrough_bytes_total Bytes connections to TLS listeners relayed, by direction (TLS records when passing through, decrypted bytes when terminating).\n# TYPE pylon_tls_passthrough_bytes_total counter\n");
-        for (direction, n) in [
-            ("client_to_backend", &self.tls.from_client),
-            ("backend_to_client", &self.tls.to_client),
-        ] {
-            let _ = writeln!(
-                s,
-                "pylon_tls_passthrough_bytes_total{{direction=\"{direction}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
+        s.push_str("# HELP pylon_l4_bytes_total Bytes connections to TLS and TCP listeners relayed, by protocol and direction (TLS records when passing through, decrypted bytes when terminating).\n# TYPE pylon_l4_bytes_total counter\n");
+        for protocol in L4Protocol::ALL {
+            let t = &self.l4[protocol as usize];
+            for (direction, n) in [
+                ("client_to_backend", &t.from_client),
+                ("backend_to_client", &t.to_client),
+            ] {
+                let _ = writeln!(
+                    s,
+                    "pylon_l4_bytes_total{{protocol=\"{}\",direction=\"{direction}\"}} {}",
+                    protocol.label(),
+                    n.load(Ordering::Relaxed)
+                );
+            }
         }
         let _ = writeln!(
             s,
@@ -318,24 +361,30 @@ mod tests {
     }
 
     #[test]
-    fn tls_connections_are_counted_by_outcome() {
+    fn l4_connections_are_counted_by_protocol_and_outcome() {
         let m = Metrics::default();
-        m.record_tls(TlsOutcome::Relayed, 10, 20);
-        m.record_tls(TlsOutcome::Relayed, 1, 2);
-        m.record_tls(TlsOutcome::NoRoute, 0, 0);
-        m.record_tls(TlsOutcome::HandshakeFailed, 0, 0);
-        assert_eq!(m.tls_connections(TlsOutcome::Relayed), 2);
+        m.record_l4(L4Protocol::Tls, L4Outcome::Relayed, 10, 20);
+        m.record_l4(L4Protocol::Tls, L4Outcome::Relayed, 1, 2);
+        m.record_l4(L4Protocol::Tls, L4Outcome::NoRoute, 0, 0);
+        m.record_l4(L4Protocol::Tls, L4Outcome::HandshakeFailed, 0, 0);
+        m.record_l4(L4Protocol::Tcp, L4Outcome::Relayed, 5, 7);
+        assert_eq!(m.l4_connections(L4Protocol::Tls, L4Outcome::Relayed), 2);
+        assert_eq!(m.l4_connections(L4Protocol::Tcp, L4Outcome::Relayed), 1);
         let text = m.render(true);
         for line in [
-            "pylon_tls_passthrough_connections_total{outcome=\"relayed\"} 2\n",
-            "pylon_tls_passthrough_connections_total{outcome=\"no_route\"} 1\n",
-            "pylon_tls_passthrough_connections_total{outcome=\"handshake_failed\"} 1\n",
-            "pylon_tls_passthrough_connections_total{outcome=\"backend_unavailable\"} 0\n",
-            "pylon_tls_passthrough_bytes_total{direction=\"client_to_backend\"} 11\n",
-            "pylon_tls_passthrough_bytes_total{direction=\"backend_to_client\"} 22\n",
+            "pylon_l4_connections_total{protocol=\"tls\",outcome=\"relayed\"} 2\n",
+            "pylon_l4_connections_total{protocol=\"tls\",outcome=\"no_route\"} 1\n",
+            "pylon_l4_connections_total{protocol=\"tls\",outcome=\"handshake_failed\"} 1\n",
+            "pylon_l4_connections_total{protocol=\"tls\",outcome=\"backend_unavailable\"} 0\n",
+            "pylon_l4_connections_total{protocol=\"tcp\",outcome=\"relayed\"} 1\n",
+            "pylon_l4_bytes_total{protocol=\"tls\",direction=\"client_to_backend\"} 11\n",
+            "pylon_l4_bytes_total{protocol=\"tls\",direction=\"backend_to_client\"} 22\n",
+            "pylon_l4_bytes_total{protocol=\"tcp\",direction=\"client_to_backend\"} 5\n",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
+        // A TCP connection has no handshake to fail.
+        assert!(!text.contains("protocol=\"tcp\",outcome=\"handshake_failed\""));
     }
 
     #[test]

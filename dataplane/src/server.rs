@@ -1,7 +1,7 @@
 //! Listener sockets: binds a socket per configured port (and unbinds removed ones) whenever a
 //! new table is swapped in; serves HTTP/1.1, h2c and TLS (SNI certificate, ALPN h2) with the
-//! connection limits, and TLS ports (`crate::l4`: passthrough or terminating, by SNI); drains
-//! gracefully.
+//! connection limits, and the ports whose connections are relayed as bytes (`crate::l4`): TLS
+//! (passthrough or terminating, by SNI) and TCP; drains gracefully.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::hyper_serve::{Versions, serve_http};
 use crate::lazy_tcp::LazyTcp;
 use crate::limits::Limits;
+use crate::metrics::L4Protocol;
 use crate::native::ClientIo;
 use crate::proxy::{ConnInfo, Transport};
 use crate::state::Shared;
@@ -290,14 +291,20 @@ async fn serve_connection(
         .map_or((ListenerProtocol::Http, None), |p| {
             (p.protocol, p.tls.clone())
         });
-    if protocol == ListenerProtocol::Tls {
-        // Reads the ClientHello at once: registered from the start, like a handshake. No port
-        // config here: which listener, and so which certificates if any, is the SNI name's.
+    let l4 = match protocol {
+        ListenerProtocol::Tls => Some(L4Protocol::Tls),
+        ListenerProtocol::Tcp => Some(L4Protocol::Tcp),
+        _ => None,
+    };
+    if let Some(l4) = l4 {
+        // TLS reads the ClientHello at once, TCP connects to its backend at once: registered
+        // from the start, like a handshake. No port config here: for TLS, which listener, and
+        // so which certificates if any, is the SNI name's.
         let Ok(stream) = TcpStream::from_std(stream.into()) else {
             return;
         };
         let Serving { shared, limits, .. } = serving;
-        return Box::pin(crate::l4::serve(stream, peer, port, &shared, &limits)).await;
+        return Box::pin(crate::l4::serve(stream, peer, port, l4, &shared, &limits)).await;
     }
     // The TLS path is boxed: its state machine is several kB, and an unboxed one would make
     // every connection's task that big (allocated and moved on each accept).

@@ -230,13 +230,14 @@ impl ListenerTable {
             .next()
     }
 
-    /// The rule of the TLSRoute that takes a TLS listener's connection whose ClientHello named
-    /// `sni` (lowercase; `""` without SNI, which only routes without hostnames take): the
-    /// same hostname precedence as [`lookup`](Self::lookup), then within a host group the
-    /// oldest route, then `namespace/name` (a TLSRoute rule has no matches to rank).
-    pub fn lookup_sni(&self, sni: &str) -> Option<&Arc<CompiledRule>> {
+    /// The rule of the L4 route (TLSRoute, TCPRoute) that takes a connection whose
+    /// ClientHello named `sni` (lowercase; `""` without SNI, and for TCP, which only routes
+    /// without hostnames take): the same hostname precedence as [`lookup`](Self::lookup), then
+    /// within a host group the oldest route, then `namespace/name` (an L4 rule has no matches
+    /// to rank).
+    pub fn lookup_l4(&self, sni: &str) -> Option<&Arc<CompiledRule>> {
         self.groups(sni)
-            .find_map(|g| g.entries.iter().find(|e| e.rule.kind == RouteKind::Tls))
+            .find_map(|g| g.entries.iter().find(|e| e.rule.kind.is_l4()))
             .map(|e| &e.rule)
     }
 
@@ -505,7 +506,7 @@ fn assemble(
 ) -> Result<BTreeMap<u16, PortTable>, BuildError> {
     let mut ports: BTreeMap<u16, PortTable> = BTreeMap::new();
     for (l, lt) in config.listeners.iter().zip(listeners) {
-        if matches!(l.protocol, ListenerProtocol::Tcp | ListenerProtocol::Udp) {
+        if l.protocol == ListenerProtocol::Udp {
             return Err(BuildError::Unserved {
                 listener: l.name.clone(),
                 protocol: l.protocol,

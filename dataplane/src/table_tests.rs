@@ -156,14 +156,14 @@ fn a_backend_change_rebuilds_the_groups_that_use_it() {
 #[test]
 fn a_listener_protocol_not_served_yet_is_refused_not_served_as_http() {
     let config: Config = serde_yaml::from_str(&format!(
-        "{{apiVersion: {}, listeners: [{{name: db, port: 5432, protocol: TCP}}]}}",
+        "{{apiVersion: {}, listeners: [{{name: dns, port: 53, protocol: UDP}}]}}",
         pylon_config::API_VERSION
     ))
     .unwrap();
     let err = RouteTable::build("v".into(), Arc::new(config), &Clients::new()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "listener db: protocol Tcp is not served by this data plane"
+        "listener dns: protocol Udp is not served by this data plane"
     );
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{Proxy, free_port};
 use pylon_dataplane::limits::Limits;
-use pylon_dataplane::metrics::TlsOutcome as Outcome;
+use pylon_dataplane::metrics::{L4Outcome as Outcome, L4Protocol};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tls_route::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,12 +42,12 @@ async fn the_backend_terminates_tls_and_data_flows_both_ways() {
     drop(tls);
     let m = &p.shared.metrics;
     eventually("a relayed connection counted", || {
-        m.tls_connections(Outcome::Relayed) == 1
+        m.l4_connections(L4Protocol::Tls, Outcome::Relayed) == 1
     })
     .await;
     let text = m.render(true);
     let bytes = |dir: &str| -> u64 {
-        let prefix = format!("pylon_tls_passthrough_bytes_total{{direction=\"{dir}\"}} ");
+        let prefix = format!("pylon_l4_bytes_total{{protocol=\"tls\",direction=\"{dir}\"}} ");
         let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap();
         line[prefix.len()..].parse().unwrap()
     };
@@ -99,7 +99,10 @@ async fn sni_picks_the_route_exact_before_wildcard_and_unknown_names_are_closed(
         "a wildcard takes no apex"
     );
     eventually("two connections without a route", || {
-        p.shared.metrics.tls_connections(Outcome::NoRoute) == 2
+        p.shared
+            .metrics
+            .l4_connections(L4Protocol::Tls, Outcome::NoRoute)
+            == 2
     })
     .await;
 }
@@ -383,7 +386,10 @@ async fn backend_refs_are_weighted_and_invalid_ones_close() {
     assert_eq!((a.hits(), b.hits()), (6, 0));
     assert!(who(port, "bad.example.com").await.is_err());
     eventually("an invalid backendRef counted", || {
-        p.shared.metrics.tls_connections(Outcome::InvalidBackend) == 1
+        p.shared
+            .metrics
+            .l4_connections(L4Protocol::Tls, Outcome::InvalidBackend)
+            == 1
     })
     .await;
 }
@@ -419,7 +425,7 @@ async fn a_dead_endpoint_fails_over_to_a_live_one() {
     eventually("an unavailable backend counted", || {
         p.shared
             .metrics
-            .tls_connections(Outcome::BackendUnavailable)
+            .l4_connections(L4Protocol::Tls, Outcome::BackendUnavailable)
             == 1
     })
     .await;
@@ -471,7 +477,11 @@ async fn what_is_no_client_hello_in_time_is_closed_and_idle_relays_end() {
         ..Limits::default()
     };
     let p = Proxy::start_with(&yaml, limits).await;
-    let bad = || p.shared.metrics.tls_connections(Outcome::BadClientHello);
+    let bad = || {
+        p.shared
+            .metrics
+            .l4_connections(L4Protocol::Tls, Outcome::BadClientHello)
+    };
     // `Proxy::start`'s probe of the port connected and closed without a byte.
     eventually("the start-up probe counted", || bad() == 1).await;
     let mut plain = TcpStream::connect(("127.0.0.1", port)).await.unwrap();

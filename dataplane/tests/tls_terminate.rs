@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{Proxy, free_port, pem};
 use pylon_dataplane::limits::Limits;
-use pylon_dataplane::metrics::TlsOutcome as Outcome;
+use pylon_dataplane::metrics::{L4Outcome as Outcome, L4Protocol};
 use tls_route::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -76,7 +76,7 @@ async fn a_terminating_listener_relays_the_plaintext() {
     assert_eq!(t.hits(), 1);
     let m = &p.shared.metrics;
     eventually("a relayed connection counted", || {
-        m.tls_connections(Outcome::Relayed) == 1
+        m.l4_connections(L4Protocol::Tls, Outcome::Relayed) == 1
     })
     .await;
     let line = last_log_line(&p.shared).await;
@@ -138,7 +138,11 @@ async fn a_failed_handshake_never_reaches_the_backend() {
         ..Limits::default()
     };
     let p = Proxy::start_with(&one_terminating(port, example_tls(None), t.addr), limits).await;
-    let failed = || p.shared.metrics.tls_connections(Outcome::HandshakeFailed);
+    let failed = || {
+        p.shared
+            .metrics
+            .l4_connections(L4Protocol::Tls, Outcome::HandshakeFailed)
+    };
     // A client that does not trust the listener's CA aborts the handshake.
     let untrusting = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -161,7 +165,12 @@ async fn a_failed_handshake_never_reaches_the_backend() {
     assert!(!answer.is_empty(), "the server's flight was sent");
     eventually("the unfinished handshake counted", || failed() == 2).await;
     assert_eq!(t.hits(), 0, "the backend was dialled");
-    assert_eq!(p.shared.metrics.tls_connections(Outcome::Relayed), 0);
+    assert_eq!(
+        p.shared
+            .metrics
+            .l4_connections(L4Protocol::Tls, Outcome::Relayed),
+        0
+    );
 }
 
 #[tokio::test]
@@ -200,7 +209,10 @@ async fn client_certificates_are_validated_as_configured() {
     };
     assert!(refused, "a client without a certificate was relayed");
     eventually("the refused client counted", || {
-        p.shared.metrics.tls_connections(Outcome::HandshakeFailed) == 1
+        p.shared
+            .metrics
+            .l4_connections(L4Protocol::Tls, Outcome::HandshakeFailed)
+            == 1
     })
     .await;
     assert_eq!(t.hits(), 1);
@@ -228,7 +240,10 @@ async fn an_unknown_name_is_closed_without_an_alert_or_a_backend() {
         assert!(closed_silently(&mut s).await, "{sni}");
     }
     eventually("two connections without a route", || {
-        p.shared.metrics.tls_connections(Outcome::NoRoute) == 2
+        p.shared
+            .metrics
+            .l4_connections(L4Protocol::Tls, Outcome::NoRoute)
+            == 2
     })
     .await;
     assert_eq!(t.hits(), 0);

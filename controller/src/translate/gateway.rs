@@ -53,8 +53,9 @@ fn kinds_for(protocol: &str) -> &'static [&'static str] {
     match protocol {
         "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
         "TLS" => &["TLSRoute"],
-        // TCP and UDP (TCPRoute, UDPRoute) are translated, but the data plane does not relay
-        // them yet: until it does they stay UnsupportedProtocol, so nothing is promised.
+        "TCP" => &["TCPRoute"],
+        // UDP (UDPRoute) is translated, but the data plane does not relay it yet: until it
+        // does it stays UnsupportedProtocol, so nothing is promised.
         _ => &[],
     }
 }
@@ -354,10 +355,14 @@ fn mark_conflicts(infos: &mut [ListenerInfo<'_>]) {
                     format!("port {} is used with another protocol", me.port),
                 ));
             } else if host_clash {
-                infos[i].problems.conflicted = Some((
-                    Reason::HostnameConflict,
-                    format!("another listener on port {} has the same hostname", me.port),
-                ));
+                let why = match me.protocol.as_str() {
+                    "TCP" | "UDP" => format!(
+                        "another {} listener uses port {} (hostnames do not tell them apart)",
+                        me.protocol, me.port
+                    ),
+                    _ => format!("another listener on port {} has the same hostname", me.port),
+                };
+                infos[i].problems.conflicted = Some((Reason::HostnameConflict, why));
             }
         }
     }

@@ -1,5 +1,6 @@
-//! Where a TLS listener's connection goes: the listener and TLSRoute its SNI name picks (and
-//! so whether it terminates), the backendRef by weight, and an endpoint of that backend.
+//! Where a TLS or TCP listener's connection goes: the listener and route its SNI name picks (a
+//! TCP connection has none: the port's one listener and its oldest route; for TLS the
+//! listener says whether it terminates), the backendRef by weight, an endpoint of that backend.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::table::Target;
 
 /// The route a connection takes and what its listener does with it.
 pub struct Choice {
-    /// `namespace/name` of the TLSRoute.
+    /// `namespace/name` of the route.
     pub route: Arc<str>,
     /// The listener's server config if it terminates TLS; `None`: it passes TLS through.
     pub terminate: Option<Arc<rustls::ServerConfig>>,
@@ -34,7 +35,7 @@ pub fn choose(shared: &Shared, port: u16, sni: Option<&str>) -> Option<Choice> {
     // routes without hostnames, take it.
     let name = sni.unwrap_or("");
     let listener = port.listener_for(name)?;
-    let rule = listener.lookup_sni(name)?;
+    let rule = listener.lookup_l4(name)?;
     let total = rule.total_weight();
     let backend = match (total > 0).then(|| rule.pick(random() % total)).flatten() {
         Some(Target::Backend { backend, .. }) => Some(backend.clone()),

@@ -1,3 +1,9 @@
+//! The listeners whose connections are relayed as bytes, not served as requests.
+//!
+//! TCP listeners (protocol `TCP`, TCPRoutes): a connection goes to the listener's oldest
+//! TCPRoute (later ones are attached but take nothing, as the Gateway API has it), a
+//! backendRef of it by weight and an endpoint, and both directions are relayed.
+//!
 //! TLS listeners (protocol `TLS`, TLSRoutes): the client's ClientHello is read without
 //! terminating TLS, and its SNI name picks the listener of the port (most specific hostname),
 //! a TLSRoute of it (hostname precedence as for HTTP), a backendRef by weight and an endpoint
@@ -12,7 +18,7 @@
 //! A name no listener or route takes is closed without a TLS alert in either mode: no
 //! handshake has begun, and a passthrough port could not send one.
 //!
-//! Timeouts: the ClientHello and, when terminating, the rest of the handshake must complete
+//! Timeouts (TLS and TCP): the ClientHello and, when terminating, the rest of the handshake must complete
 //! within the listener's `header_read_timeout` (the limit HTTP heads and HTTPS handshakes
 //! have); a relay in which neither side sends anything for `idle_timeout` is closed (the limit
 //! idle keep-alive connections have). Draining does not cut a relay: it runs until both sides
@@ -31,11 +37,11 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::accesslog::TlsLine;
+use crate::accesslog::L4Line;
 use crate::backend::BackendRt;
 use crate::client_hello::{Hello, HelloError, Peek};
 use crate::limits::Limits;
-use crate::metrics::TlsOutcome as Outcome;
+use crate::metrics::{L4Outcome as Outcome, L4Protocol};
 use crate::state::Shared;
 use relay::Activity;
 
@@ -48,27 +54,34 @@ struct Report {
     backend: Option<SocketAddr>,
 }
 
-/// Serves one accepted connection on a TLS port.
+/// Serves one accepted connection on a TLS or TCP port.
 pub async fn serve(
     mut client: TcpStream,
     peer: SocketAddr,
     port: u16,
+    protocol: L4Protocol,
     shared: &Shared,
     limits: &Limits,
 ) {
     let start = Instant::now();
     let mut report = Report::default();
     let activity = Activity::new();
-    let outcome = run(&mut client, port, shared, limits, &mut report, &activity).await;
+    let outcome = match protocol {
+        L4Protocol::Tls => run_tls(&mut client, port, shared, limits, &mut report, &activity).await,
+        L4Protocol::Tcp => run_tcp(&mut client, port, shared, limits, &mut report, &activity).await,
+    };
     let (from_client, to_client) = activity.bytes();
-    shared.metrics.record_tls(outcome, from_client, to_client);
+    shared
+        .metrics
+        .record_l4(protocol, outcome, from_client, to_client);
     if shared.access_log.load(Ordering::Relaxed) {
-        shared.log.log(&TlsLine {
+        shared.log.log(&L4Line {
             ts_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             peer,
             port,
+            protocol: protocol.label(),
             sni: report.sni.as_deref(),
             mode: report.mode,
             route: report.route.as_deref().unwrap_or("_none"),
@@ -81,7 +94,28 @@ pub async fn serve(
     }
 }
 
-async fn run(
+/// A TCP listener's connection: its route (the listener's oldest TCPRoute), a backendRef by
+/// weight, an endpoint, then both directions relayed as for TLS.
+async fn run_tcp(
+    client: &mut TcpStream,
+    port: u16,
+    shared: &Shared,
+    limits: &Limits,
+    report: &mut Report,
+    activity: &Activity,
+) -> Outcome {
+    let Some(choice) = choose::choose(shared, port, None) else {
+        return Outcome::NoRoute;
+    };
+    report.route = Some(choice.route);
+    let Some(backend) = choice.backend else {
+        return Outcome::InvalidBackend;
+    };
+    let _ = client.set_nodelay(true);
+    relay_to(backend, client, &[], limits, report, activity).await
+}
+
+async fn run_tls(
     client: &mut TcpStream,
     port: u16,
     shared: &Shared,
