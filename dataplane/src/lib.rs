@@ -40,4 +40,5 @@ pub mod table;
 pub mod target;
 pub mod tcp_pool;
 pub mod tls;
+pub mod udp;
 pub mod worker;

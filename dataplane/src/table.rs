@@ -1,6 +1,10 @@
 //! The immutable route table built from a validated [`Config`]: per port, the listeners
 //! (most specific hostname first), per listener the matches grouped by route hostname and
-//! sorted by [`Precedence`]. Built off the request path and swapped atomically on reload.
+//! sorted by [`Precedence`]; UDP ports apart ([`udp`]). Built off the request path and
+//! swapped atomically on reload.
+
+mod udp;
+pub use udp::UdpPort;
 
 use std::collections::BTreeMap;
 
@@ -329,6 +333,8 @@ pub struct RouteTable {
     pub version: String,
     pub config: Arc<Config>,
     pub ports: BTreeMap<u16, PortTable>,
+    /// UDP listeners by port: numbers apart from `ports` (TCP).
+    pub udp_ports: BTreeMap<u16, UdpPort>,
     pub backends: HashMap<String, Arc<BackendRt>>,
 }
 
@@ -392,6 +398,7 @@ impl RouteTable {
         let ports = assemble(&config, listeners, None)?;
         Ok(RouteTable {
             version,
+            udp_ports: udp::ports(&config, &backends),
             config,
             ports,
             backends,
@@ -445,6 +452,7 @@ impl RouteTable {
         let ports = assemble(&config, listeners, Some((self, touched)))?;
         Ok(RouteTable {
             version,
+            udp_ports: udp::ports(&config, &backends),
             config,
             ports,
             backends,
@@ -468,7 +476,7 @@ fn dirty_groups(l: &config::Listener, touched: &Touched) -> Hosts {
 
 /// Groups `config`'s listener tables (in config order) by port, with each HTTPS port's TLS;
 /// with `reuse`, a port keeps its TLS when the delta sent none of its listeners whole and the
-/// listener set did not change.
+/// listener set did not change. UDP listeners are left out: their ports are another space.
 fn assemble(
     config: &Config,
     listeners: Vec<Arc<ListenerTable>>,
@@ -476,7 +484,10 @@ fn assemble(
 ) -> Result<BTreeMap<u16, PortTable>, BuildError> {
     let mut ports: BTreeMap<u16, PortTable> = BTreeMap::new();
     for (l, lt) in config.listeners.iter().zip(listeners) {
-        if matches!(l.protocol, ListenerProtocol::Tcp | ListenerProtocol::Udp) {
+        if l.protocol == ListenerProtocol::Udp {
+            continue;
+        }
+        if l.protocol == ListenerProtocol::Tcp {
             return Err(BuildError::Unserved {
                 listener: l.name.clone(),
                 protocol: l.protocol,

@@ -161,3 +161,36 @@ fn a_listener_protocol_not_served_yet_is_refused_not_served_as_http() {
         "listener db: protocol Tcp is not served by this data plane"
     );
 }
+
+#[test]
+fn a_udp_port_is_numbered_apart_from_tcp_and_takes_its_first_route() {
+    let route = |ns: &str, name: &str, backend: &str| {
+        format!(
+            "{{kind: UDPRoute, namespace: {ns}, name: {name}, creationTimestamp: '2024-01-01T00:00:00Z', \
+             rules: [{{backendRefs: [{{type: Backend, name: {backend}}}]}}]}}"
+        )
+    };
+    // Listed out of canonical order: the first in it (kind, namespace, name) serves.
+    let config: Config = serde_yaml::from_str(&format!(
+        "{{apiVersion: {}, listeners: [{{name: web, port: 53, protocol: HTTP}}, \
+         {{name: dns, port: 53, protocol: UDP, routes: [{}, {}]}}, \
+         {{name: empty, port: 54, protocol: UDP}}], \
+         backends: {{a: {{endpoints: [{{address: '10.0.0.1:53'}}]}}, b: {{}}}}}}",
+        pylon_config::API_VERSION,
+        route("z", "late", "b"),
+        route("a", "first", "a"),
+    ))
+    .unwrap();
+    let t = build(&config);
+    assert_eq!(t.ports.keys().collect::<Vec<_>>(), [&53]);
+    assert_eq!(t.ports[&53].protocol, ListenerProtocol::Http);
+    let dns = &t.udp_ports[&53];
+    assert_eq!(dns.listener, "dns");
+    let rule = dns.rule.as_ref().expect("a route");
+    assert_eq!(&*rule.route, "a/first");
+    assert!(matches!(
+        rule.pick(0),
+        Some(Target::Backend { backend, .. }) if backend.name == "a"
+    ));
+    assert!(t.udp_ports[&54].rule.is_none());
+}

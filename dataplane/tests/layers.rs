@@ -44,8 +44,8 @@ const LAYERS: &[&[&str]] = &[
     // The request path: selection, plan, forwarding, tunnels.
     &["proxy"],
     // The serving engines: hyper's and the native HTTP/1.1 one (which hands hyper what it
-    // does not serve), and TLS passthrough (which relays bytes, no requests).
-    &["hyper_serve", "native", "passthrough"],
+    // does not serve), TLS passthrough (which relays bytes, no requests), UDP sessions.
+    &["hyper_serve", "native", "passthrough", "udp"],
     // Listeners.
     &["server"],
     // What runs beside the listeners: the controller client, the admin server, memory upkeep.
