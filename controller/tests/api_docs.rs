@@ -316,6 +316,7 @@ fn feature_area(name: &str) -> &'static str {
         ("ListenerSet", "ListenerSet"),
         ("ReferenceGrant", "ReferenceGrant"),
         ("TLSRoute", "TLSRoute"),
+        ("UDPRoute", "UDPRoute"),
     ] {
         if name.starts_with(prefix) {
             return area;
@@ -395,7 +396,24 @@ fn parse_exposition(text: &str) -> BTreeMap<String, MetricDoc> {
 }
 
 /// What the label values are, for labels whose meaning the exposition does not say.
-fn label_note(label: &str) -> &'static str {
+fn label_note(metric: &str, label: &str) -> &'static str {
+    match (metric, label) {
+        ("pylon_udp_sessions_total", "outcome") => {
+            "`outcome`: how a UDP session ended: `idle` (the idle timeout), `removed` (its port \
+             left the config), `drained` (cut by the drain timeout) or `backend_error` (reading \
+             the backend's replies failed)"
+        }
+        ("pylon_udp_dropped_datagrams_total", "reason") => {
+            "`reason`: `no_route`, `invalid_backend`, `no_endpoint`, `session_limit` (a new \
+             client beyond `--max-udp-sessions`), `draining` (a new client while draining) or \
+             `send_failed` (a socket would not take it, either way)"
+        }
+        _ => label_note_any(label),
+    }
+}
+
+/// [`label_note`] for labels that mean the same on every metric.
+fn label_note_any(label: &str) -> &'static str {
     match label {
         "route" => {
             "`route`: `namespace/name` of the route that answered; `_none` when none matched, \
@@ -441,7 +459,7 @@ fn metrics_table(md: &mut String, families: &BTreeMap<String, MetricDoc>) {
         } else {
             &doc.help
         };
-        let labels: Vec<&str> = doc.labels.iter().map(|l| label_note(l)).collect();
+        let labels: Vec<&str> = doc.labels.iter().map(|l| label_note(name, l)).collect();
         let labels = if labels.is_empty() {
             "—".to_string()
         } else {

@@ -1,4 +1,5 @@
-//! The JSON access log: one line per request (per connection for TLS listeners) on stdout.
+//! The JSON access log: one line per request (per connection for TLS and TCP listeners, per
+//! session for UDP) on stdout.
 //! Lines are serialised straight into a shared buffer (no JSON tree, no per-line `println!` and
 //! its write syscall) and written in batches by [`AccessLog::flush`], which the binary calls
 //! every 100 ms and once at exit; a full buffer is written at once so memory stays bounded.
@@ -48,6 +49,27 @@ pub struct L4Line<'a> {
     pub bytes_to_client: u64,
     pub duration_ms: f64,
     /// `metrics::L4Outcome`'s label.
+    pub outcome: &'a str,
+}
+
+/// One UDP session as logged when it ends (`crate::udp`): datagrams and bytes each way stand
+/// for a request. Datagrams dropped without a session get no line (they are counted), so a
+/// flood of spoofed sources cannot flood the log.
+#[derive(Debug, Serialize)]
+pub struct UdpSessionLine<'a> {
+    pub ts_ms: u64,
+    pub peer: SocketAddr,
+    pub port: u16,
+    /// `namespace/name` of the UDPRoute.
+    pub route: &'a str,
+    /// The endpoint relayed to.
+    pub backend: SocketAddr,
+    pub datagrams_from_client: u64,
+    pub datagrams_to_client: u64,
+    pub bytes_from_client: u64,
+    pub bytes_to_client: u64,
+    pub duration_ms: f64,
+    /// `metrics::UdpOutcome`'s label.
     pub outcome: &'a str,
 }
 

@@ -41,4 +41,5 @@ pub mod table;
 pub mod target;
 pub mod tcp_pool;
 pub mod tls;
+pub mod udp;
 pub mod worker;

@@ -16,6 +16,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Connections above this are closed on accept.
     pub max_connections: usize,
+    /// UDP sessions open at once in the data plane (all ports, all workers); datagrams of new
+    /// clients beyond it are dropped.
+    pub max_udp_sessions: usize,
     /// The memory all unfinished request heads may hold beyond their first read chunk, shared
     /// by every listener that is given a clone of these limits (`head_budget.rs`).
     pub head_budget: Arc<HeadBudget>,
@@ -32,6 +35,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            max_udp_sessions: 10_000,
             head_budget: HeadBudget::new(DEFAULT_PENDING_HEAD_BYTES),
         }
     }

@@ -61,6 +61,10 @@ struct Args {
     idle_timeout_secs: u64,
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// UDP sessions (client addresses being relayed) open at once; a new client's datagrams
+    /// beyond it are dropped.
+    #[arg(long, default_value_t = 10_000)]
+    max_udp_sessions: usize,
     /// Bytes all unfinished request heads may hold together beyond their first 8 KiB; a head
     /// that needs more while they are spent is answered 503.
     #[arg(long, default_value_t = limits::DEFAULT_PENDING_HEAD_BYTES)]
@@ -137,6 +141,7 @@ async fn run() -> anyhow::Result<()> {
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         max_connections: args.max_connections,
+        max_udp_sessions: args.max_udp_sessions,
         head_budget: pylon_dataplane::head_budget::HeadBudget::new(args.max_pending_head_bytes),
     };
     let managers: Vec<_> = (0..workers)
@@ -275,7 +280,9 @@ async fn run() -> anyhow::Result<()> {
     while closed_rx.recv().await.is_some() {}
     let _ = drain_tx.send(true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.drain_timeout_secs);
-    while shared.metrics.active_connections.load(Ordering::Relaxed) > 0
+    // UDP sessions take no new client once the listeners stop, and end when idle.
+    while (shared.metrics.active_connections.load(Ordering::Relaxed) > 0
+        || shared.metrics.udp.active() > 0)
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(50)).await;

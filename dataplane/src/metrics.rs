@@ -10,6 +10,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+mod udp;
+pub use udp::{Direction, Udp, UdpDrop, UdpOutcome};
+
 const BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
 const MAX_SERIES: usize = 10_000;
 /// Request counters and the latency histogram are split by worker thread (worker index modulo
@@ -140,6 +143,7 @@ pub struct Metrics {
     requests: [Shard; SHARDS],
     /// Per [`L4Protocol`], indexed by its discriminant.
     l4: [L4Counts; L4Protocol::ALL.len()],
+    pub udp: Udp,
     pub active_connections: AtomicI64,
     /// The highest `active_connections` since [`crate::memory`] last looked.
     pub peak_connections: AtomicI64,
@@ -304,6 +308,7 @@ impl Metrics {
                 );
             }
         }
+        self.udp.render(&mut s);
         let _ = writeln!(
             s,
             "# TYPE pylon_active_connections gauge\npylon_active_connections {}",

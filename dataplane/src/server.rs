@@ -2,6 +2,7 @@
 //! new table is swapped in; serves HTTP/1.1, h2c and TLS (SNI certificate, ALPN h2) with the
 //! connection limits, and the ports whose connections are relayed as bytes (`crate::l4`): TLS
 //! (passthrough or terminating, by SNI) and TCP; drains gracefully.
+//! UDP ports are bound beside them (`crate::udp`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -83,6 +84,7 @@ pub struct ListenerManager {
     bind: IpAddr,
     bound: HashMap<u16, (JoinHandle<()>, SocketAddr)>,
     reuse_port: bool,
+    udp: crate::udp::Listeners,
 }
 
 impl ListenerManager {
@@ -93,6 +95,7 @@ impl ListenerManager {
         drain: watch::Receiver<bool>,
     ) -> Self {
         shared.sockets.lock().expect("poisoned").bind = Some(bind);
+        let udp = crate::udp::Listeners::new(shared.clone(), limits.clone());
         ListenerManager {
             stop_accepting: drain.clone(),
             serving: Serving {
@@ -104,6 +107,7 @@ impl ListenerManager {
             bind,
             bound: HashMap::new(),
             reuse_port: false,
+            udp,
         }
     }
 
@@ -169,11 +173,15 @@ impl ListenerManager {
         }
         self.serving.shared.sockets.lock().expect("poisoned").bound =
             self.bound.keys().copied().collect();
+        errors.extend(
+            self.udp
+                .sync(self.bind, self.reuse_port, &self.stop_accepting),
+        );
         errors
     }
 
-    /// Follows table changes until told to stop accepting; returns once every listening socket
-    /// is closed.
+    /// Follows table changes until told to stop accepting; returns once every listening TCP
+    /// socket is closed (UDP ones stay open for their sessions until these idle out).
     pub async fn run(mut self) {
         let mut changes = self.serving.shared.subscribe();
         loop {

@@ -36,6 +36,8 @@ pub struct Shared {
 pub(crate) struct Sockets {
     pub bind: Option<std::net::IpAddr>,
     pub bound: std::collections::BTreeSet<u16>,
+    /// UDP ports bound: another space of numbers.
+    pub udp_bound: std::collections::BTreeSet<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,19 +124,35 @@ impl Shared {
             return Ok(());
         };
         let current = self.table();
-        let ours = |port: u16| {
-            sockets.bound.contains(&port)
-                || current
-                    .as_ref()
-                    .is_some_and(|t| t.ports.contains_key(&port))
+        // TCP and UDP ports are numbered apart.
+        let ours = |udp: bool, port: u16| {
+            let bound = if udp {
+                &sockets.udp_bound
+            } else {
+                &sockets.bound
+            };
+            bound.contains(&port)
+                || current.as_ref().is_some_and(|t| {
+                    if udp {
+                        t.udp_ports.contains_key(&port)
+                    } else {
+                        t.ports.contains_key(&port)
+                    }
+                })
         };
         let mut checked = std::collections::BTreeSet::new();
         for (i, l) in table.config.listeners.iter().enumerate() {
-            if ours(l.port) || !checked.insert(l.port) {
+            let udp = l.protocol == config::ListenerProtocol::Udp;
+            if ours(udp, l.port) || !checked.insert((udp, l.port)) {
                 continue;
             }
             let addr = std::net::SocketAddr::new(bind, l.port);
-            if let Err(error) = std::net::TcpListener::bind(addr) {
+            let trial = if udp {
+                std::net::UdpSocket::bind(addr).map(drop)
+            } else {
+                std::net::TcpListener::bind(addr).map(drop)
+            };
+            if let Err(error) = trial {
                 return Err(ApplyError::Bind {
                     path: format!("listeners[{i}].port"),
                     addr,

@@ -1,6 +1,10 @@
 //! The immutable route table built from a validated [`Config`]: per port, the listeners
 //! (most specific hostname first), per listener the matches grouped by route hostname and
-//! sorted by [`Precedence`]. Built off the request path and swapped atomically on reload.
+//! sorted by [`Precedence`]; UDP ports apart ([`udp`]). Built off the request path and
+//! swapped atomically on reload.
+
+mod udp;
+pub use udp::UdpPort;
 
 use std::collections::BTreeMap;
 
@@ -30,13 +34,6 @@ pub enum BuildError {
         path: String,
         #[source]
         source: pylon_config::pem::PemError,
-    },
-    /// A listener protocol the contract names but this data plane does not serve yet: refused
-    /// rather than served as something else.
-    #[error("listener {listener}: protocol {protocol:?} is not served by this data plane")]
-    Unserved {
-        listener: String,
-        protocol: ListenerProtocol,
     },
 }
 
@@ -359,6 +356,8 @@ pub struct RouteTable {
     pub version: String,
     pub config: Arc<Config>,
     pub ports: BTreeMap<u16, PortTable>,
+    /// UDP listeners by port: numbers apart from `ports` (TCP).
+    pub udp_ports: BTreeMap<u16, UdpPort>,
     pub backends: HashMap<String, Arc<BackendRt>>,
 }
 
@@ -422,6 +421,7 @@ impl RouteTable {
         let ports = assemble(&config, listeners, None)?;
         Ok(RouteTable {
             version,
+            udp_ports: udp::ports(&config, &backends),
             config,
             ports,
             backends,
@@ -475,6 +475,7 @@ impl RouteTable {
         let ports = assemble(&config, listeners, Some((self, touched)))?;
         Ok(RouteTable {
             version,
+            udp_ports: udp::ports(&config, &backends),
             config,
             ports,
             backends,
@@ -498,7 +499,7 @@ fn dirty_groups(l: &config::Listener, touched: &Touched) -> Hosts {
 
 /// Groups `config`'s listener tables (in config order) by port, with each HTTPS port's TLS;
 /// with `reuse`, a port keeps its TLS when the delta sent none of its listeners whole and the
-/// listener set did not change.
+/// listener set did not change. UDP listeners are left out: their ports are another space.
 fn assemble(
     config: &Config,
     listeners: Vec<Arc<ListenerTable>>,
@@ -506,11 +507,9 @@ fn assemble(
 ) -> Result<BTreeMap<u16, PortTable>, BuildError> {
     let mut ports: BTreeMap<u16, PortTable> = BTreeMap::new();
     for (l, lt) in config.listeners.iter().zip(listeners) {
+        // UDP ports are numbered apart (`udp_ports`).
         if l.protocol == ListenerProtocol::Udp {
-            return Err(BuildError::Unserved {
-                listener: l.name.clone(),
-                protocol: l.protocol,
-            });
+            continue;
         }
         let port = ports.entry(l.port).or_insert_with(|| PortTable {
             protocol: l.protocol,

@@ -153,20 +153,6 @@ fn a_backend_change_rebuilds_the_groups_that_use_it() {
     assert_eq!(shape(&after), shape(&build(&new)));
 }
 
-#[test]
-fn a_listener_protocol_not_served_yet_is_refused_not_served_as_http() {
-    let config: Config = serde_yaml::from_str(&format!(
-        "{{apiVersion: {}, listeners: [{{name: dns, port: 53, protocol: UDP}}]}}",
-        pylon_config::API_VERSION
-    ))
-    .unwrap();
-    let err = RouteTable::build("v".into(), Arc::new(config), &Clients::new()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "listener dns: protocol Udp is not served by this data plane"
-    );
-}
-
 /// A terminating TLS listener's server config is built with the table, offers no ALPN, and is
 /// shared by tables whose deltas did not send the listener; dropping `tls` makes it pass
 /// through.
@@ -206,4 +192,37 @@ fn a_terminating_listener_has_its_server_config_until_its_tls_changes() {
     assert!(Arc::ptr_eq(&cfg, &terminate(&after).unwrap()));
     let passthrough = step(&after, &routed, &config("b", false));
     assert!(terminate(&passthrough).is_none());
+}
+
+#[test]
+fn a_udp_port_is_numbered_apart_from_tcp_and_takes_its_oldest_route() {
+    let route = |ns: &str, name: &str, created: &str, backend: &str| {
+        format!(
+            "{{kind: UDPRoute, namespace: {ns}, name: {name}, creationTimestamp: '{created}', \
+             rules: [{{backendRefs: [{{type: Backend, name: {backend}}}]}}]}}"
+        )
+    };
+    // The oldest serves, whatever the order (and before names: `a/newer` sorts first).
+    let config: Config = serde_yaml::from_str(&format!(
+        "{{apiVersion: {}, listeners: [{{name: web, port: 53, protocol: HTTP}}, \
+         {{name: dns, port: 53, protocol: UDP, routes: [{}, {}]}}, \
+         {{name: empty, port: 54, protocol: UDP}}], \
+         backends: {{a: {{endpoints: [{{address: '10.0.0.1:53'}}]}}, b: {{}}}}}}",
+        pylon_config::API_VERSION,
+        route("a", "newer", "2024-02-01T00:00:00Z", "b"),
+        route("z", "first", "2024-01-01T00:00:00Z", "a"),
+    ))
+    .unwrap();
+    let t = build(&config);
+    assert_eq!(t.ports.keys().collect::<Vec<_>>(), [&53]);
+    assert_eq!(t.ports[&53].protocol, ListenerProtocol::Http);
+    let dns = &t.udp_ports[&53];
+    assert_eq!(dns.listener, "dns");
+    let rule = dns.rule.as_ref().expect("a route");
+    assert_eq!(&*rule.route, "z/first");
+    assert!(matches!(
+        rule.pick(0),
+        Some(Target::Backend { backend, .. }) if backend.name == "a"
+    ));
+    assert!(t.udp_ports[&54].rule.is_none());
 }

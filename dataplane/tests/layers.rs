@@ -45,8 +45,9 @@ const LAYERS: &[&[&str]] = &[
     // The request path: selection, plan, forwarding, tunnels.
     &["proxy"],
     // The serving engines: hyper's and the native HTTP/1.1 one (which hands hyper what it
-    // does not serve), and TLS listeners' (which relay bytes, no requests).
-    &["hyper_serve", "native", "l4"],
+    // does not serve), the L4 listeners' (TLS and TCP: bytes relayed, no requests), UDP
+    // sessions.
+    &["hyper_serve", "native", "l4", "udp"],
     // Listeners.
     &["server"],
     // What runs beside the listeners: the controller client, the admin server, memory upkeep.

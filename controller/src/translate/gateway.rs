@@ -54,8 +54,7 @@ fn kinds_for(protocol: &str) -> &'static [&'static str] {
         "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
         "TLS" => &["TLSRoute"],
         "TCP" => &["TCPRoute"],
-        // UDP (UDPRoute) is translated, but the data plane does not relay it yet: until it
-        // does it stays UnsupportedProtocol, so nothing is promised.
+        "UDP" => &["UDPRoute"],
         _ => &[],
     }
 }

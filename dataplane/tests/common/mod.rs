@@ -242,7 +242,11 @@ impl Proxy {
     pub async fn start_engine(yaml: &str, limits: Limits, http1: Http1) -> Proxy {
         let shared = Shared::new();
         let cfg = pylon_config::parse_str(yaml).unwrap_or_else(|e| panic!("{e}"));
-        let ports: Vec<u16> = cfg.listeners.iter().map(|l| l.port).collect();
+        let ports: Vec<(u16, bool)> = cfg
+            .listeners
+            .iter()
+            .map(|l| (l.port, l.protocol == pylon_config::ListenerProtocol::Udp))
+            .collect();
         shared.apply("v1", cfg).unwrap();
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(
@@ -250,8 +254,12 @@ impl Proxy {
                 .http1(http1)
                 .run(),
         );
-        for p in ports {
-            wait_port(p).await;
+        for (p, udp) in ports {
+            if udp {
+                wait_udp_port(p).await;
+            } else {
+                wait_port(p).await;
+            }
         }
         Proxy { shared, drain: tx }
     }
@@ -265,6 +273,19 @@ pub async fn wait_port(port: u16) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("port {port} never opened");
+}
+
+/// Waits until the data plane holds UDP `port` (it cannot be bound any more). The probe's bind
+/// is let go before the test yields, so on a current-thread test runtime it cannot make the
+/// data plane's bind fail.
+pub async fn wait_udp_port(port: u16) {
+    for _ in 0..200 {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("UDP port {port} never opened");
 }
 
 /// A finished response.
