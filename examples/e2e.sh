@@ -93,6 +93,29 @@ passthrough_unknown_name() {
   fi
   return 0
 }
+# echo-basic's TCP server greets each connection, then answers TEST with a JSON line naming it.
+tcp_echo() {
+  local reply
+  reply=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/9000" && read -r _ <&3 && echo TEST >&3 && read -r line <&3 &&
+    echo "$line"' "$addr") || return 1
+  [ "$(jq -r .namespace <<<"$reply")" = pylon-tcp ] || { echo "reply: $reply"; return 1; }
+}
+# route_accepted KIND NS NAME: the route's status says Accepted=True for its Gateway (written at
+# the version the CRD serves: TCPRoute and UDPRoute are v1alpha2 in v1.5.1).
+route_accepted() {
+  kubectl -n "$2" get "$1" "$3" -o json |
+    jq -e '.status.parents[0].conditions[] | select(.type == "Accepted" and .status == "True")' >/dev/null ||
+    { kubectl -n "$2" get "$1" "$3" -o jsonpath='{.status}'; return 1; }
+}
+# A DNS query for whoami.example.com (id 0x1234) through the UDP listener: CoreDNS answers it,
+# with the id, QR set and RCODE 0 (NOERROR).
+udp_dns() {
+  local reply
+  reply=$(timeout 5 bash -c 'exec 3<>"/dev/udp/$0/5300" &&
+    printf "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x06whoami\x07example\x03com\x00\x00\x01\x00\x01" >&3 &&
+    dd bs=512 count=1 <&3 2>/dev/null | od -An -tx1 -v' "$addr" | tr -d ' \n') || return 1
+  case $reply in 1234[89a-f]?[0-9a-f]0*) ;; *) echo "reply: '$reply'"; return 1 ;; esac
+}
 grpc_echo() {
   # An empty EchoRequest is a 5-byte gRPC frame (uncompressed, length 0); the reply names the pod.
   local out
@@ -169,6 +192,14 @@ example tls-passthrough pylon-tls-passthrough passthrough
 expect "tls-passthrough: the backend's certificate and answer, by SNI" eventually 30 passthrough_serves
 expect "tls-passthrough: a name no route takes is closed" passthrough_unknown_name
 
+example tcp pylon-tcp tcp
+expect "tcp: the echo server's answer through the TCP listener" eventually 30 tcp_echo
+expect "tcp: the TCPRoute is Accepted" eventually 30 route_accepted tcproute pylon-tcp echo
+
+example udp pylon-udp udp
+expect "udp: a DNS query answered through the UDP listener" eventually 30 udp_dns
+expect "udp: the UDPRoute is Accepted" eventually 30 route_accepted udproute pylon-udp dns
+
 example grpc pylon-grpc grpc
 expect "grpc: GrpcEcho/Echo answered by the gRPC backend" eventually 30 grpc_echo
 
@@ -183,7 +214,7 @@ example cross-namespace pylon-xns-infra shared
 expect "cross-namespace: route in another namespace reaches the backend" eventually 30 cross_namespace
 expect "cross-namespace: without the ReferenceGrant, RefNotPermitted" grant_required
 
-for d in quickstart canary header-query-routing redirects-rewrites https tls-passthrough grpc mirroring listener-sets cross-namespace; do
+for d in quickstart canary header-query-routing redirects-rewrites https tls-passthrough tcp udp grpc mirroring listener-sets cross-namespace; do
   kubectl delete -f "$examples/$d/" --wait=false >/dev/null 2>&1
 done
 rm -rf "$cert_dir"

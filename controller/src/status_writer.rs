@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 
 use crate::model::ObjectKey;
@@ -73,12 +72,10 @@ impl Desired {
     }
 }
 
+/// The resource a kind's status is written to: the version it is watched at (TCPRoute and
+/// UDPRoute are v1alpha2 in the pinned CRDs, and v1 is not served for them).
 fn resource(kind: &str) -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk(
-        crate::model::GATEWAY_GROUP,
-        "v1",
-        kind,
-    ))
+    crate::kinds::gateway_api(kind)
 }
 
 /// What the writer last wrote to (or found current on) one object.
@@ -350,6 +347,29 @@ async fn apply(
 mod tests {
     use super::*;
     use crate::translate::reason::{ConditionType, Reason};
+
+    #[test]
+    fn status_is_written_at_the_version_each_kind_is_watched_at() {
+        // A kind's status at a version the CRD does not serve is a 404: every write fails.
+        for kind in [
+            "Gateway",
+            "HTTPRoute",
+            "TLSRoute",
+            "TCPRoute",
+            "UDPRoute",
+            "ListenerSet",
+        ] {
+            let watched = crate::kinds::gateway_api(kind);
+            let written = resource(kind);
+            assert_eq!(
+                (written.version.as_str(), written.plural.as_str()),
+                (watched.version.as_str(), watched.plural.as_str()),
+                "{kind}"
+            );
+        }
+        assert_eq!(resource("UDPRoute").version, "v1alpha2");
+        assert_eq!(resource("TCPRoute").plural, "tcproutes");
+    }
 
     #[test]
     fn skips_only_unchanged_status_of_the_same_object() {
