@@ -7,21 +7,21 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// Shared between a connection's IO, its service (in-flight requests) and its watchdog.
+/// When something last moved, as milliseconds after a start: one atomic store per stamp, so
+/// the IO paths of HTTP connections, L4 relays and UDP sessions can all afford it.
 #[derive(Debug)]
-pub struct Activity {
+pub struct LastSeen {
     start: Instant,
+    /// Milliseconds after `start` of the last [`touch`](Self::touch).
     last_ms: AtomicU64,
-    pub in_flight: AtomicUsize,
 }
 
-impl Activity {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Activity {
+impl LastSeen {
+    pub fn new() -> LastSeen {
+        LastSeen {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-        })
+        }
     }
 
     pub fn touch(&self) {
@@ -29,10 +29,58 @@ impl Activity {
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// When it started (what a log line's duration is measured from).
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// How long nothing has moved, in whole milliseconds (as stamped).
+    pub fn idle(&self) -> Duration {
+        let now_ms = self.start.elapsed().as_millis() as u64;
+        Duration::from_millis(now_ms.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Returns once nothing moved for `idle`.
+    pub async fn until_idle(&self, idle: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+impl Default for LastSeen {
+    fn default() -> Self {
+        LastSeen::new()
+    }
+}
+
+/// Shared between a connection's IO, its service (in-flight requests) and its watchdog.
+#[derive(Debug)]
+pub struct Activity {
+    seen: LastSeen,
+    pub in_flight: AtomicUsize,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            seen: LastSeen::new(),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn touch(&self) {
+        self.seen.touch();
+    }
+
     /// True if no request is running and nothing moved for `timeout`.
     pub fn idle_for(&self, timeout: Duration) -> bool {
-        let idle = self.start.elapsed().as_millis() as u64 - self.last_ms.load(Ordering::Relaxed);
-        self.in_flight.load(Ordering::Relaxed) == 0 && idle >= timeout.as_millis() as u64
+        self.in_flight.load(Ordering::Relaxed) == 0 && self.seen.idle() >= timeout
     }
 }
 

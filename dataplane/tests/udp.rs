@@ -124,16 +124,6 @@ fn config(
         .iter()
         .map(|(name, w)| format!("{{type: Backend, name: {name}, weight: {w}}}"))
         .collect();
-    let backends: Vec<String> = endpoints
-        .iter()
-        .map(|(name, addrs)| {
-            let eps: Vec<String> = addrs
-                .iter()
-                .map(|a| format!("{{address: '{a}'}}"))
-                .collect();
-            format!("{name}: {{endpoints: [{}]}}", eps.join(", "))
-        })
-        .collect();
     format!(
         "apiVersion: pylon.dev/dataplane/v1
 listeners:
@@ -144,10 +134,10 @@ listeners:
   - {{kind: UDPRoute, namespace: d, name: r, creationTimestamp: '2024-01-01T00:00:00Z',
      rules: [{{backendRefs: [{}]}}]}}
 {extra}
-backends: {{{}}}
+backends: {}
 ",
         refs.join(", "),
-        backends.join(", ")
+        common::endpoints(endpoints)
     )
 }
 

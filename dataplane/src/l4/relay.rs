@@ -5,10 +5,12 @@
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::idle::LastSeen;
 
 /// Sends `first` to the backend, then copies both ways until both directions are done (the
 /// end of one way, a FIN or a close_notify, is passed on and the other way keeps flowing) or
@@ -33,7 +35,7 @@ pub async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
     };
     tokio::select! {
         _ = tokio::io::copy_bidirectional(&mut metered, &mut upstream) => {}
-        () = activity.idle_for(idle) => {
+        () = activity.seen.until_idle(idle) => {
             tracing::debug!("TLS listener: idle timeout");
         }
     }
@@ -41,26 +43,23 @@ pub async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
 
 /// Bytes each way and the time of the last one, shared by the copy and its idle watchdog.
 pub struct Activity {
-    start: Instant,
     from_client: AtomicU64,
     to_client: AtomicU64,
-    /// Milliseconds after `start` that something was last read or written.
-    last_ms: AtomicU64,
+    /// When something was last read or written.
+    seen: LastSeen,
 }
 
 impl Activity {
     pub fn new() -> Activity {
         Activity {
-            start: Instant::now(),
             from_client: AtomicU64::new(0),
             to_client: AtomicU64::new(0),
-            last_ms: AtomicU64::new(0),
+            seen: LastSeen::new(),
         }
     }
 
     fn touch(&self) {
-        self.last_ms
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.seen.touch();
     }
 
     /// (from the client, to the client): as the client's side of the relay reads and writes
@@ -70,18 +69,6 @@ impl Activity {
             self.from_client.load(Ordering::Relaxed),
             self.to_client.load(Ordering::Relaxed),
         )
-    }
-
-    /// Returns once nothing was read or written for `idle`.
-    async fn idle_for(&self, idle: Duration) {
-        loop {
-            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + idle;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline.into()).await;
-        }
     }
 }
 

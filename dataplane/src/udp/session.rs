@@ -5,13 +5,14 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use super::DATAGRAM;
 use crate::accesslog::UdpSessionLine;
+use crate::idle::LastSeen;
 use crate::metrics::{Direction, UdpDrop, UdpOutcome};
 use crate::state::Shared;
 
@@ -25,9 +26,8 @@ thread_local! {
 /// (client → backend) and the session's (backend → client).
 #[derive(Debug)]
 pub(super) struct Activity {
-    start: Instant,
-    /// Milliseconds after `start` that a datagram last went either way.
-    last_ms: AtomicU64,
+    /// When a datagram last went either way.
+    seen: LastSeen,
     datagrams: [AtomicU64; Direction::ALL.len()],
     bytes: [AtomicU64; Direction::ALL.len()],
 }
@@ -35,8 +35,7 @@ pub(super) struct Activity {
 impl Activity {
     fn new() -> Arc<Activity> {
         Arc::new(Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            seen: LastSeen::new(),
             datagrams: Default::default(),
             bytes: Default::default(),
         })
@@ -46,8 +45,7 @@ impl Activity {
     pub(super) fn relayed(&self, shared: &Shared, direction: Direction, bytes: usize) {
         self.datagrams[direction as usize].fetch_add(1, Ordering::Relaxed);
         self.bytes[direction as usize].fetch_add(bytes as u64, Ordering::Relaxed);
-        self.last_ms
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.seen.touch();
         shared.metrics.udp.relayed(direction, bytes);
     }
 
@@ -56,18 +54,6 @@ impl Activity {
             self.datagrams[direction as usize].load(Ordering::Relaxed),
             self.bytes[direction as usize].load(Ordering::Relaxed),
         )
-    }
-
-    /// Returns once no datagram went either way for `idle`.
-    async fn idle_for(&self, idle: Duration) {
-        loop {
-            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + idle;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline.into()).await;
-        }
     }
 }
 
@@ -185,7 +171,7 @@ impl Session {
         };
         self.outcome = tokio::select! {
             outcome = replies => outcome,
-            () = self.activity.idle_for(idle) => UdpOutcome::Idle,
+            () = self.activity.seen.until_idle(idle) => UdpOutcome::Idle,
             // Only ever closed, never sent on: the port let go of the session.
             _ = removed => UdpOutcome::Removed,
         };
@@ -240,7 +226,7 @@ impl Drop for Session {
             datagrams_to_client,
             bytes_from_client,
             bytes_to_client,
-            duration_ms: self.activity.start.elapsed().as_secs_f64() * 1000.0,
+            duration_ms: self.activity.seen.start().elapsed().as_secs_f64() * 1000.0,
             outcome: self.outcome.label(),
         });
     }

@@ -188,6 +188,21 @@ async fn echo(
 }
 
 /// A free loopback port (bound then released).
+/// A config's `backends` map (flow YAML): each backend by name with its endpoint addresses.
+pub fn endpoints(backends: &[(&str, &[SocketAddr])]) -> String {
+    let each: Vec<String> = backends
+        .iter()
+        .map(|(name, addrs)| {
+            let eps: Vec<String> = addrs
+                .iter()
+                .map(|a| format!("{{address: '{a}'}}"))
+                .collect();
+            format!("{name}: {{endpoints: [{}]}}", eps.join(", "))
+        })
+        .collect();
+    format!("{{{}}}", each.join(", "))
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

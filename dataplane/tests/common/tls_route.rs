@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
 
+pub use crate::common::endpoints;
 use crate::common::pem;
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -233,19 +234,6 @@ pub fn config(
     listeners_config(port, &listeners, backends)
 }
 
-pub fn endpoints(backends: &[(&str, &[SocketAddr])]) -> String {
-    let each: Vec<String> = backends
-        .iter()
-        .map(|(name, addrs)| {
-            let eps: Vec<String> = addrs
-                .iter()
-                .map(|a| format!("{{address: '{a}'}}"))
-                .collect();
-            format!("{name}: {{endpoints: [{}]}}", eps.join(", "))
-        })
-        .collect();
-    format!("{{{}}}", each.join(", "))
-}
 
 pub const T1: &str = "2024-01-01T00:00:00Z";
 pub const T2: &str = "2024-02-01T00:00:00Z";
