@@ -110,6 +110,14 @@ impl CompiledRule {
             .find(|(cum, _)| r < *cum)
             .map(|(_, t)| t)
     }
+
+    /// A target drawn by weight; `None` if no target has weight.
+    pub fn pick_random(&self) -> Option<&Target> {
+        let total = self.total_weight();
+        (total > 0)
+            .then(|| self.pick(crate::random::random() % total))
+            .flatten()
+    }
 }
 
 #[derive(Debug)]

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use crate::backend::{BackendRt, Tried};
-use crate::random::random;
 use crate::state::Shared;
 use crate::table::Target;
 
@@ -36,8 +35,7 @@ pub fn choose(shared: &Shared, port: u16, sni: Option<&str>) -> Option<Choice> {
     let name = sni.unwrap_or("");
     let listener = port.listener_for(name)?;
     let rule = listener.lookup_l4(name)?;
-    let total = rule.total_weight();
-    let backend = match (total > 0).then(|| rule.pick(random() % total)).flatten() {
+    let backend = match rule.pick_random() {
         Some(Target::Backend { backend, .. }) => Some(backend.clone()),
         Some(Target::Invalid) | None => None,
     };

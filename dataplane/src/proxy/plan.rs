@@ -16,7 +16,6 @@ use crate::errors::{Malformed, ProxyError};
 use crate::filters;
 use crate::hop_by_hop::{HOP_BY_HOP_RESPONSE, has_any, remove_connection_named};
 use crate::matching::RequestView;
-use crate::random::random;
 use crate::state::Shared;
 use crate::table::{CompiledRule, Filters, Target};
 
@@ -158,13 +157,7 @@ pub fn plan<'r>(
             host_header = HeaderValue::from_str(h).map_err(|_| rewrite)?;
         }
     }
-    let total = rule.total_weight();
-    if total == 0 {
-        return Err(ProxyError::InvalidBackend);
-    }
-    let target = rule
-        .pick(random() % total)
-        .ok_or(ProxyError::InvalidBackend)?;
+    let target = rule.pick_random().ok_or(ProxyError::InvalidBackend)?;
     let (backend, bfilters) = match target {
         Target::Invalid => return Err(ProxyError::InvalidBackend),
         Target::Backend { backend, filters } => (backend.clone(), &**filters),

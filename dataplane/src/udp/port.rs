@@ -13,7 +13,6 @@ use super::session::{Handle, Session, Slot};
 use crate::backend::{BackendRt, Tried};
 use crate::limits::Limits;
 use crate::metrics::{Direction, UdpDrop};
-use crate::random::random;
 use crate::state::Shared;
 use crate::table::Target;
 
@@ -141,11 +140,7 @@ fn choose(shared: &Shared, port: u16) -> Result<(Arc<str>, Arc<BackendRt>), UdpD
         .and_then(|t| t.udp_ports.get(&port))
         .and_then(|p| p.rule.as_ref())
         .ok_or(UdpDrop::NoRoute)?;
-    let total = rule.total_weight();
-    if total == 0 {
-        return Err(UdpDrop::InvalidBackend);
-    }
-    match rule.pick(random() % total) {
+    match rule.pick_random() {
         Some(Target::Backend { backend, .. }) => Ok((rule.route.clone(), backend.clone())),
         Some(Target::Invalid) | None => Err(UdpDrop::InvalidBackend),
     }

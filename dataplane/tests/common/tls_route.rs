@@ -234,7 +234,6 @@ pub fn config(
     listeners_config(port, &listeners, backends)
 }
 
-
 pub const T1: &str = "2024-01-01T00:00:00Z";
 pub const T2: &str = "2024-02-01T00:00:00Z";
 
