@@ -224,11 +224,15 @@ async fn weights_spread_sessions_and_a_session_stays_on_its_backend() {
     );
     let _p = Proxy::start(&yaml).await;
     let mut by_backend: BTreeMap<String, usize> = BTreeMap::new();
+    // Kept open to the end: a dropped client's port can be handed to the next one, which the
+    // data plane would rightly take for the same session.
+    let mut clients = Vec::new();
     for i in 0..40 {
         let c = Client::new(port).await;
         let first = c.who(&format!("c{i}")).await;
         assert_eq!(c.who("again").await, first, "client {i} changed backend");
         *by_backend.entry(first).or_default() += 1;
+        clients.push(c);
     }
     // Even odds: 40 sessions all on one side would happen once in 10^11 runs.
     assert!(
